@@ -1,0 +1,18 @@
+"""opflow: differentiable physics and operator learning for PyTorch.
+
+The public surface, re-exported here:
+
+* data: :class:`Grid`, :class:`Field`, :mod:`opflow.calculus`, :mod:`opflow.norms`
+* files: :func:`open_dataset`, :func:`save`
+* solving: problems (:class:`ODEProblem`), algorithms (:class:`Euler`,
+  :class:`RK4`, :class:`Tsit5`, :class:`Dopri5`), :func:`solve`, :class:`Solution`
+"""
+
+from . import calculus, errors, norms
+from .field import Field
+from .grid import Axis, Grid
+from .io import convert as _convert  # registers the xarray `.opflow` accessor  # noqa: F401
+
+__version__ = "0.1.0"
+
+__all__ = ["Axis", "Field", "Grid", "calculus", "errors", "norms", "__version__"]

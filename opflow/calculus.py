@@ -1,0 +1,175 @@
+"""Derivatives on a Grid: spectral on periodic axes, finite differences otherwise.
+
+These functions act on plain tensors whose trailing dimensions are the grid
+(``(..., *grid.shape)``); :class:`~opflow.Field` methods call them. Everything
+is built from differentiable torch operations, so autograd passes through.
+
+Finite differences use centred stencils in the interior and one-sided stencils
+of the same order of accuracy at the two ends of a non-periodic axis (no ghost
+points, no boundary condition assumed). Periodic axes default to the spectral
+derivative, exact for band-limited data; ``method="fd"`` uses wrapped stencils.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .errors import InvalidArgumentError
+from .grid import Grid
+
+__all__ = ["fd_weights", "partial", "gradient", "divergence", "laplacian"]
+
+_METHODS = ("auto", "spectral", "fd")
+
+
+@lru_cache(maxsize=None)
+def fd_weights(offsets: tuple[int, ...], order: int) -> tuple[float, ...]:
+    """Weights ``w`` with ``sum_j w_j u(x + offsets_j h) = h**order u^(order)(x) + O(h^p)``.
+
+    Solves the moment (Vandermonde) conditions exactly in float64; with
+    ``len(offsets) = order + p`` points the result is accurate to order ``p``.
+    """
+    s = np.asarray(offsets, dtype=np.float64)
+    m = len(s)
+    if order >= m:
+        raise InvalidArgumentError("offsets", f"more than {order} points", offsets)
+    vander = np.vander(s, m, increasing=True).T  # row k: s_j ** k
+    rhs = np.zeros(m)
+    rhs[order] = float(np.prod(np.arange(1, order + 1)))
+    return tuple(np.linalg.solve(vander, rhs))
+
+
+def _check(order: int, accuracy: int, method: str) -> None:
+    if order not in (1, 2):
+        raise InvalidArgumentError("order", "1 or 2", order)
+    if accuracy not in (2, 4):
+        raise InvalidArgumentError("accuracy", "2 or 4", accuracy)
+    if method not in _METHODS:
+        raise InvalidArgumentError("method", f"one of {_METHODS}", method)
+
+
+def _spectral(u: torch.Tensor, dim: int, n: int, h: float, order: int) -> torch.Tensor:
+    k = torch.fft.rfftfreq(n, d=h, device=u.device, dtype=u.real.dtype) * (2 * np.pi)
+    factor = (1j * k) ** order
+    if order % 2 == 1 and n % 2 == 0:
+        factor[-1] = 0  # the Nyquist mode has no well-defined odd derivative
+    shape = [1] * u.ndim
+    shape[dim] = k.numel()
+    spec = torch.fft.rfft(u, dim=dim) * factor.reshape(shape)
+    return torch.fft.irfft(spec, n=n, dim=dim)
+
+
+def _shifted(u: torch.Tensor, dim: int, start: int, length: int) -> torch.Tensor:
+    return u.narrow(dim, start, length)
+
+
+def _fd_periodic(u, dim, h, order, accuracy):
+    half = (order + accuracy - 1) // 2
+    offsets = tuple(range(-half, half + 1))
+    w = fd_weights(offsets, order)
+    out = sum(wj * torch.roll(u, -s, dims=dim) for s, wj in zip(offsets, w) if wj != 0.0)
+    return out / h**order
+
+
+def _fd_bounded(u, dim, n, h, order, accuracy):
+    half = (order + accuracy - 1) // 2
+    width = order + accuracy  # points of a one-sided stencil of this accuracy
+    if n < max(2 * half + 1, width):
+        raise InvalidArgumentError(
+            "grid", f"at least {max(2 * half + 1, width)} points for this stencil", n
+        )
+    centred = fd_weights(tuple(range(-half, half + 1)), order)
+    m = n - 2 * half
+    interior = sum(
+        w * _shifted(u, dim, j, m) for j, w in enumerate(centred) if w != 0.0
+    )
+    left, right = [], []
+    for i in range(half):  # points too close to an end for the centred stencil
+        wl = fd_weights(tuple(range(-i, width - i)), order)
+        left.append(sum(w * u.select(dim, j) for j, w in enumerate(wl)).unsqueeze(dim))
+        wr = fd_weights(tuple(range(-(width - 1 - i), i + 1)), order)
+        right.insert(
+            0, sum(w * u.select(dim, n - width + j) for j, w in enumerate(wr)).unsqueeze(dim)
+        )
+    return torch.cat(left + [interior] + right, dim=dim) / h**order
+
+
+def partial(
+    u: torch.Tensor,
+    grid: Grid,
+    axis: str | int,
+    order: int = 1,
+    *,
+    method: str = "auto",
+    accuracy: int = 2,
+) -> torch.Tensor:
+    """Partial derivative of ``u`` along one grid axis.
+
+    Parameters
+    ----------
+    u : torch.Tensor, shape (..., *grid.shape)
+        Values on ``grid`` (trailing dimensions are the grid).
+    grid : Grid
+        The grid; the axis must have uniform spacing.
+    axis : str or int
+        Axis name or index into ``grid.names``.
+    order : {1, 2}
+        Derivative order.
+    method : {"auto", "spectral", "fd"}
+        ``"auto"`` is spectral on periodic axes and finite differences
+        otherwise. ``"spectral"`` on a non-periodic axis is an error.
+    accuracy : {2, 4}
+        Order of accuracy of the finite-difference stencils.
+
+    Returns
+    -------
+    torch.Tensor, same shape as ``u``.
+    """
+    _check(order, accuracy, method)
+    i = grid.index(axis)
+    ax = grid.axes[i]
+    if u.ndim < grid.ndim or tuple(u.shape[u.ndim - grid.ndim:]) != grid.shape:
+        raise InvalidArgumentError("u", f"trailing dimensions {grid.shape}", u)
+    if not ax.is_uniform:
+        raise InvalidArgumentError("grid", f"uniform spacing on axis {ax.name!r}", ax.coords)
+    dim = u.ndim - grid.ndim + i
+    h = ax.spacing
+    if method == "spectral" and not ax.periodic:
+        raise InvalidArgumentError("method", f"'fd' on non-periodic axis {ax.name!r}", method)
+    if ax.periodic and method in ("auto", "spectral"):
+        if u.is_complex():
+            raise InvalidArgumentError("u", "a real tensor", u)
+        return _spectral(u, dim, ax.size, h, order)
+    if ax.periodic:
+        return _fd_periodic(u, dim, h, order, accuracy)
+    return _fd_bounded(u, dim, ax.size, h, order, accuracy)
+
+
+def gradient(u: torch.Tensor, grid: Grid, **kw) -> torch.Tensor:
+    """Gradient: shape ``(..., grid.ndim, *grid.shape)`` from ``(..., *grid.shape)``.
+
+    The new dimension sits just before the grid dimensions, so the gradient
+    of a one-channel field is a ``grid.ndim``-channel field.
+    """
+    return torch.stack([partial(u, grid, i, 1, **kw) for i in range(grid.ndim)], dim=-grid.ndim - 1)
+
+
+def divergence(v: torch.Tensor, grid: Grid, **kw) -> torch.Tensor:
+    """Divergence of a vector field ``v`` of shape ``(..., grid.ndim, *grid.shape)``."""
+    comp_dim = v.ndim - grid.ndim - 1
+    if comp_dim < 0 or v.shape[comp_dim] != grid.ndim:
+        raise InvalidArgumentError(
+            "v", f"{grid.ndim} components just before the grid dimensions", v
+        )
+    comps = v.unbind(comp_dim)
+    return sum(partial(c, grid, i, 1, **kw) for i, c in enumerate(comps))
+
+
+def laplacian(u: torch.Tensor, grid: Grid, axes: Sequence[str] | None = None, **kw) -> torch.Tensor:
+    """Sum of second derivatives over ``axes`` (default: all grid axes)."""
+    axes = grid.names if axes is None else axes
+    return sum(partial(u, grid, a, 2, **kw) for a in axes)

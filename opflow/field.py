@@ -1,0 +1,283 @@
+"""Field: a tensor on a Grid, with variable names and units.
+
+The layout, used everywhere in opflow::
+
+    values.shape == (*batch, channels, *grid.shape)
+
+``batch`` may be empty (a single sample) or have any number of dimensions;
+``channels`` is always present (1 for a scalar field). Device, dtype and
+autograd are those of ``values``: a Field is exactly as differentiable as its
+tensor, and every operation below is a torch operation.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import torch
+
+from . import calculus, norms
+from .errors import GridMismatchError, InvalidArgumentError, ShapeError, UnknownVariableError
+from .grid import Grid
+
+__all__ = ["Field"]
+
+
+def _as_names(names, channels: int) -> tuple[str, ...]:
+    if names is None:
+        return ("u",) if channels == 1 else tuple(f"u{i}" for i in range(channels))
+    names = (names,) if isinstance(names, str) else tuple(names)
+    if len(names) != channels or len(set(names)) != len(names):
+        raise InvalidArgumentError("names", f"{channels} distinct names (one per channel)", names)
+    return names
+
+
+def _as_units(units, channels: int) -> tuple[str, ...]:
+    if units is None:
+        return ("",) * channels
+    units = (units,) * channels if isinstance(units, str) else tuple(units)
+    if len(units) != channels:
+        raise InvalidArgumentError("units", f"{channels} unit strings (one per channel)", units)
+    return units
+
+
+class Field:
+    """Values on a :class:`~opflow.Grid` with names, units and attributes.
+
+    Parameters
+    ----------
+    values : torch.Tensor or array-like, shape (*batch, channels, *grid.shape)
+        The data. Array-likes are converted with :func:`torch.as_tensor`.
+    grid : Grid
+        The grid of the trailing dimensions.
+    names : str or sequence of str, optional
+        One name per channel (default ``"u"`` or ``"u0", "u1", ...``).
+    units : str or sequence of str, optional
+        Units per channel (one string applies to all).
+    attrs : mapping, optional
+        Free metadata carried to xarray/netCDF attributes.
+
+    Examples
+    --------
+    >>> g = Grid.uniform(x=(0, 1, 32), periodic=("x",))
+    >>> x, = g.mesh()
+    >>> f = Field(torch.sin(2 * torch.pi * x)[None], g, names="u")
+    >>> f.shape, f.channels, f.batch_shape
+    (torch.Size([1, 32]), 1, torch.Size([]))
+    """
+
+    __slots__ = ("values", "grid", "names", "units", "attrs")
+
+    def __init__(
+        self,
+        values: Any,
+        grid: Grid,
+        names: str | Sequence[str] | None = None,
+        units: str | Sequence[str] | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ):
+        if not isinstance(grid, Grid):
+            raise InvalidArgumentError("grid", "an opflow.Grid", grid)
+        if not isinstance(values, torch.Tensor):
+            values = torch.as_tensor(values)
+        if values.ndim < grid.ndim + 1 or tuple(values.shape[values.ndim - grid.ndim:]) != grid.shape:
+            raise ShapeError(
+                "values",
+                f"shape (*batch, channels, {', '.join(map(str, grid.shape))}) "
+                f"for a grid of shape {grid.shape}",
+                values,
+            )
+        self.values = values
+        self.grid = grid
+        channels = values.shape[values.ndim - grid.ndim - 1]
+        self.names = _as_names(names, channels)
+        self.units = _as_units(units, channels)
+        self.attrs = dict(attrs or {})
+
+    # ------------------------------------------------------------ structure
+    @property
+    def shape(self) -> torch.Size:
+        return self.values.shape
+
+    @property
+    def batch_shape(self) -> torch.Size:
+        return self.values.shape[: self.values.ndim - self.grid.ndim - 1]
+
+    @property
+    def channels(self) -> int:
+        return self.values.shape[self.values.ndim - self.grid.ndim - 1]
+
+    @property
+    def channel_dim(self) -> int:
+        """Index of the channel dimension in ``values``."""
+        return self.values.ndim - self.grid.ndim - 1
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.values.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.values.device
+
+    @property
+    def requires_grad(self) -> bool:
+        return self.values.requires_grad
+
+    def with_values(self, values: torch.Tensor, *, names=None, units=None, attrs=None,
+                    grid: Grid | None = None) -> "Field":
+        """Same grid and metadata (unless given), new values."""
+        return Field(
+            values,
+            self.grid if grid is None else grid,
+            self.names if names is None else names,
+            self.units if units is None else units,
+            self.attrs if attrs is None else attrs,
+        )
+
+    def to(self, *args, **kwargs) -> "Field":
+        """``Tensor.to`` on the values (device and/or dtype)."""
+        return self.with_values(self.values.to(*args, **kwargs))
+
+    def detach(self) -> "Field":
+        return self.with_values(self.values.detach())
+
+    def numpy(self):
+        return self.values.detach().cpu().numpy()
+
+    def __getitem__(self, key) -> "Field":
+        """Select channels by name (``f["u"]``, ``f[["u", "v"]]``) or
+        batch entries by integer/slice (``f[0]``, ``f[2:5]``)."""
+        if isinstance(key, str) or (
+            isinstance(key, (list, tuple)) and key and all(isinstance(k, str) for k in key)
+        ):
+            keys = [key] if isinstance(key, str) else list(key)
+            idx = []
+            for k in keys:
+                if k not in self.names:
+                    raise UnknownVariableError("key", k, self.names)
+                idx.append(self.names.index(k))
+            values = self.values.index_select(
+                self.channel_dim, torch.tensor(idx, device=self.device)
+            )
+            return Field(values, self.grid, [self.names[i] for i in idx],
+                         [self.units[i] for i in idx], self.attrs)
+        if not self.batch_shape:
+            raise InvalidArgumentError("key", "a channel name (this Field has no batch dims)", key)
+        values = self.values[key]
+        return self.with_values(values)
+
+    def __len__(self) -> int:
+        if not self.batch_shape:
+            raise TypeError("len() of a Field without batch dimensions")
+        return self.batch_shape[0]
+
+    # ---------------------------------------------------------- arithmetic
+    def _other_values(self, other, op: str):
+        if isinstance(other, Field):
+            if other.grid != self.grid:
+                raise GridMismatchError("other", f"a Field on {self.grid}", other.grid)
+            return other.values
+        if isinstance(other, (numbers.Number, torch.Tensor)):
+            return other
+        return NotImplemented
+
+    def _binary(op: Callable, name: str, reflected: bool = False):  # noqa: N805
+        def method(self, other):
+            ov = self._other_values(other, name)
+            if ov is NotImplemented:
+                return NotImplemented
+            out = op(ov, self.values) if reflected else op(self.values, ov)
+            return self.with_values(out)
+        method.__name__ = name
+        return method
+
+    __add__ = _binary(torch.add, "__add__")
+    __radd__ = _binary(torch.add, "__radd__", True)
+    __sub__ = _binary(torch.sub, "__sub__")
+    __rsub__ = _binary(torch.sub, "__rsub__", True)
+    __mul__ = _binary(torch.mul, "__mul__")
+    __rmul__ = _binary(torch.mul, "__rmul__", True)
+    __truediv__ = _binary(torch.div, "__truediv__")
+    __rtruediv__ = _binary(torch.div, "__rtruediv__", True)
+    __pow__ = _binary(torch.pow, "__pow__")
+    del _binary
+
+    def __neg__(self) -> "Field":
+        return self.with_values(-self.values)
+
+    def apply(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "Field":
+        """Field with ``fn(values)`` (same shape), e.g. ``f.apply(torch.tanh)``."""
+        return self.with_values(fn(self.values))
+
+    # --------------------------------------------------------- derivatives
+    def partial(self, axis: str | int, order: int = 1, **kw) -> "Field":
+        """Partial derivative along ``axis``; see :func:`opflow.calculus.partial`."""
+        out = calculus.partial(self.values, self.grid, axis, order, **kw)
+        a = self.grid.axis(axis).name
+        suffix = f"_d{a}" if order == 1 else f"_d{a}{order}"
+        return self.with_values(out, names=[f"d{'' if order == 1 else order}{n}{suffix}"
+                                            for n in self.names])
+
+    def grad(self, **kw) -> "Field":
+        """Gradient of a one-channel field: a ``grid.ndim``-channel field."""
+        if self.channels != 1:
+            raise InvalidArgumentError("field", "one channel for grad (select one: f['u'])",
+                                       self.names)
+        v = calculus.gradient(self.values.squeeze(self.channel_dim), self.grid, **kw)
+        return Field(v, self.grid, [f"d{self.names[0]}_d{a}" for a in self.grid.names],
+                     self.units[0], self.attrs)
+
+    def div(self, **kw) -> "Field":
+        """Divergence of a ``grid.ndim``-channel (vector) field: one channel."""
+        out = calculus.divergence(self.values, self.grid, **kw)
+        return Field(out.unsqueeze(self.channel_dim), self.grid, "div", attrs=self.attrs)
+
+    def laplacian(self, **kw) -> "Field":
+        """Laplacian of every channel."""
+        out = calculus.laplacian(self.values, self.grid, **kw)
+        return self.with_values(out, names=[f"lap_{n}" for n in self.names])
+
+    # ---------------------------------------------------------------- norms
+    def integral(self) -> torch.Tensor:
+        """Integral over the grid per batch entry and channel: ``(*batch, channels)``."""
+        return norms.integrate(self.values, self.grid)
+
+    def norm(self, kind: str = "l2") -> torch.Tensor:
+        """``l2`` or ``h1`` norm per batch entry (channels combined): ``(*batch,)``."""
+        return norms.norm(self, kind)
+
+    # --------------------------------------------------------------- xarray
+    def to_xarray(self, batch_dims: Sequence[str] | None = None):
+        """``xarray.Dataset`` with one variable per channel; see :mod:`opflow.io.convert`."""
+        from .io.convert import field_to_dataset
+
+        return field_to_dataset(self, batch_dims)
+
+    def to_dataarray(self, batch_dims: Sequence[str] | None = None):
+        """``xarray.DataArray`` with a ``channel`` dimension."""
+        from .io.convert import field_to_dataarray
+
+        return field_to_dataarray(self, batch_dims)
+
+    @classmethod
+    def from_xarray(cls, obj, names: Iterable[str] | None = None,
+                    grid_dims: Sequence[str] | None = None, **kw) -> "Field":
+        """Field from a Dataset or DataArray; see :func:`opflow.io.convert.to_field`."""
+        from .io.convert import to_field
+
+        return to_field(obj, names=names, grid_dims=grid_dims, **kw)
+
+    def plot(self, index: int | tuple = 0, channel: str | None = None, **kw):
+        """Plot one sample and channel with xarray/matplotlib; returns the artist."""
+        ds = self.to_xarray()
+        name = channel or self.names[0]
+        da = ds[name]
+        for d in list(da.dims)[: len(self.batch_shape)]:
+            da = da.isel({d: index if isinstance(index, int) else index[0]})
+        return da.plot(**kw)
+
+    def __repr__(self) -> str:
+        return (f"Field(names={list(self.names)}, batch={tuple(self.batch_shape)}, "
+                f"dtype={self.dtype}, device={self.device}, grid={self.grid!r})")

@@ -1,0 +1,355 @@
+"""Structured grids with named axes.
+
+A :class:`Grid` is the geometry every :class:`~opflow.Field` lives on: an
+ordered set of named axes, each with coordinates, bounds, units and a flag for
+periodicity. Grids are immutable and hashable, so they can be compared cheaply
+(two Fields interact only when their grids are equal) and used as dict keys.
+
+Conventions
+-----------
+* A **periodic** axis of ``n`` points on ``[start, stop)`` has spacing
+  ``(stop - start) / n`` and does not contain ``stop`` (it is ``start``).
+* A **non-periodic** axis of ``n`` points on ``[start, stop]`` contains both
+  ends (vertex-centred), spacing ``(stop - start) / (n - 1)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+import numpy as np
+import torch
+
+from .errors import InvalidArgumentError, UnknownVariableError
+
+__all__ = ["Axis", "Grid"]
+
+
+@dataclass(frozen=True, eq=False)
+class Axis:
+    """One named axis of a :class:`Grid`.
+
+    Parameters
+    ----------
+    name : str
+        Axis name, used as the xarray dimension name (``"x"``, ``"t"``, ...).
+    coords : numpy.ndarray, shape (n,)
+        Strictly increasing coordinates (float64, stored read-only).
+    periodic : bool
+        Whether the axis wraps around: the point after the last is the first.
+    bounds : tuple of float
+        ``(start, stop)``; for a periodic axis ``stop - start`` is the period.
+    units : str
+        Units of the coordinate (free text, CF style, e.g. ``"m"``).
+    """
+
+    name: str
+    coords: np.ndarray = field(repr=False)
+    periodic: bool = False
+    bounds: tuple[float, float] = (0.0, 1.0)
+    units: str = ""
+
+    def __post_init__(self):
+        coords = np.array(self.coords, dtype=np.float64).reshape(-1)
+        coords.setflags(write=False)
+        object.__setattr__(self, "coords", coords)
+        object.__setattr__(self, "bounds", (float(self.bounds[0]), float(self.bounds[1])))
+        if not isinstance(self.name, str) or not self.name:
+            raise InvalidArgumentError("name", "a non-empty string", self.name)
+        if coords.size < 2:
+            raise InvalidArgumentError(f"{self.name}", "an axis of at least 2 points", coords.size)
+        if not np.all(np.diff(coords) > 0):
+            raise InvalidArgumentError(f"{self.name}", "strictly increasing coordinates", coords)
+
+    @property
+    def size(self) -> int:
+        return int(self.coords.size)
+
+    @property
+    def length(self) -> float:
+        """Period for a periodic axis, ``stop - start`` otherwise."""
+        return self.bounds[1] - self.bounds[0]
+
+    @property
+    def is_uniform(self) -> bool:
+        d = np.diff(self.coords)
+        return bool(np.allclose(d, d[0], rtol=1e-9, atol=0.0))
+
+    @property
+    def spacing(self) -> float:
+        """Uniform grid spacing (mean spacing on a non-uniform axis)."""
+        if self.periodic:
+            return self.length / self.size
+        return float(self.coords[-1] - self.coords[0]) / (self.size - 1)
+
+    def _key(self):
+        return (self.name, self.coords.tobytes(), self.periodic, self.bounds, self.units)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Axis) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+
+class Grid:
+    """An immutable structured grid: an ordered tuple of named :class:`Axis`.
+
+    Build one with :meth:`Grid.uniform` (the common case) or from axes.
+
+    Examples
+    --------
+    >>> g = Grid.uniform(x=(0.0, 1.0, 64), y=(0.0, 1.0, 64), periodic=("x", "y"))
+    >>> g.shape, g.names, g.spacing
+    ((64, 64), ('x', 'y'), (0.015625, 0.015625))
+    """
+
+    __slots__ = ("_axes", "_hash")
+
+    def __init__(self, axes: Iterable[Axis]):
+        axes = tuple(axes)
+        if not axes:
+            raise InvalidArgumentError("axes", "at least one Axis", axes)
+        names = [a.name for a in axes]
+        if len(set(names)) != len(names):
+            raise InvalidArgumentError("axes", "distinct axis names", names)
+        object.__setattr__(self, "_axes", axes)
+        object.__setattr__(self, "_hash", hash(tuple(a._key() for a in axes)))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Grid is immutable")
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def uniform(
+        cls,
+        *,
+        periodic: Iterable[str] = (),
+        units: Mapping[str, str] | None = None,
+        **axes: tuple[float, float, int],
+    ) -> "Grid":
+        """Uniform grid from ``name=(start, stop, n)`` keyword arguments.
+
+        Parameters
+        ----------
+        periodic : iterable of str
+            Names of the periodic axes (``stop`` excluded on those).
+        units : mapping of str to str, optional
+            Units per axis name.
+        **axes : (start, stop, n)
+            One entry per axis, in order.
+        """
+        if not axes:
+            raise InvalidArgumentError("axes", "at least one name=(start, stop, n)", axes)
+        periodic = set(periodic)
+        units = dict(units or {})
+        unknown = (periodic | set(units)) - set(axes)
+        if unknown:
+            raise UnknownVariableError("periodic/units", sorted(unknown)[0], axes)
+        built = []
+        for name, spec in axes.items():
+            try:
+                start, stop, n = spec
+                start, stop = float(start), float(stop)
+            except (TypeError, ValueError):
+                raise InvalidArgumentError(name, "a tuple (start, stop, n)", spec) from None
+            if int(n) != n or n < 2:
+                raise InvalidArgumentError(name, "a number of points n >= 2", n)
+            if not stop > start:
+                raise InvalidArgumentError(name, "stop > start", spec)
+            n = int(n)
+            is_periodic = name in periodic
+            coords = (
+                start + (stop - start) * np.arange(n) / n
+                if is_periodic
+                else np.linspace(start, stop, n)
+            )
+            built.append(Axis(name, coords, is_periodic, (start, stop), units.get(name, "")))
+        return cls(built)
+
+    @classmethod
+    def from_coords(
+        cls,
+        coords: Mapping[str, np.ndarray],
+        *,
+        periodic: Iterable[str] = (),
+        bounds: Mapping[str, tuple[float, float]] | None = None,
+        units: Mapping[str, str] | None = None,
+    ) -> "Grid":
+        """Grid from coordinate arrays; bounds are inferred where not given.
+
+        A periodic axis with uniform spacing ``h`` gets ``(c[0], c[-1] + h)``.
+        """
+        periodic, bounds, units = set(periodic), dict(bounds or {}), dict(units or {})
+        axes = []
+        for name, c in coords.items():
+            c = np.asarray(c, dtype=np.float64).reshape(-1)
+            if name in bounds:
+                b = bounds[name]
+            elif name in periodic and c.size >= 2:
+                b = (c[0], c[-1] + (c[-1] - c[0]) / (c.size - 1))
+            else:
+                b = (c[0], c[-1]) if c.size else (0.0, 0.0)
+            axes.append(Axis(name, c, name in periodic, b, units.get(name, "")))
+        return cls(axes)
+
+    # ------------------------------------------------------------- properties
+    @property
+    def axes(self) -> tuple[Axis, ...]:
+        return self._axes
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self._axes)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(a.size for a in self._axes)
+
+    @property
+    def ndim(self) -> int:
+        return len(self._axes)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def spacing(self) -> tuple[float, ...]:
+        return tuple(a.spacing for a in self._axes)
+
+    @property
+    def bounds(self) -> tuple[tuple[float, float], ...]:
+        return tuple(a.bounds for a in self._axes)
+
+    @property
+    def periodic(self) -> tuple[bool, ...]:
+        return tuple(a.periodic for a in self._axes)
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        return tuple(a.units for a in self._axes)
+
+    @property
+    def coords(self) -> dict[str, np.ndarray]:
+        return {a.name: a.coords for a in self._axes}
+
+    def axis(self, name: str | int) -> Axis:
+        """The axis called ``name`` (or at position ``name``)."""
+        return self._axes[self.index(name)]
+
+    def index(self, name: str | int) -> int:
+        """Position of an axis given by name or by (possibly negative) index."""
+        if isinstance(name, (int, np.integer)):
+            if -self.ndim <= name < self.ndim:
+                return int(name) % self.ndim
+            raise InvalidArgumentError("axis", f"an index in [-{self.ndim}, {self.ndim})", name)
+        for i, a in enumerate(self._axes):
+            if a.name == name:
+                return i
+        raise UnknownVariableError("axis", name, self.names)
+
+    # -------------------------------------------------------------- derived
+    def mesh(self, dtype=torch.float32, device=None) -> tuple[torch.Tensor, ...]:
+        """Coordinate tensors, each of shape ``grid.shape`` (``indexing='ij'``)."""
+        c = [torch.tensor(a.coords, dtype=dtype, device=device) for a in self._axes]
+        return torch.meshgrid(*c, indexing="ij")
+
+    def wavenumbers(self, dtype=torch.float64, device=None) -> tuple[torch.Tensor, ...]:
+        """Angular wavenumbers of each periodic axis, in FFT order.
+
+        Returns one 1-D tensor ``2 pi fftfreq(n, h)`` per axis. Only periodic
+        axes have a Fourier basis; asking on a grid with a non-periodic axis
+        raises :class:`~opflow.errors.InvalidArgumentError`.
+        """
+        out = []
+        for a in self._axes:
+            if not a.periodic:
+                raise InvalidArgumentError(
+                    "grid", f"periodic axes for wavenumbers (axis {a.name!r} is not)", self.names
+                )
+            out.append(
+                torch.fft.fftfreq(a.size, d=a.spacing, dtype=dtype, device=device) * 2 * math.pi
+            )
+        return tuple(out)
+
+    def quadrature_weights(self, dtype=torch.float64, device=None) -> torch.Tensor:
+        """Weights ``w`` of shape ``grid.shape`` with ``sum(w * u)`` ~ integral of ``u``.
+
+        Rectangle rule on periodic axes (spectrally accurate), trapezoid rule
+        on the others (exact for piecewise-linear data on non-uniform axes).
+        """
+        w = torch.ones((), dtype=dtype, device=device)
+        for a in self._axes:
+            if a.periodic:
+                wa = np.full(a.size, a.spacing)
+            else:
+                d = np.diff(a.coords)
+                wa = np.zeros(a.size)
+                wa[:-1] += d / 2
+                wa[1:] += d / 2
+            w = w[..., None] * torch.as_tensor(wa, dtype=dtype, device=device)
+        return w
+
+    @property
+    def volume(self) -> float:
+        return math.prod(a.length for a in self._axes)
+
+    def coarsen(self, factor: int = 2) -> "Grid":
+        """Grid with every ``factor``-th point (used by multigrid).
+
+        A periodic axis of ``n`` points needs ``n % factor == 0``; a
+        non-periodic (vertex-centred) one needs ``(n - 1) % factor == 0`` so
+        that both end points are kept.
+        """
+        if int(factor) != factor or factor < 1:
+            raise InvalidArgumentError("factor", "a positive integer", factor)
+        factor = int(factor)
+        axes = []
+        for a in self._axes:
+            n = a.size if a.periodic else a.size - 1
+            if n % factor or n // factor < 1 or (not a.periodic and n // factor < 1):
+                need = "n" if a.periodic else "n - 1"
+                raise InvalidArgumentError(
+                    "factor", f"a divisor of {need} = {n} on axis {a.name!r}", factor
+                )
+            axes.append(Axis(a.name, a.coords[::factor], a.periodic, a.bounds, a.units))
+        return Grid(axes)
+
+    def refine(self, factor: int = 2) -> "Grid":
+        """Uniform grid with ``factor`` times finer spacing on the same bounds."""
+        spec = {}
+        for a in self._axes:
+            n = a.size * factor if a.periodic else (a.size - 1) * factor + 1
+            spec[a.name] = (a.bounds[0], a.bounds[1], n)
+        return Grid.uniform(
+            periodic=[a.name for a in self._axes if a.periodic],
+            units={a.name: a.units for a in self._axes},
+            **spec,
+        )
+
+    def with_shape(self, **sizes: int) -> "Grid":
+        """Uniform grid on the same bounds with new numbers of points per axis."""
+        spec = {a.name: (a.bounds[0], a.bounds[1], sizes.get(a.name, a.size)) for a in self._axes}
+        return Grid.uniform(
+            periodic=[a.name for a in self._axes if a.periodic],
+            units={a.name: a.units for a in self._axes},
+            **spec,
+        )
+
+    # ------------------------------------------------------------- protocol
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Grid) and self._hash == other._hash and self._axes == other._axes
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __repr__(self) -> str:
+        parts = []
+        for a in self._axes:
+            p = ", periodic" if a.periodic else ""
+            u = f" {a.units}" if a.units else ""
+            parts.append(f"{a.name}: {a.size} on [{a.bounds[0]:g}, {a.bounds[1]:g}]{u}{p}")
+        return "Grid(" + "; ".join(parts) + ")"

@@ -1,0 +1,85 @@
+"""Integrals, norms and relative errors with the grid's quadrature weights.
+
+All functions reduce over the channel and grid dimensions and keep the batch
+dimensions, so ``rel_l2(pred, true)`` has shape ``(*batch,)``; pass
+``reduction="mean"`` for the scalar used as a training loss.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import calculus
+from .errors import GridMismatchError, InvalidArgumentError
+
+__all__ = ["integrate", "norm", "l2", "h1", "rel_l2", "rel_h1"]
+
+_REDUCTIONS = ("none", "mean", "sum")
+
+
+def integrate(values: torch.Tensor, grid) -> torch.Tensor:
+    """Integral over the trailing grid dimensions: ``(..., *grid.shape) -> (...)``."""
+    w = grid.quadrature_weights(dtype=values.real.dtype, device=values.device)
+    return (values * w).sum(dim=tuple(range(values.ndim - grid.ndim, values.ndim)))
+
+
+def _squared_l2(field) -> torch.Tensor:
+    return integrate(field.values.abs() ** 2, field.grid).sum(-1)
+
+
+def _squared_h1_seminorm(field) -> torch.Tensor:
+    total = 0.0
+    for axis in field.grid.names:
+        d = calculus.partial(field.values, field.grid, axis, 1)
+        total = total + integrate(d**2, field.grid).sum(-1)
+    return total
+
+
+def _reduce(x: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction not in _REDUCTIONS:
+        raise InvalidArgumentError("reduction", f"one of {_REDUCTIONS}", reduction)
+    return x if reduction == "none" else (x.mean() if reduction == "mean" else x.sum())
+
+
+def norm(field, kind: str = "l2", reduction: str = "none") -> torch.Tensor:
+    """``l2``: sqrt(sum_c int u_c^2); ``h1``: sqrt(l2^2 + sum_c int |grad u_c|^2).
+
+    Returns shape ``(*batch,)`` (or a scalar with ``reduction``).
+    """
+    if kind == "l2":
+        sq = _squared_l2(field)
+    elif kind == "h1":
+        sq = _squared_l2(field) + _squared_h1_seminorm(field)
+    else:
+        raise InvalidArgumentError("kind", "'l2' or 'h1'", kind)
+    return _reduce(torch.sqrt(sq), reduction)
+
+
+def l2(field, reduction: str = "none") -> torch.Tensor:
+    """L2 norm per sample; see :func:`norm`."""
+    return norm(field, "l2", reduction)
+
+
+def h1(field, reduction: str = "none") -> torch.Tensor:
+    """H1 norm per sample; see :func:`norm`."""
+    return norm(field, "h1", reduction)
+
+
+def _relative(pred, true, kind: str, reduction: str, eps: float) -> torch.Tensor:
+    if pred.grid != true.grid:
+        raise GridMismatchError("true", f"a Field on the grid of `pred` ({pred.grid})", true.grid)
+    if pred.shape != true.shape:
+        raise InvalidArgumentError("true", f"shape {tuple(pred.shape)} like `pred`", true.values)
+    err = norm(pred - true, kind)
+    ref = norm(true, kind)
+    return _reduce(err / (ref + eps), reduction)
+
+
+def rel_l2(pred, true, reduction: str = "none", eps: float = 1e-12) -> torch.Tensor:
+    """Relative L2 error ``||pred - true|| / ||true||`` per sample."""
+    return _relative(pred, true, "l2", reduction, eps)
+
+
+def rel_h1(pred, true, reduction: str = "none", eps: float = 1e-12) -> torch.Tensor:
+    """Relative H1 error per sample."""
+    return _relative(pred, true, "h1", reduction, eps)
