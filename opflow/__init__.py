@@ -12,7 +12,16 @@ from . import calculus, errors, norms
 from .field import Field
 from .grid import Axis, Grid
 from .io import convert as _convert  # registers the xarray `.opflow` accessor  # noqa: F401
+from .problems import ODEProblem, remake
+from .solution import ReturnCode, Solution, SolverStats
+from .solve import solve
+from .solvers.ode import RK4, BacksolveAdjoint, DirectBackprop, Dopri5, Euler, Tsit5
 
 __version__ = "0.1.0"
 
-__all__ = ["Axis", "Field", "Grid", "calculus", "errors", "norms", "__version__"]
+__all__ = [
+    "Axis", "Field", "Grid", "calculus", "errors", "norms",
+    "ODEProblem", "remake", "solve", "Solution", "ReturnCode", "SolverStats",
+    "Euler", "RK4", "Tsit5", "Dopri5", "DirectBackprop", "BacksolveAdjoint",
+    "__version__",
+]

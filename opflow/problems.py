@@ -1,0 +1,105 @@
+"""Problems are data: frozen dataclasses describing *what* to solve.
+
+``remake(prob, **changes)`` returns a copy with some fields replaced (it is
+:func:`dataclasses.replace`, validated again).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from .errors import InvalidArgumentError
+from .field import Field
+
+__all__ = ["ODEProblem", "remake"]
+
+
+def _check_tspan(tspan) -> tuple[float, float]:
+    try:
+        t0, t1 = (float(t) for t in tspan)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError("tspan", "a pair (t0, t1) of numbers", tspan) from None
+    if not (math.isfinite(t0) and math.isfinite(t1)):
+        raise InvalidArgumentError("tspan", "finite times", tspan)
+    if not t1 > t0:
+        raise InvalidArgumentError("tspan", "t1 > t0 (times in increasing order)", tspan)
+    return t0, t1
+
+
+def _state_tensors(u0) -> list[torch.Tensor]:
+    if isinstance(u0, Field):
+        return [u0.values]
+    if isinstance(u0, torch.Tensor):
+        return [u0]
+    if isinstance(u0, (tuple, list)) and u0 and all(isinstance(u, torch.Tensor) for u in u0):
+        return list(u0)
+    raise InvalidArgumentError("u0", "a torch.Tensor, an opflow.Field or a tuple of tensors", u0)
+
+
+@dataclass(frozen=True)
+class ODEProblem:
+    """The initial value problem ``du/dt = f(t, u[, p])``, ``u(t0) = u0``.
+
+    Parameters
+    ----------
+    f : callable
+        Right-hand side ``f(t, u)``, or ``f(t, u, p)`` when ``p`` is given.
+        It returns something of the same structure and shape as ``u``. It
+        may be an ``nn.Module`` (a neural ODE / universal differential
+        equation): its parameters receive gradients through ``solve``.
+    u0 : torch.Tensor, Field or tuple of torch.Tensor
+        Initial state. Floating point, finite.
+    tspan : (float, float)
+        ``(t0, t1)`` with ``t1 > t0``.
+    p : optional
+        Parameters passed as third argument to ``f`` (tensors in it may
+        require grad).
+    batched : bool
+        If True, the leading dimension of ``u0`` (all batch dims for a Field)
+        indexes independent trajectories: adaptive solvers then choose the
+        step size of each trajectory separately, and ``t`` reaches ``f`` as a
+        tensor of shape ``(B, 1, ..., 1)`` broadcastable against the state.
+        If False, ``t`` is a 0-dim tensor.
+    """
+
+    f: Callable[..., Any]
+    u0: Any
+    tspan: tuple[float, float]
+    p: Any = None
+    batched: bool = False
+
+    def __post_init__(self):
+        if not callable(self.f):
+            raise InvalidArgumentError("f", "a callable f(t, u) or f(t, u, p)", self.f)
+        object.__setattr__(self, "tspan", _check_tspan(self.tspan))
+        tensors = _state_tensors(self.u0)
+        for u in tensors:
+            if not u.is_floating_point():
+                raise InvalidArgumentError("u0", "a floating-point state", u)
+            if not bool(torch.isfinite(u.detach()).all()):
+                raise InvalidArgumentError("u0", "finite values (no NaN or Inf)", u)
+        if self.batched:
+            sizes = {u.shape[0] if u.ndim else None for u in tensors}
+            if isinstance(self.u0, Field):
+                sizes = {1} if self.u0.batch_shape else {None}
+            if None in sizes or len(sizes) != 1:
+                raise InvalidArgumentError(
+                    "u0", "a leading batch dimension shared by every tensor (batched=True)",
+                    [tuple(u.shape) for u in tensors],
+                )
+
+
+def remake(prob, **changes):
+    """Copy of ``prob`` with ``changes`` applied (validated like a new problem)."""
+    if not dataclasses.is_dataclass(prob):
+        raise InvalidArgumentError("prob", "an opflow problem", prob)
+    names = {f.name for f in dataclasses.fields(prob)}
+    for key in changes:
+        if key not in names:
+            raise InvalidArgumentError(key, f"one of the fields {sorted(names)}", key)
+    return dataclasses.replace(prob, **changes)

@@ -1,0 +1,307 @@
+"""Explicit Runge-Kutta machinery shared by every ODE algorithm.
+
+A method is a :class:`ButcherTableau`; :func:`integrate_fixed` and
+:func:`integrate_adaptive` march any tableau. States are ``(B, D)`` tensors
+(see :mod:`.state`); times are ``(B,)`` tensors so that every trajectory of a
+batch can take its own adaptive steps in the same call. The adaptive loop
+uses only tensor operations per step (``torch.where`` masks, no ``.item()``),
+and asks the host whether all trajectories are done only every
+``check_every`` steps, so it does not stall a GPU.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from ...solution import ReturnCode, SolverStats
+
+__all__ = ["ButcherTableau", "StepRecord", "integrate_fixed", "integrate_adaptive"]
+
+RHS = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ButcherTableau:
+    """Coefficients of an explicit Runge-Kutta method.
+
+    Parameters
+    ----------
+    c : tuple of float, length S
+        Nodes.
+    a : tuple of tuples
+        Lower-triangular stage matrix; row ``i`` has ``i`` entries.
+    b : tuple of float, length S
+        Weights of the propagated solution.
+    order : int
+        Order of the propagated solution.
+    b_error : tuple of float, optional
+        ``b - b_embedded``: weights of the local error estimate.
+    fsal : bool
+        First same as last: the last stage is ``f(t + h, y_new)``.
+    interp : numpy.ndarray, shape (S, P), optional
+        Dense output: ``y(t + theta h) = y + h sum_i b_i(theta) k_i`` with
+        ``b_i(theta) = theta * sum_j interp[i, j] theta**j``.
+    """
+
+    c: tuple
+    a: tuple
+    b: tuple
+    order: int
+    b_error: Optional[tuple] = None
+    fsal: bool = False
+    interp: Optional[np.ndarray] = field(default=None, compare=False)
+
+    @property
+    def stages(self) -> int:
+        return len(self.b)
+
+    @property
+    def adaptive(self) -> bool:
+        return self.b_error is not None
+
+
+def _combine(y, h, coeffs, ks):
+    """``y + h * sum_j coeffs[j] * ks[j]`` with ``h`` of shape (B,)."""
+    acc = None
+    for cj, kj in zip(coeffs, ks):
+        if cj != 0.0:
+            acc = kj * cj if acc is None else acc + kj * cj
+    return y if acc is None else y + h[:, None] * acc
+
+
+def rk_step(F: RHS, tab: ButcherTableau, t, y, h, k1):
+    """One step of ``tab``; returns ``(y_new, ks)`` with all stage slopes."""
+    ks = [k1]
+    for i in range(1, tab.stages):
+        if tab.fsal and i == tab.stages - 1:
+            y_new = _combine(y, h, tab.b, ks)
+            ks.append(F(t + h, y_new))
+            return y_new, ks
+        yi = _combine(y, h, tab.a[i - 1], ks)
+        ks.append(F(t + tab.c[i] * h, yi))
+    return _combine(y, h, tab.b, ks), ks
+
+
+# --------------------------------------------------------------------- fixed
+def integrate_fixed(F: RHS, tab: ButcherTableau, y0, t0: float, ts, dt: float,
+                    record: bool = False):
+    """March ``tab`` with step <= ``dt`` to every save time in ``ts`` (sorted).
+
+    Between two save times the interval is split into equal steps, so every
+    save time is hit exactly and the method keeps its order there.
+    Returns ``(ys (K, B, D), stats, record or None)``.
+    """
+    start = time.perf_counter()
+    B, dtype, device = y0.shape[0], y0.dtype, y0.device
+    out, y, t, steps, nfe = [], y0, t0, 0, 0
+    records = []
+    for tk in ts.tolist():
+        n = max(int(math.ceil((tk - t) / dt - 1e-9)), 0)
+        h = (tk - t) / n if n else 0.0
+        hv = torch.full((B,), h, dtype=dtype, device=device)
+        for j in range(n):
+            tv = torch.full((B,), t + j * h, dtype=dtype, device=device)
+            y_new, ks = rk_step(F, tab, tv, y, hv, F(tv, y))
+            if record:
+                records.append((tv, hv, y, torch.stack(ks)))
+            y = y_new
+            nfe += tab.stages
+        steps += n
+        t = tk
+        out.append(y)
+    stats = SolverStats(steps=steps, rejects=0, nfe=nfe, iterations=steps,
+                        wall_time=time.perf_counter() - start)
+    return torch.stack(out), stats, _stack_records(records) if record else None
+
+
+def _stack_records(records) -> "StepRecord":
+    return StepRecord(*(torch.stack([r[i] for r in records]) for i in range(4)))
+
+
+# ------------------------------------------------------------------ adaptive
+@dataclass
+class AdaptiveOptions:
+    rtol: float
+    atol: float
+    dt0: Optional[float] = None
+    dtmin: Optional[float] = None
+    dtmax: Optional[float] = None
+    max_steps: int = 10_000
+    safety: float = 0.9
+    factor_min: float = 0.2
+    factor_max: float = 10.0
+    beta: float = 0.04  # PI control: weight of the previous error
+    check_every: Optional[int] = None
+
+
+@dataclass
+class StepRecord:
+    """Per-step data kept for dense output: times ``(S, B)``, steps ``(S, B)``
+    (0 for rejected steps), start states ``(S, B, D)``, slopes ``(S, stages, B, D)``."""
+
+    t: torch.Tensor
+    h: torch.Tensor
+    y: torch.Tensor
+    k: torch.Tensor
+
+
+def _rms(x: torch.Tensor) -> torch.Tensor:
+    return torch.sqrt(torch.mean(x * x, dim=-1))
+
+
+def _initial_step(F, y0, f0, t0, order, opts, direction_len):
+    scale = opts.atol + opts.rtol * y0.abs()
+    d0, d1 = _rms(y0 / scale), _rms(f0 / scale)
+    h0 = torch.where((d0 < 1e-5) | (d1 < 1e-5), torch.full_like(d0, 1e-6), 0.01 * d0 / d1)
+    y1 = y0 + h0[:, None] * f0
+    f1 = F(t0 + h0, y1)
+    d2 = _rms((f1 - f0) / scale) / h0
+    dmax = torch.maximum(d1, d2)
+    h1 = torch.where(
+        dmax <= 1e-15,
+        torch.maximum(torch.full_like(h0, 1e-6), h0 * 1e-3),
+        (0.01 / dmax) ** (1.0 / (order + 1)),
+    )
+    return torch.minimum(torch.minimum(100 * h0, h1), torch.full_like(h0, direction_len))
+
+
+def _interpolate(tab, y, h, ks, theta):
+    """Dense output at ``theta`` (K, B) inside the step: ``(K, B, D)``."""
+    P = torch.as_tensor(tab.interp, dtype=y.dtype, device=y.device)  # (S, J)
+    powers = theta[..., None] ** torch.arange(P.shape[1], device=y.device, dtype=y.dtype)
+    weights = theta[..., None] * (powers @ P.T)  # (K, B, S)
+    slopes = torch.stack(ks, dim=1)  # (B, S, D)
+    incr = torch.einsum("kbs,bsd->kbd", weights, slopes)
+    return y[None] + h[None, :, None] * incr
+
+
+def integrate_adaptive(F: RHS, tab: ButcherTableau, y0, t0: float, t1: float, ts,
+                       opts: AdaptiveOptions, record: bool = False):
+    """Adaptive integration of ``(B, D)`` states from ``t0`` to ``t1``.
+
+    Every trajectory has its own time, step and error history; a step is
+    accepted or rejected per trajectory. Values at the save times ``ts``
+    (sorted, within ``[t0, t1]``) come from the method's dense output.
+
+    Returns
+    -------
+    ys : torch.Tensor, shape (K, B, D)
+    stats : SolverStats
+    retcode : ReturnCode
+    record : StepRecord or None
+    """
+    start = time.perf_counter()
+    B, dtype, device = y0.shape[0], y0.dtype, y0.device
+    ts = ts.to(dtype=dtype, device=device)
+    t = torch.full((B,), t0, dtype=dtype, device=device)
+    t_end = torch.full((B,), t1, dtype=dtype, device=device)
+    y = y0
+    k1 = F(t, y)
+    nfe = 1
+    if opts.dt0 is not None:
+        h = torch.full((B,), float(opts.dt0), dtype=dtype, device=device)
+    else:
+        h = _initial_step(F, y, k1, t, tab.order, opts, t1 - t0)
+        nfe += 1
+    if opts.dtmax is not None:
+        h = h.clamp(max=opts.dtmax)
+    dtmin = opts.dtmin if opts.dtmin is not None else 1e3 * torch.finfo(dtype).eps * max(
+        abs(t0), abs(t1), 1.0)
+    err_prev = torch.full((B,), 1e-4, dtype=dtype, device=device)
+    at_start = (ts <= t0)[:, None].expand(-1, B)
+    # Save points never reached (a failed solve) stay NaN rather than a silent zero.
+    ys = torch.where(at_start[..., None], y0[None], torch.full((), math.nan, dtype=dtype, device=device))
+    done = t >= t_end
+    expo = 1.0 / (tab.order)  # error of the embedded (order - 1) method ~ h^order
+    check_every = opts.check_every or (1 if device.type == "cpu" else 8)
+    n_accepted = torch.zeros(B, dtype=torch.long, device=device)
+    n_rejected = torch.zeros(B, dtype=torch.long, device=device)
+    retcode = ReturnCode.Success
+    records = [] if record else None
+    it = 0
+    while True:
+        it += 1
+        h = h.detach()
+        last = t + h >= t_end
+        h_eff = torch.where(done, torch.zeros_like(h), torch.where(last, t_end - t, h))
+        y_new, ks = rk_step(F, tab, t, y, h_eff, k1)
+        nfe += tab.stages - (1 if tab.fsal else 0)
+        err = _combine(torch.zeros_like(y), h_eff, tab.b_error, ks)
+        scale = opts.atol + opts.rtol * torch.maximum(y.abs(), y_new.abs())
+        err_norm = _rms((err / scale).detach())
+        err_norm = torch.where(torch.isfinite(err_norm), err_norm, torch.full_like(err_norm, math.inf))
+        accept = (err_norm <= 1.0) & ~done
+        t_new = torch.where(last, t_end, t + h_eff)
+        if len(ts):
+            inside = accept[None, :] & (ts[:, None] > t[None, :]) & (ts[:, None] <= t_new[None, :])
+            theta = ((ts[:, None] - t[None, :]) / torch.where(h_eff > 0, h_eff, torch.ones_like(h_eff))[None, :])
+            vals = _interpolate(tab, y, h_eff, ks, theta.clamp(0, 1))
+            ys = torch.where(inside[..., None], vals, ys)
+        if record:
+            hk = torch.where(accept, h_eff, torch.zeros_like(h_eff))
+            records.append((t, hk, y, torch.stack(ks)))
+        # Step-size control (PI): only the error ratio steers, no gradient flows.
+        safe_err = err_norm.clamp(min=1e-10)
+        grow = opts.safety * safe_err ** (-(expo - 0.75 * opts.beta)) * err_prev ** opts.beta
+        shrink = opts.safety * safe_err.clamp(max=1e10) ** (-expo)
+        factor = torch.where(accept, grow, shrink.clamp(max=1.0))
+        factor = factor.clamp(opts.factor_min, opts.factor_max)
+        factor = torch.where(torch.isfinite(err_norm), factor, torch.full_like(factor, opts.factor_min))
+        h_next = torch.where(done | (accept & last), h, h_eff * factor)
+        if opts.dtmax is not None:
+            h_next = h_next.clamp(max=opts.dtmax)
+        n_accepted += accept
+        n_rejected += ~accept & ~done
+        err_prev = torch.where(accept, err_norm.clamp(min=1e-4), err_prev)
+        y = torch.where(accept[:, None], y_new, y)
+        if tab.fsal:
+            k1 = torch.where(accept[:, None], ks[-1], k1)
+        else:
+            k1 = None
+        t = torch.where(accept, t_new, t)
+        h = h_next
+        done = done | (accept & last)
+        if k1 is None:
+            k1 = F(t, y)
+            nfe += 1
+        if it % check_every == 0 or it >= opts.max_steps:
+            if bool(done.all()):
+                break
+            active = ~done
+            if not bool(torch.isfinite(y[active]).all()):
+                retcode = ReturnCode.Unstable
+                break
+            if bool((h[active] < dtmin).any()):
+                retcode = ReturnCode.DtLessThanMin
+                break
+            if it >= opts.max_steps:
+                retcode = ReturnCode.MaxIters
+                break
+    stats = SolverStats(steps=int(n_accepted.max()), rejects=int(n_rejected.sum()), nfe=nfe,
+                        iterations=it, wall_time=time.perf_counter() - start)
+    return ys, stats, retcode, _stack_records(records) if record else None
+
+
+def evaluate_record(tab: ButcherTableau, rec: StepRecord, t_query: torch.Tensor) -> torch.Tensor:
+    """Dense output from a :class:`StepRecord` at times ``t_query`` (M,): ``(M, B, D)``."""
+    t_query = t_query.to(rec.t)
+    ends = (rec.t + rec.h).T.contiguous()  # (B, S), non-decreasing along S
+    M, B = t_query.numel(), ends.shape[0]
+    q = t_query.reshape(1, M).expand(B, M).contiguous()
+    idx = torch.searchsorted(ends, q).clamp(max=ends.shape[1] - 1)  # (B, M)
+    b = torch.arange(B, device=idx.device)[:, None].expand(B, M)
+    t0, h = rec.t.T[b, idx], rec.h.T[b, idx]
+    y0 = rec.y.permute(1, 0, 2)[b, idx]  # (B, M, D)
+    k = rec.k.permute(2, 0, 1, 3)[b, idx]  # (B, M, S, D)
+    theta = torch.where(h > 0, (q - t0) / torch.where(h > 0, h, torch.ones_like(h)), torch.zeros_like(h))
+    P = torch.as_tensor(tab.interp, dtype=y0.dtype, device=y0.device)
+    powers = theta[..., None] ** torch.arange(P.shape[1], device=y0.device, dtype=y0.dtype)
+    weights = theta[..., None] * (powers @ P.T)  # (B, M, S)
+    out = y0 + h[..., None] * torch.einsum("bms,bmsd->bmd", weights, k)
+    return out.permute(1, 0, 2)
