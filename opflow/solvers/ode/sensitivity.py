@@ -95,8 +95,8 @@ class _AdjointRunner:
     problem to all save times.
     """
 
-    def __init__(self, F, params, ts, forward_solve: Callable, integrate: Callable):
-        self.F, self.params, self.ts = F, list(params), ts
+    def __init__(self, F, params, t0: float, ts, forward_solve: Callable, integrate: Callable):
+        self.F, self.params, self.t0, self.ts = F, list(params), t0, ts
         self.forward_solve, self.integrate = forward_solve, integrate
 
     def forward(self, y0):
@@ -127,18 +127,21 @@ class _AdjointRunner:
         a = grad_ys[-1]
         g = [torch.zeros(q.numel(), dtype=ys.dtype, device=ys.device) for q in self.params]
         ts = self.ts.tolist()
-        for k in range(K - 1, 0, -1):
-            if ts[k] > ts[k - 1]:
+        # Walk back through the save times, then from the first one to t0.
+        for k in range(K - 1, -1, -1):
+            t_prev = ts[k - 1] if k > 0 else self.t0
+            if ts[k] > t_prev:
                 z = torch.cat([ys[k].reshape(-1), a.reshape(-1), *g])[None]
-                z = self.integrate(G, z, -ts[k], -ts[k - 1])
+                z = self.integrate(G, z, -ts[k], -t_prev)
                 a = z[0, B * D: 2 * B * D].view(B, D)
                 g = list(torch.split(z[0, 2 * B * D:], sizes[2:])) if self.params else []
-            a = a + grad_ys[k - 1]
+            if k > 0:
+                a = a + grad_ys[k - 1]
         grad_params = [gi.view_as(q).to(q.dtype) for gi, q in zip(g, self.params)]
         return a, grad_params
 
 
-def backsolve(F, y0, ts, params, forward_solve, integrate):
+def backsolve(F, y0, t0: float, ts, params, forward_solve, integrate):
     """Run ``forward_solve`` under the backsolve adjoint; returns ``ys (K, B, D)``."""
-    runner = _AdjointRunner(F, params, ts, forward_solve, integrate)
+    runner = _AdjointRunner(F, params, t0, ts, forward_solve, integrate)
     return _Backsolve.apply(runner, y0, *runner.params)

@@ -115,7 +115,7 @@ def solve_ode(prob: ODEProblem, alg, saveat=None, dense: bool = False, sensealg=
     if isinstance(sensealg, BacksolveAdjoint):
         params = list(sensealg.params) if sensealg.params is not None else collect_parameters(
             prob.f, prob.p)
-        ys = backsolve(F, y0, ts, params, run, _reverse_integrator(alg, sensealg, max_steps))
+        ys = backsolve(F, y0, t0, ts, params, run, _reverse_integrator(alg, sensealg, max_steps))
     else:
         ys = run(y0)
     interpolant = None

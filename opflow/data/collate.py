@@ -1,0 +1,61 @@
+"""Batching Fields in ``torch.utils.data.DataLoader``.
+
+Importing this module registers :func:`collate_fields` with PyTorch's default
+collate function, so a ``DataLoader`` over a dataset that yields Fields (or
+tuples/dicts of Fields) batches them with no ``collate_fn`` argument.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+from ..errors import GridMismatchError, InvalidArgumentError
+from ..field import Field
+
+__all__ = ["collate_fields"]
+
+try:  # private module of torch: keep opflow importable if it moves
+    from torch.utils.data._utils.collate import collate_tensor_fn as _collate_tensors
+    from torch.utils.data._utils.collate import default_collate_fn_map as _collate_map
+except ImportError:  # pragma: no cover - depends on the torch version
+    _collate_tensors, _collate_map = None, None
+
+
+def _stack(values: list[torch.Tensor]) -> torch.Tensor:
+    if _collate_tensors is not None:  # uses shared memory inside DataLoader workers
+        return _collate_tensors(values)
+    return torch.stack(values)  # pragma: no cover
+
+
+def collate_fields(batch: Sequence[Field], *,
+                   collate_fn_map: dict[type, Callable] | None = None) -> Field:
+    """Stack Fields along a new leading batch dimension.
+
+    Parameters
+    ----------
+    batch : sequence of Field, each of shape (*batch, C, *grid)
+        All on the same Grid with the same channel names.
+    collate_fn_map : dict, optional
+        Passed by ``default_collate``; unused.
+
+    Returns
+    -------
+    Field
+        Shape ``(len(batch), *batch, C, *grid)``; units and attrs of the first.
+    """
+    if not batch:
+        raise InvalidArgumentError("batch", "at least one Field", batch)
+    first = batch[0]
+    for i, f in enumerate(batch[1:], start=1):
+        if f.grid != first.grid:
+            raise GridMismatchError(f"batch[{i}]", f"a Field on {first.grid!r}", f.grid)
+        if f.names != first.names:
+            raise InvalidArgumentError(f"batch[{i}]", f"a Field with channels {first.names}",
+                                       f.names)
+    return first.with_values(_stack([f.values for f in batch]))
+
+
+if _collate_map is not None:
+    _collate_map[Field] = collate_fields
