@@ -12,6 +12,7 @@ from . import calculus, errors, norms
 from .field import Field
 from .grid import Axis, Grid
 from .io import convert as _convert  # registers the xarray `.opflow` accessor  # noqa: F401
+from .io import open_dataset, save
 from .problems import ODEProblem, remake
 from .solution import ReturnCode, Solution, SolverStats
 from .solve import solve
@@ -20,7 +21,7 @@ from .solvers.ode import RK4, BacksolveAdjoint, DirectBackprop, Dopri5, Euler, T
 __version__ = "0.1.0"
 
 __all__ = [
-    "Axis", "Field", "Grid", "calculus", "errors", "norms",
+    "Axis", "Field", "Grid", "calculus", "errors", "norms", "open_dataset", "save",
     "ODEProblem", "remake", "solve", "Solution", "ReturnCode", "SolverStats",
     "Euler", "RK4", "Tsit5", "Dopri5", "DirectBackprop", "BacksolveAdjoint",
     "__version__",

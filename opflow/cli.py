@@ -1,1 +1,64 @@
-def main(argv=None):\n    return 0
+"""The ``opflow`` command line.
+
+    opflow demo [--out DIR]        run the end-to-end demo
+    opflow info                    versions and available solvers
+
+Later subcommands (``generate``, ``solve``, ``train``, ``predict``) plug into
+the same parser: one function per subcommand, registered in ``COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+__all__ = ["main", "build_parser"]
+
+
+def _demo(args) -> int:
+    from .demos.heat import run
+
+    run(out_dir=args.out, n=args.resolution, batch=args.batch)
+    return 0
+
+
+def _info(args) -> int:
+    import torch
+
+    import opflow
+    from opflow.solve import _REGISTRY
+
+    print(f"opflow {opflow.__version__}, torch {torch.__version__}, "
+          f"cuda {'available' if torch.cuda.is_available() else 'not available'}")
+    for ptype, atype in sorted(_REGISTRY, key=lambda k: (k[0].__name__, k[1].__name__)):
+        print(f"  solve({ptype.__name__}, {atype.__name__})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="opflow", description="Differentiable physics and operator learning for PyTorch.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo = sub.add_parser("demo", help="run the end-to-end demo (writes netCDF and a PNG)")
+    demo.add_argument("--out", default="demo_output", help="output folder (default: %(default)s)")
+    demo.add_argument("--resolution", type=int, default=64, help="grid points per axis")
+    demo.add_argument("--batch", type=int, default=8, help="number of samples")
+    demo.set_defaults(func=_demo)
+    info = sub.add_parser("info", help="print versions and the registered solvers")
+    info.set_defaults(func=_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    func: Callable = args.func
+    return func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

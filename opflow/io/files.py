@@ -21,6 +21,7 @@ import xarray as xr
 from ..errors import CorruptFileError, FileFormatError, InvalidArgumentError, UnknownVariableError
 from ..field import Field
 from ._atomic import atomic_path
+from ._netcdf3 import expected_size
 from .pdebench import open_pdebench, pdebench_layout
 
 __all__ = ["open_dataset", "save", "sniff_format"]
@@ -91,6 +92,18 @@ def _corrupt(path: Path, error: BaseException) -> CorruptFileError:
         f"has a netCDF/HDF5 signature but cannot be read (truncated or damaged?): {error}")
 
 
+def _check_classic_size(path: Path) -> None:
+    """netCDF-C reads a cut classic file as zeros: compare with the header's size."""
+    try:
+        need = expected_size(path)
+    except ValueError as e:
+        raise _corrupt(path, e) from None
+    size = path.stat().st_size
+    if size < need:
+        raise _corrupt(path, ValueError(f"its header needs at least {need} bytes, the file "
+                                        f"has {size}"))
+
+
 def _open_xarray(path: Path, engine: str, chunks: Any) -> xr.Dataset:
     try:
         return xr.open_dataset(
@@ -145,9 +158,11 @@ def open_dataset(path: str | os.PathLike, engine: str | None = None,
     kind = sniff_format(path)
     if kind == "hdf5" and pdebench_layout(path) is not None:
         return open_pdebench(path, chunks=chunks)
-    if kind == "netcdf3" and engine == "h5netcdf":
-        raise InvalidArgumentError("engine", "'netcdf4' (or None) for a netCDF classic file",
-                                   engine)
+    if kind == "netcdf3":
+        if engine == "h5netcdf":
+            raise InvalidArgumentError("engine", "'netcdf4' (or None) for a netCDF classic file",
+                                       engine)
+        _check_classic_size(path)
     return _open_xarray(path, engine or "netcdf4", chunks)
 
 

@@ -1,0 +1,51 @@
+"""Shared helpers for the benchmarks: timing, machine description, results."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+RESULTS_DIR = Path(__file__).parent / "results"
+
+
+def time_call(fn: Callable[[], object], repeat: int = 10, warmup: int = 2) -> dict:
+    """Median and min wall time of ``fn()`` in milliseconds."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1e3)
+    return {"median_ms": statistics.median(samples), "min_ms": min(samples), "repeat": repeat}
+
+
+def machine() -> dict:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
+
+
+def write_result(name: str, payload: dict) -> Path:
+    """Write ``results/<name>.json`` (atomically) with machine and date added."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    payload = {"benchmark": name, "date": _dt.datetime.now().isoformat(timespec="seconds"),
+               "machine": machine(), **payload}
+    path = RESULTS_DIR / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    os.replace(tmp, path)
+    return path

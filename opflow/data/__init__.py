@@ -1,0 +1,11 @@
+"""Datasets of Fields for operator learning, their batching and normalisation.
+
+Importing this package registers :func:`collate_fields` with PyTorch's default
+collate, so ``DataLoader(OperatorDataset(...), batch_size=B)`` yields Fields.
+"""
+
+from .collate import collate_fields
+from .normalizer import RunningMoments, UnitGaussianNormalizer
+from .operator_dataset import OperatorDataset
+
+__all__ = ["OperatorDataset", "RunningMoments", "UnitGaussianNormalizer", "collate_fields"]

@@ -1,0 +1,34 @@
+import subprocess
+import sys
+
+import xarray as xr
+
+from opflow.cli import main
+
+
+def test_help_lists_subcommands(capsys):
+    assert main([]) == 2
+    out = capsys.readouterr().out
+    assert "demo" in out and "info" in out
+
+
+def test_info_lists_registered_solvers(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "solve(ODEProblem, AdaptiveRK)" in out and "solve(ODEProblem, FixedStepRK)" in out
+
+
+def test_demo_writes_netcdf_and_png_with_small_error(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--resolution", "16", "--batch", "2"]) == 0
+    out = capsys.readouterr().out
+    err = float(out.split("t=0.5: ")[1].split()[0])
+    assert err < 1e-6
+    ds = xr.open_dataset(tmp_path / "heat.nc")
+    assert ds["u"].dims == ("t", "sample", "x", "y") and ds["u"].attrs["units"] == "K"
+    assert (tmp_path / "heat.png").stat().st_size > 1000
+
+
+def test_console_script_entry_point():
+    proc = subprocess.run([sys.executable, "-m", "opflow.cli", "--help"], capture_output=True,
+                          text=True, check=True)
+    assert "usage: opflow" in proc.stdout
