@@ -81,7 +81,8 @@ class Field:
             raise InvalidArgumentError("grid", "an opflow.Grid", grid)
         if not isinstance(values, torch.Tensor):
             values = torch.as_tensor(values)
-        if values.ndim < grid.ndim + 1 or tuple(values.shape[values.ndim - grid.ndim:]) != grid.shape:
+        trailing = tuple(values.shape[values.ndim - grid.ndim:])
+        if values.ndim < grid.ndim + 1 or trailing != grid.shape:
             raise ShapeError(
                 "values",
                 f"shape (*batch, channels, {', '.join(map(str, grid.shape))}) "

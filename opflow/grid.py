@@ -121,6 +121,9 @@ class Grid:
     def __setattr__(self, name, value):
         raise AttributeError("Grid is immutable")
 
+    def __reduce__(self):  # pickling (DataLoader workers) rebuilds through __init__
+        return (Grid, (self._axes,))
+
     # ------------------------------------------------------------------ build
     @classmethod
     def uniform(

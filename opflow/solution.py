@@ -6,7 +6,6 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-import numpy as np
 import torch
 
 from .errors import InvalidArgumentError, SolverError

@@ -1,4 +1,3 @@
-import math
 
 import numpy as np
 import pytest
@@ -65,7 +64,8 @@ def test_xarray_round_trip_restores_grid_and_values(grid):
 
 def test_accessor_on_plain_dataset_infers_grid_dims():
     x = np.linspace(0, 1, 6)
-    ds = xr.Dataset({"a": (("n", "x"), np.random.rand(3, 6))}, coords={"x": ("x", x, {"units": "m"})})
+    ds = xr.Dataset({"a": (("n", "x"), np.random.rand(3, 6))},
+                    coords={"x": ("x", x, {"units": "m"})})
     f = ds.opflow.to_field()
     assert f.grid.names == ("x",) and f.batch_shape == (3,) and f.grid.units == ("m",)
     with pytest.raises(UnknownVariableError, match="'b'"):

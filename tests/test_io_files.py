@@ -201,6 +201,16 @@ def test_cf_decoding_of_a_netcdf4_library_file(cf_file: Path):
     assert sniff_format(cf_file) in ("hdf5", "netcdf3")
 
 
+def test_resaving_a_decoded_file_keeps_packing_and_values(cf_file: Path, tmp_path: Path):
+    with open_dataset(cf_file) as ds:
+        path = save(ds, tmp_path / "again.h5")
+        with open_dataset(path) as again:
+            assert again["temp"].encoding["dtype"] == np.int16  # still packed
+            for name in ("temp", "precip"):
+                np.testing.assert_array_equal(again[name].values, ds[name].values)
+            assert "lat" in again.coords
+
+
 # -------------------------------------------------------------- lazy, chunks
 @pytest.mark.parametrize("suffix", [".nc", ".h5"])
 def test_chunks_give_dask_arrays(tmp_path: Path, suffix: str):

@@ -155,7 +155,8 @@ def test_backsolve_matches_direct_with_parameter_in_p():
     for sensealg in (None, opflow.BacksolveAdjoint()):
         prob = ODEProblem(lambda t, u, p: -p * u * torch.cos(t), torch.ones(3, dtype=torch.float64),
                           (0.0, 2.0), p=k)
-        sol = solve(prob, opflow.Tsit5(rtol=1e-10, atol=1e-12), saveat=[1.0, 2.0], sensealg=sensealg)
+        sol = solve(prob, opflow.Tsit5(rtol=1e-10, atol=1e-12), saveat=[1.0, 2.0],
+                    sensealg=sensealg)
         (g,) = torch.autograd.grad(sol.u.sum(), k)
         grads.append(float(g))
     exact = sum(-3 * math.sin(t) * math.exp(-0.7 * math.sin(t)) for t in (1.0, 2.0))

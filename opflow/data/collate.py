@@ -7,7 +7,7 @@ tuples/dicts of Fields) batches them with no ``collate_fn`` argument.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 

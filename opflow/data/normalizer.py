@@ -9,14 +9,14 @@ values laid out as ``(*batch, C, *grid)``, the :class:`~opflow.Field` layout.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
 from ..errors import InvalidArgumentError, ShapeError
 from ..field import Field
 
-__all__ = ["UnitGaussianNormalizer", "RunningMoments"]
+__all__ = ["RunningMoments", "UnitGaussianNormalizer"]
 
 
 class RunningMoments:
@@ -38,7 +38,7 @@ class RunningMoments:
         self.mean: torch.Tensor | None = None
         self.m2: torch.Tensor | None = None
 
-    def update(self, x: torch.Tensor) -> "RunningMoments":
+    def update(self, x: torch.Tensor) -> RunningMoments:
         """Add a chunk ``x`` (same shape as earlier chunks outside ``dims``)."""
         x = x.detach().to(torch.float64)
         n = math.prod(x.shape[d] for d in self.dims)
@@ -93,7 +93,7 @@ class UnitGaussianNormalizer:
         *,
         pointwise: bool = False,
         eps: float = 1e-5,
-    ) -> "UnitGaussianNormalizer":
+    ) -> UnitGaussianNormalizer:
         """Statistics of ``values``.
 
         Parameters
@@ -122,7 +122,7 @@ class UnitGaussianNormalizer:
 
     @classmethod
     def from_moments(cls, moments: RunningMoments, channel_dim: int, dtype: torch.dtype,
-                     eps: float = 1e-5) -> "UnitGaussianNormalizer":
+                     eps: float = 1e-5) -> UnitGaussianNormalizer:
         """Normalizer from accumulated :class:`RunningMoments` (batch dims dropped)."""
         shape = moments.mean.shape[channel_dim:]
         mean = moments.mean.reshape(shape).to(dtype)
@@ -132,8 +132,8 @@ class UnitGaussianNormalizer:
     # ------------------------------------------------------------- transforms
     def _stats_like(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if x.ndim < self.mean.ndim:
-            raise ShapeError("x", f"values of shape (*batch, {', '.join(map(str, self.mean.shape))})"
-                             " or broadcastable", x)
+            shape = ", ".join(map(str, self.mean.shape))
+            raise ShapeError("x", f"values of shape (*batch, {shape}) or broadcastable", x)
         kw = {"dtype": x.dtype if x.is_floating_point() else None, "device": x.device}
         return self.mean.to(**kw), self.std.to(**kw)
 
@@ -154,16 +154,17 @@ class UnitGaussianNormalizer:
     __call__ = encode
 
     # ------------------------------------------------------------------ state
-    def to(self, *args, **kwargs) -> "UnitGaussianNormalizer":
+    def to(self, *args, **kwargs) -> UnitGaussianNormalizer:
         """New normalizer with statistics moved by ``Tensor.to`` (device and/or dtype)."""
         return UnitGaussianNormalizer(self.mean.to(*args, **kwargs),
                                       self.std.to(*args, **kwargs), self.eps)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """``{"mean", "std", "eps"}`` as plain tensors (for ``torch.save``)."""
-        return {"mean": self.mean, "std": self.std, "eps": torch.tensor(self.eps)}
+        eps = torch.tensor(self.eps, dtype=torch.float64)
+        return {"mean": self.mean, "std": self.std, "eps": eps}
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> "UnitGaussianNormalizer":
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> UnitGaussianNormalizer:
         """Replace the statistics by those of :meth:`state_dict`; returns ``self``."""
         missing = {"mean", "std"} - set(state)
         if missing:
@@ -175,7 +176,7 @@ class UnitGaussianNormalizer:
         return self
 
     @classmethod
-    def from_state_dict(cls, state: dict[str, torch.Tensor]) -> "UnitGaussianNormalizer":
+    def from_state_dict(cls, state: dict[str, torch.Tensor]) -> UnitGaussianNormalizer:
         """Normalizer rebuilt from :meth:`state_dict`."""
         return cls(torch.zeros(()), torch.ones(())).load_state_dict(state)
 

@@ -9,9 +9,11 @@ Field and which the output Field, and reads one sample at a time (one
 from __future__ import annotations
 
 import copy
+import itertools
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -118,7 +120,7 @@ def _split_grid_dims(grid_dims: Any) -> tuple[Any, Any]:
     if isinstance(grid_dims, Mapping):
         unknown = set(grid_dims) - {"inputs", "outputs"}
         if unknown:
-            raise UnknownVariableError("grid_dims", sorted(unknown)[0], ["inputs", "outputs"])
+            raise UnknownVariableError("grid_dims", min(unknown), ["inputs", "outputs"])
         return grid_dims.get("inputs"), grid_dims.get("outputs")
     return grid_dims, grid_dims
 
@@ -216,6 +218,11 @@ class OperatorDataset(torch.utils.data.Dataset):
         return (self._in.field(self._in.load(j), self.dtype),
                 self._out.field(self._out.load(j), self.dtype))
 
+    def close(self) -> None:
+        """Close the files behind the source Datasets (also those passed in)."""
+        self._in.ds.close()
+        self._out.ds.close()
+
     def __repr__(self) -> str:
         return (f"OperatorDataset({len(self)} samples, inputs={list(self._in.names)} on "
                 f"{self._in.grid!r}, outputs={list(self._out.names)} on {self._out.grid!r})")
@@ -253,14 +260,14 @@ class OperatorDataset(torch.utils.data.Dataset):
             raise InvalidArgumentError("indices", f"positions in [-{n}, {n})", indices)
         return idx.astype(np.int64) % max(n, 1)
 
-    def subset(self, indices: Sequence[int] | np.ndarray) -> "OperatorDataset":
+    def subset(self, indices: Sequence[int] | np.ndarray) -> OperatorDataset:
         """Dataset of the items at ``indices`` (positions in this dataset)."""
         new = copy.copy(self)
         new._indices = self._indices[self._checked(indices)]
         return new
 
     def split(self, sizes: Sequence[float | int], seed: int | torch.Generator = 0,
-              shuffle: bool = True) -> list["OperatorDataset"]:
+              shuffle: bool = True) -> list[OperatorDataset]:
         """Disjoint subsets, e.g. ``train, test = ds.split([0.8, 0.2], seed=0)``.
 
         Parameters
@@ -280,7 +287,7 @@ class OperatorDataset(torch.utils.data.Dataset):
         counts = _split_counts(sizes, len(self))
         order = _permutation(len(self), seed) if shuffle else np.arange(len(self))
         bounds = np.cumsum([0, *counts])
-        return [self.subset(order[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        return [self.subset(order[a:b]) for a, b in itertools.pairwise(bounds)]
 
     # ----------------------------------------------------------- statistics
     def _moments(self, variables: _Variables, positions: np.ndarray, pointwise: bool,

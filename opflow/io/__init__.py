@@ -1,9 +1,32 @@
 """Files and xarray: the edges where opflow data enters and leaves."""
 
-from .convert import OpflowAccessor, field_to_dataarray, field_to_dataset, grid_from_xarray, to_field
+from .convert import (
+    OpflowAccessor,
+    field_to_dataarray,
+    field_to_dataset,
+    grid_from_xarray,
+    to_field,
+)
 from .files import open_dataset, save
-from .pdebench import is_pdebench, open_pdebench, pdebench_layout, write_pdebench_1d, write_pdebench_2d
+from .pdebench import (
+    is_pdebench,
+    open_pdebench,
+    pdebench_layout,
+    write_pdebench_1d,
+    write_pdebench_2d,
+)
 
-__all__ = ["OpflowAccessor", "field_to_dataarray", "field_to_dataset", "grid_from_xarray", "to_field",
-           "open_dataset", "save", "is_pdebench", "open_pdebench", "pdebench_layout",
-           "write_pdebench_1d", "write_pdebench_2d"]
+__all__ = [
+    "OpflowAccessor",
+    "field_to_dataarray",
+    "field_to_dataset",
+    "grid_from_xarray",
+    "is_pdebench",
+    "open_dataset",
+    "open_pdebench",
+    "pdebench_layout",
+    "save",
+    "to_field",
+    "write_pdebench_1d",
+    "write_pdebench_2d",
+]

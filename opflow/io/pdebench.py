@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import h5py
 import numpy as np
@@ -40,8 +41,8 @@ from ._atomic import atomic_path
 
 __all__ = [
     "is_pdebench",
-    "pdebench_layout",
     "open_pdebench",
+    "pdebench_layout",
     "write_pdebench_1d",
     "write_pdebench_2d",
 ]
@@ -137,7 +138,7 @@ def _dask_chunks(chunks: Any, dims: Sequence[str], known: Iterable[str]) -> Any:
         return chunks
     unknown = set(chunks) - set(known)
     if unknown:
-        raise UnknownVariableError("chunks", sorted(unknown)[0], sorted(known))
+        raise UnknownVariableError("chunks", min(unknown), sorted(known))
     return tuple(chunks.get(d, -1) for d in dims)
 
 
@@ -177,7 +178,7 @@ def _read_flat(f: h5py.Group, names, chunks) -> xr.Dataset:
     keys = [k for k in f if k not in _COORD_KEYS and isinstance(f.get(k), h5py.Dataset)]
     known = (SAMPLE_DIM, "t", *spatial)
     variables = {}
-    for key, name in zip(keys, _var_names(names, keys, _DEFAULT_NAMES)):
+    for key, name in zip(keys, _var_names(names, keys, _DEFAULT_NAMES), strict=True):
         dset = f[key]
         dims = _flat_dims(key, dset.shape, spatial, sizes)
         if "t" in dims:
@@ -220,7 +221,7 @@ def _read_grouped(f: h5py.Group, names, chunks) -> xr.Dataset:
     channels = [f"u{c}" for c in range(shape[-1])]
     names = _var_names(names, channels, {})
     variables = {n: xr.Variable(dims[:-1], data[..., c]) for c, n in enumerate(names)}
-    sizes = dict(zip(dims[1:-1], shape[:-1]))
+    sizes = dict(zip(dims[1:-1], shape[:-1], strict=True))
     raw = {a: grid[a][()] for a in (*spatial, "t") if a in grid}
     return xr.Dataset(variables, coords=_coordinates(raw, sizes))
 

@@ -66,26 +66,46 @@ class ButcherTableau:
         return self.b_error is not None
 
 
+class _Coefficients:
+    """The tableau as tensors on one dtype/device, cached (built once per solve)."""
+
+    def __init__(self, tab: ButcherTableau, dtype, device):
+        S = tab.stages
+        A = np.zeros((S, S))
+        for i, row in enumerate(tab.a, start=1):
+            A[i, : len(row)] = row
+        self.a = [torch.tensor(A[i, :i], dtype=dtype, device=device) for i in range(S)]
+        self.b = torch.tensor(tab.b, dtype=dtype, device=device)
+        self.b_error = (None if tab.b_error is None
+                        else torch.tensor(tab.b_error, dtype=dtype, device=device))
+        self.interp_t = (None if tab.interp is None
+                         else torch.tensor(tab.interp.T.copy(), dtype=dtype, device=device))
+
+
 def _combine(y, h, coeffs, ks):
-    """``y + h * sum_j coeffs[j] * ks[j]`` with ``h`` of shape (B,)."""
-    acc = None
-    for cj, kj in zip(coeffs, ks):
-        if cj != 0.0:
-            acc = kj * cj if acc is None else acc + kj * cj
-    return y if acc is None else y + h[:, None] * acc
+    """``y + h * sum_j coeffs[j] * ks[j]`` with ``h`` of shape (B,), ``coeffs`` a tensor.
+
+    One matrix-vector product over the stacked slopes instead of a chain of
+    axpys: three torch operations whatever the number of stages.
+    """
+    if len(ks) == 1:
+        return torch.addcmul(y, h[:, None], ks[0] * coeffs[0])
+    acc = torch.tensordot(coeffs, torch.stack(ks), dims=1)
+    return torch.addcmul(y, h[:, None], acc)
 
 
-def rk_step(F: RHS, tab: ButcherTableau, t, y, h, k1):
+def rk_step(F: RHS, tab: ButcherTableau, coef: _Coefficients, t, y, h, k1):
     """One step of ``tab``; returns ``(y_new, ks)`` with all stage slopes."""
     ks = [k1]
-    for i in range(1, tab.stages):
-        if tab.fsal and i == tab.stages - 1:
-            y_new = _combine(y, h, tab.b, ks)
+    S = tab.stages
+    for i in range(1, S):
+        if tab.fsal and i == S - 1:
+            y_new = _combine(y, h, coef.a[i], ks)  # last row of a == b
             ks.append(F(t + h, y_new))
             return y_new, ks
-        yi = _combine(y, h, tab.a[i - 1], ks)
-        ks.append(F(t + tab.c[i] * h, yi))
-    return _combine(y, h, tab.b, ks), ks
+        yi = _combine(y, h, coef.a[i], ks)
+        ks.append(F(torch.add(t, h, alpha=tab.c[i]), yi))
+    return _combine(y, h, coef.b, ks), ks
 
 
 # --------------------------------------------------------------------- fixed
@@ -101,13 +121,14 @@ def integrate_fixed(F: RHS, tab: ButcherTableau, y0, t0: float, ts, dt: float,
     B, dtype, device = y0.shape[0], y0.dtype, y0.device
     out, y, t, steps, nfe = [], y0, t0, 0, 0
     records = []
+    coef = _Coefficients(tab, dtype, device)
     for tk in ts.tolist():
         n = max(int(math.ceil((tk - t) / dt - 1e-9)), 0)
         h = (tk - t) / n if n else 0.0
         hv = torch.full((B,), h, dtype=dtype, device=device)
         for j in range(n):
             tv = torch.full((B,), t + j * h, dtype=dtype, device=device)
-            y_new, ks = rk_step(F, tab, tv, y, hv, F(tv, y))
+            y_new, ks = rk_step(F, tab, coef, tv, y, hv, F(tv, y))
             if record:
                 records.append((tv, hv, y, torch.stack(ks)))
             y = y_new
@@ -171,14 +192,14 @@ def _initial_step(F, y0, f0, t0, order, opts, direction_len):
     return torch.minimum(torch.minimum(100 * h0, h1), torch.full_like(h0, direction_len))
 
 
-def _interpolate(tab, y, h, ks, theta):
-    """Dense output at ``theta`` (K, B) inside the step: ``(K, B, D)``."""
-    P = torch.as_tensor(tab.interp, dtype=y.dtype, device=y.device)  # (S, J)
-    powers = theta[..., None] ** torch.arange(P.shape[1], device=y.device, dtype=y.dtype)
-    weights = theta[..., None] * (powers @ P.T)  # (K, B, S)
-    slopes = torch.stack(ks, dim=1)  # (B, S, D)
-    incr = torch.einsum("kbs,bsd->kbd", weights, slopes)
-    return y[None] + h[None, :, None] * incr
+def _interp_weights(coef: _Coefficients, theta: torch.Tensor) -> torch.Tensor:
+    """``b_i(theta)`` for every stage: ``(..., S)`` from ``theta`` of shape ``(...)``."""
+    P = coef.interp_t  # (J, S): row j multiplies theta**(j + 1)
+    th = theta[..., None]
+    w = P[-1]
+    for j in range(P.shape[0] - 2, -1, -1):  # Horner
+        w = torch.addcmul(P[j], w, th)
+    return w * th
 
 
 def integrate_adaptive(F: RHS, tab: ButcherTableau, y0, t0: float, t1: float, ts,
@@ -188,6 +209,8 @@ def integrate_adaptive(F: RHS, tab: ButcherTableau, y0, t0: float, t1: float, ts
     Every trajectory has its own time, step and error history; a step is
     accepted or rejected per trajectory. Values at the save times ``ts``
     (sorted, within ``[t0, t1]``) come from the method's dense output.
+    Gradients flow through the states; the step-size control is not
+    differentiated (times and steps are computed without autograd).
 
     Returns
     -------
@@ -198,76 +221,83 @@ def integrate_adaptive(F: RHS, tab: ButcherTableau, y0, t0: float, t1: float, ts
     """
     start = time.perf_counter()
     B, dtype, device = y0.shape[0], y0.dtype, y0.device
+    coef = _Coefficients(tab, dtype, device)
     ts = ts.to(dtype=dtype, device=device)
     t = torch.full((B,), t0, dtype=dtype, device=device)
     t_end = torch.full((B,), t1, dtype=dtype, device=device)
     y = y0
     k1 = F(t, y)
     nfe = 1
-    if opts.dt0 is not None:
-        h = torch.full((B,), float(opts.dt0), dtype=dtype, device=device)
-    else:
-        h = _initial_step(F, y, k1, t, tab.order, opts, t1 - t0)
-        nfe += 1
-    if opts.dtmax is not None:
-        h = h.clamp(max=opts.dtmax)
+    with torch.no_grad():
+        if opts.dt0 is not None:
+            h = torch.full((B,), float(opts.dt0), dtype=dtype, device=device)
+        else:
+            h = _initial_step(F, y.detach(), k1.detach(), t, tab.order, opts, t1 - t0)
+            nfe += 1
+        if opts.dtmax is not None:
+            h = h.clamp(max=opts.dtmax)
     dtmin = opts.dtmin if opts.dtmin is not None else 1e3 * torch.finfo(dtype).eps * max(
         abs(t0), abs(t1), 1.0)
-    err_prev = torch.full((B,), 1e-4, dtype=dtype, device=device)
-    at_start = (ts <= t0)[:, None].expand(-1, B)
+    err_prev = torch.ones((B,), dtype=dtype, device=device)
     # Save points never reached (a failed solve) stay NaN rather than a silent zero.
-    ys = torch.where(at_start[..., None], y0[None], torch.full((), math.nan, dtype=dtype, device=device))
+    at_start = (ts <= t0)[:, None, None]
+    ys = torch.where(at_start, y0[None], torch.full((), math.nan, dtype=dtype, device=device))
     done = t >= t_end
-    expo = 1.0 / (tab.order)  # error of the embedded (order - 1) method ~ h^order
+    expo = 1.0 / tab.order  # the embedded error estimate scales like h^order
+    grow_expo = -(expo - 0.75 * opts.beta)
     check_every = opts.check_every or (1 if device.type == "cpu" else 8)
     n_accepted = torch.zeros(B, dtype=torch.long, device=device)
     n_rejected = torch.zeros(B, dtype=torch.long, device=device)
+    zero = torch.zeros((), dtype=dtype, device=device)
+    one = torch.ones((), dtype=dtype, device=device)
     retcode = ReturnCode.Success
     records = [] if record else None
     it = 0
     while True:
         it += 1
-        h = h.detach()
-        last = t + h >= t_end
-        h_eff = torch.where(done, torch.zeros_like(h), torch.where(last, t_end - t, h))
-        y_new, ks = rk_step(F, tab, t, y, h_eff, k1)
+        with torch.no_grad():
+            last = t + h >= t_end
+            h_eff = torch.where(done, zero, torch.where(last, t_end - t, h))
+            t_new = torch.where(last, t_end, t + h_eff)
+        y_new, ks = rk_step(F, tab, coef, t, y, h_eff, k1)
         nfe += tab.stages - (1 if tab.fsal else 0)
-        err = _combine(torch.zeros_like(y), h_eff, tab.b_error, ks)
-        scale = opts.atol + opts.rtol * torch.maximum(y.abs(), y_new.abs())
-        err_norm = _rms((err / scale).detach())
-        err_norm = torch.where(torch.isfinite(err_norm), err_norm, torch.full_like(err_norm, math.inf))
-        accept = (err_norm <= 1.0) & ~done
-        t_new = torch.where(last, t_end, t + h_eff)
+        slopes = torch.stack(ks, dim=1)  # (B, S, D)
+        with torch.no_grad():
+            err = torch.matmul(coef.b_error, slopes.detach()).mul_(h_eff[:, None])
+            scale = torch.maximum(y.detach().abs(), y_new.detach().abs())
+            scale.mul_(opts.rtol).add_(opts.atol)
+            err_norm = err.div_(scale).square_().mean(dim=-1).sqrt_()
+            err_norm = torch.nan_to_num_(err_norm, nan=math.inf)
+            accept = (err_norm <= 1.0) & ~done
         if len(ts):
-            inside = accept[None, :] & (ts[:, None] > t[None, :]) & (ts[:, None] <= t_new[None, :])
-            theta = ((ts[:, None] - t[None, :]) / torch.where(h_eff > 0, h_eff, torch.ones_like(h_eff))[None, :])
-            vals = _interpolate(tab, y, h_eff, ks, theta.clamp(0, 1))
-            ys = torch.where(inside[..., None], vals, ys)
+            with torch.no_grad():
+                inside = accept & (ts[:, None] > t) & (ts[:, None] <= t_new)  # (K, B)
+                theta = ((ts[:, None] - t) / torch.where(h_eff > 0, h_eff, one)).clamp_(0, 1)
+                weights = _interp_weights(coef, theta).mul_(h_eff[:, None])  # (K, B, S)
+            incr = torch.bmm(weights.transpose(0, 1), slopes).transpose(0, 1)  # (K, B, D)
+            ys = torch.where(inside[..., None], y + incr, ys)
         if record:
-            hk = torch.where(accept, h_eff, torch.zeros_like(h_eff))
-            records.append((t, hk, y, torch.stack(ks)))
-        # Step-size control (PI): only the error ratio steers, no gradient flows.
-        safe_err = err_norm.clamp(min=1e-10)
-        grow = opts.safety * safe_err ** (-(expo - 0.75 * opts.beta)) * err_prev ** opts.beta
-        shrink = opts.safety * safe_err.clamp(max=1e10) ** (-expo)
-        factor = torch.where(accept, grow, shrink.clamp(max=1.0))
-        factor = factor.clamp(opts.factor_min, opts.factor_max)
-        factor = torch.where(torch.isfinite(err_norm), factor, torch.full_like(factor, opts.factor_min))
-        h_next = torch.where(done | (accept & last), h, h_eff * factor)
-        if opts.dtmax is not None:
-            h_next = h_next.clamp(max=opts.dtmax)
-        n_accepted += accept
-        n_rejected += ~accept & ~done
-        err_prev = torch.where(accept, err_norm.clamp(min=1e-4), err_prev)
-        y = torch.where(accept[:, None], y_new, y)
+            records.append((t, torch.where(accept, h_eff, zero), y, slopes.transpose(0, 1)))
+        with torch.no_grad():
+            # PI step-size control on the error ratio.
+            safe_err = err_norm.clamp(1e-10, 1e10)
+            grow = safe_err.pow(grow_expo).mul_(err_prev.pow(opts.beta)).mul_(opts.safety)
+            shrink = safe_err.pow(-expo).mul_(opts.safety).clamp_(max=1.0)
+            factor = torch.where(accept, grow, shrink).clamp_(opts.factor_min, opts.factor_max)
+            keep = done | (accept & last)
+            h = torch.where(keep, h, h_eff * factor)
+            if opts.dtmax is not None:
+                h = h.clamp(max=opts.dtmax)
+            n_accepted += accept
+            n_rejected += ~accept & ~done
+            err_prev = torch.where(accept, err_norm.clamp(min=1e-4), err_prev)
+            t = torch.where(accept, t_new, t)
+            done = done | (accept & last)
+        acc2 = accept[:, None]
+        y = torch.where(acc2, y_new, y)
         if tab.fsal:
-            k1 = torch.where(accept[:, None], ks[-1], k1)
+            k1 = torch.where(acc2, ks[-1], k1)
         else:
-            k1 = None
-        t = torch.where(accept, t_new, t)
-        h = h_next
-        done = done | (accept & last)
-        if k1 is None:
             k1 = F(t, y)
             nfe += 1
         if it % check_every == 0 or it >= opts.max_steps:
@@ -299,9 +329,8 @@ def evaluate_record(tab: ButcherTableau, rec: StepRecord, t_query: torch.Tensor)
     t0, h = rec.t.T[b, idx], rec.h.T[b, idx]
     y0 = rec.y.permute(1, 0, 2)[b, idx]  # (B, M, D)
     k = rec.k.permute(2, 0, 1, 3)[b, idx]  # (B, M, S, D)
-    theta = torch.where(h > 0, (q - t0) / torch.where(h > 0, h, torch.ones_like(h)), torch.zeros_like(h))
-    P = torch.as_tensor(tab.interp, dtype=y0.dtype, device=y0.device)
-    powers = theta[..., None] ** torch.arange(P.shape[1], device=y0.device, dtype=y0.dtype)
-    weights = theta[..., None] * (powers @ P.T)  # (B, M, S)
+    positive = h > 0
+    theta = torch.where(positive, (q - t0) / torch.where(positive, h, 1.0), 0.0)
+    weights = _interp_weights(_Coefficients(tab, y0.dtype, y0.device), theta)  # (B, M, S)
     out = y0 + h[..., None] * torch.einsum("bms,bmsd->bmd", weights, k)
     return out.permute(1, 0, 2)

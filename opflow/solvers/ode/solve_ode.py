@@ -23,7 +23,8 @@ def _save_times(saveat, t0: float, t1: float, dtype, device) -> torch.Tensor:
         return torch.tensor([t0, t1], dtype=dtype, device=device)
     if isinstance(saveat, (int, float)) and not isinstance(saveat, bool):
         if not saveat > 0:
-            raise InvalidArgumentError("saveat", "a positive interval or a sequence of times", saveat)
+            raise InvalidArgumentError("saveat", "a positive interval or a sequence of times",
+                                       saveat)
         n = int(round((t1 - t0) / saveat))
         ts = torch.linspace(t0, t0 + n * saveat, n + 1, dtype=dtype, device=device)
         ts = ts[ts <= t1 + 1e-12 * max(1.0, abs(t1))]
