@@ -21,7 +21,8 @@ import torch
 
 from ...solution import ReturnCode, SolverStats
 
-__all__ = ["ButcherTableau", "StepRecord", "integrate_fixed", "integrate_adaptive"]
+__all__ = ["ButcherTableau", "StepRecord", "integrate_fixed", "integrate_adaptive",
+           "integrate_adaptive_shared", "evaluate_record"]
 
 RHS = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -316,6 +317,140 @@ def integrate_adaptive(F: RHS, tab: ButcherTableau, y0, t0: float, t1: float, ts
     stats = SolverStats(steps=int(n_accepted.max()), rejects=int(n_rejected.sum()), nfe=nfe,
                         iterations=it, wall_time=time.perf_counter() - start)
     return ys, stats, retcode, _stack_records(records) if record else None
+
+
+def _scalar_combine(y, h: float, coeffs: tuple, ks):
+    """``y + h * sum_j coeffs[j] ks[j]`` for a Python-float step ``h``.
+
+    A chain of fused ``add(alpha=...)`` calls: for the few stages of these
+    methods it is cheaper, forward and backward, than stacking the slopes.
+    """
+    out = y
+    for c, k in zip(coeffs, ks):
+        if c != 0.0:
+            out = torch.add(out, k, alpha=h * c)
+    return out
+
+
+def integrate_adaptive_shared(F: RHS, tab: ButcherTableau, y0, t0: float, t1: float, ts,
+                              opts: AdaptiveOptions, record: bool = False):
+    """Adaptive integration with one step size for the whole state.
+
+    Same method and controller as :func:`integrate_adaptive`, for a single
+    trajectory: ``y0`` may have any shape (the user's own tensor, no
+    flattening) and ``F(t, y)`` receives a 0-dim time. Times and steps are
+    Python floats, so a step needs far fewer torch operations than the
+    per-trajectory loop; the price is one host synchronisation per step
+    (reading the error norm), as in torchdiffeq.
+
+    Returns
+    -------
+    ys : torch.Tensor, shape (K, *y0.shape)
+    stats, retcode, record : as :func:`integrate_adaptive` (the record holds
+        states flattened to ``(1, y0.numel())``).
+    """
+    start = time.perf_counter()
+    dtype, device = y0.dtype, y0.device
+    save = ts.tolist()
+    K = len(save)
+
+    def time_of(v: float) -> torch.Tensor:
+        return torch.full((), v, dtype=dtype, device=device)
+
+    y = y0
+    k1 = F(time_of(t0), y)
+    nfe = 1
+    if opts.dt0 is not None:
+        h = float(opts.dt0)
+    else:
+        with torch.no_grad():
+            flat_rhs = lambda t, v: F(t.reshape(()), v.view_as(y0)).reshape(1, -1)  # noqa: E731
+            h = float(_initial_step(flat_rhs, y.detach().reshape(1, -1),
+                                    k1.detach().reshape(1, -1), time_of(t0).reshape(1),
+                                    tab.order, opts, t1 - t0)[0])
+        nfe += 1
+    if opts.dtmax is not None:
+        h = min(h, opts.dtmax)
+    dtmin = opts.dtmin if opts.dtmin is not None else 1e3 * torch.finfo(dtype).eps * max(
+        abs(t0), abs(t1), 1.0)
+    out: list = [None] * K
+    nxt = 0
+    while nxt < K and save[nxt] <= t0:
+        out[nxt] = y0
+        nxt += 1
+    expo = 1.0 / tab.order
+    grow_expo = -(expo - 0.75 * opts.beta)
+    t, err_prev, steps, rejects, it = t0, 1.0, 0, 0, 0
+    retcode = ReturnCode.Success
+    records = [] if record else None
+    while t < t1:
+        if it >= opts.max_steps:
+            retcode = ReturnCode.MaxIters
+            break
+        it += 1
+        last = t + h >= t1
+        h_eff = t1 - t if last else h
+        ks = [k1]
+        for i in range(1, tab.stages):
+            yi = _scalar_combine(y, h_eff, tab.a[i - 1], ks)
+            ks.append(F(time_of(t + tab.c[i] * h_eff), yi))
+        nfe += tab.stages - 1
+        y_new = yi if tab.fsal else _scalar_combine(y, h_eff, tab.b, ks)
+        with torch.no_grad():
+            err = _scalar_combine(torch.zeros_like(y), h_eff, tab.b_error,
+                                  [k.detach() for k in ks])
+            scale = torch.maximum(y.detach().abs(), y_new.detach().abs())
+            scale.mul_(opts.rtol).add_(opts.atol)
+            err_norm = float(err.div_(scale).square_().mean().sqrt_())
+        if not math.isfinite(err_norm):
+            err_norm = math.inf
+        if err_norm <= 1.0:
+            t_new = t1 if last else t + h_eff
+            first = nxt
+            while nxt < K and save[nxt] <= t_new:
+                nxt += 1
+            if nxt > first or record:
+                slopes = torch.stack(ks)  # (S, *shape)
+            if nxt > first:
+                theta = (np.asarray(save[first:nxt]) - t) / h_eff
+                w = _interp_weights_np(tab.interp, theta) * h_eff  # (m, S)
+                w = torch.as_tensor(w, dtype=dtype, device=device)
+                out[first:nxt] = (y + torch.tensordot(w, slopes, dims=1)).unbind(0)
+            if record:
+                records.append((time_of(t).reshape(1), time_of(h_eff).reshape(1),
+                                y.reshape(1, -1), slopes.reshape(tab.stages, 1, -1)))
+            y, t, steps = y_new, t_new, steps + 1
+            if tab.fsal:
+                k1 = ks[-1]
+            else:
+                k1 = F(time_of(t), y)
+                nfe += 1
+            factor = opts.safety * max(err_norm, 1e-10) ** grow_expo * err_prev ** opts.beta
+            h = h_eff * min(max(factor, opts.factor_min), opts.factor_max)
+            err_prev = max(err_norm, 1e-4)
+        else:
+            rejects += 1
+            factor = opts.safety * err_norm ** (-expo) if err_norm < math.inf else 0.0
+            h = h_eff * min(max(factor, opts.factor_min), 1.0)
+            if h < dtmin:
+                finite = bool(torch.isfinite(y_new.detach()).all())
+                retcode = ReturnCode.DtLessThanMin if finite else ReturnCode.Unstable
+                break
+        if opts.dtmax is not None:
+            h = min(h, opts.dtmax)
+    if any(o is None for o in out):
+        missing = torch.full_like(y0, math.nan)
+        out = [missing if o is None else o for o in out]
+    ys = torch.stack(out)
+    stats = SolverStats(steps=steps, rejects=rejects, nfe=nfe, iterations=it,
+                        wall_time=time.perf_counter() - start)
+    return ys, stats, retcode, _stack_records(records) if record else None
+
+
+def _interp_weights_np(interp: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """NumPy twin of :func:`_interp_weights`: ``(m, S)`` from ``theta`` (m,)."""
+    powers = theta[:, None] ** np.arange(1, interp.shape[1] + 1)  # theta^1 .. theta^J
+    return powers @ interp.T
 
 
 def evaluate_record(tab: ButcherTableau, rec: StepRecord, t_query: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
@@ -89,10 +90,10 @@ class _Backsolve(torch.autograd.Function):
 class _AdjointRunner:
     """Holds what the forward and backward passes of :class:`_Backsolve` share.
 
-    ``integrate(G, z0, t_from, t_to) -> z`` integrates ``dz/dt = G(t, z)`` for
-    ``(B, D)`` states between two times (forward only; the backward pass
-    reverses time itself). ``forward_solve(y0) -> ys`` runs the forward
-    problem to all save times.
+    ``F(t, y)`` takes a 0-dim time and a state of any shape.
+    ``forward_solve(y0) -> ys`` runs the forward problem to all save times;
+    ``integrate(G, z, t_from, t_to) -> z`` integrates 1-D augmented states
+    (the backward pass reverses time itself, so ``t_from < t_to``).
     """
 
     def __init__(self, F, params, t0: float, ts, forward_solve: Callable, integrate: Callable):
@@ -102,39 +103,39 @@ class _AdjointRunner:
     def forward(self, y0):
         return self.forward_solve(y0)
 
-    def _augmented(self, B: int, D: int):
-        """Time-reversed adjoint dynamics on the flat state ``[y, a, g]`` (1, N)."""
+    def _augmented(self, shape):
+        """Time-reversed adjoint dynamics on the flat state ``[y, a, g]``."""
         params, F = self.params, self.F
-        sizes = [B * D, B * D] + [q.numel() for q in params]
+        n = math.prod(shape)
 
         def G(s, z):
-            y, a = z[0, : B * D].view(B, D), z[0, B * D: 2 * B * D].view(B, D)
-            t = (-s[0]).expand(B)
+            y, a = z[:n].view(shape), z[n: 2 * n].view(shape)
             with torch.enable_grad():
                 y_ = y.detach().requires_grad_(True)
-                fy = F(t, y_)
+                fy = F(-s, y_)
                 grads = torch.autograd.grad(fy, (y_, *params), a, allow_unused=True)
             parts = [-fy.reshape(-1), grads[0].reshape(-1)]
             parts += [torch.zeros(q.numel(), dtype=z.dtype, device=z.device) if g is None
                       else g.reshape(-1).to(z.dtype) for q, g in zip(params, grads[1:])]
-            return torch.cat(parts)[None]
+            return torch.cat(parts)
 
-        return G, sizes
+        return G, n
 
     def backward(self, ys, grad_ys):
-        K, B, D = ys.shape
-        G, sizes = self._augmented(B, D)
+        shape = tuple(ys.shape[1:])
+        G, n = self._augmented(shape)
+        sizes = [q.numel() for q in self.params]
         a = grad_ys[-1]
         g = [torch.zeros(q.numel(), dtype=ys.dtype, device=ys.device) for q in self.params]
         ts = self.ts.tolist()
         # Walk back through the save times, then from the first one to t0.
-        for k in range(K - 1, -1, -1):
+        for k in range(len(ts) - 1, -1, -1):
             t_prev = ts[k - 1] if k > 0 else self.t0
             if ts[k] > t_prev:
-                z = torch.cat([ys[k].reshape(-1), a.reshape(-1), *g])[None]
+                z = torch.cat([ys[k].reshape(-1), a.reshape(-1), *g])
                 z = self.integrate(G, z, -ts[k], -t_prev)
-                a = z[0, B * D: 2 * B * D].view(B, D)
-                g = list(torch.split(z[0, 2 * B * D:], sizes[2:])) if self.params else []
+                a = z[n: 2 * n].view(shape)
+                g = list(torch.split(z[2 * n:], sizes)) if self.params else []
             if k > 0:
                 a = a + grad_ys[k - 1]
         grad_params = [gi.view_as(q).to(q.dtype) for gi, q in zip(g, self.params)]
@@ -142,6 +143,6 @@ class _AdjointRunner:
 
 
 def backsolve(F, y0, t0: float, ts, params, forward_solve, integrate):
-    """Run ``forward_solve`` under the backsolve adjoint; returns ``ys (K, B, D)``."""
+    """Run ``forward_solve`` under the backsolve adjoint; returns ``ys (K, *y0.shape)``."""
     runner = _AdjointRunner(F, params, t0, ts, forward_solve, integrate)
     return _Backsolve.apply(runner, y0, *runner.params)

@@ -1,4 +1,16 @@
-"""``solve`` for :class:`~opflow.ODEProblem` with the Runge-Kutta algorithms."""
+"""``solve`` for :class:`~opflow.ODEProblem` with the Runge-Kutta algorithms.
+
+Three integration paths, chosen from the problem:
+
+* fixed-step methods march ``(B, D)`` states (:func:`integrate_fixed`);
+* adaptive methods on a ``batched`` problem give every trajectory its own
+  step (:func:`integrate_adaptive`);
+* adaptive methods on an unbatched problem take one step for the whole
+  state, on the user's tensor directly (:func:`integrate_adaptive_shared`).
+
+Every path hands the integrator ``F(t, y)``; the adjoint sees a version of it
+that takes a 0-dim time.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +23,14 @@ from ...problems import ODEProblem
 from ...solution import ReturnCode, Solution, SolverStats
 from ...solve import register
 from .base import AdaptiveRK, FixedStepRK
-from .runge_kutta import evaluate_record, integrate_adaptive, integrate_fixed
+from .runge_kutta import (
+    evaluate_record,
+    integrate_adaptive,
+    integrate_adaptive_shared,
+    integrate_fixed,
+)
 from .sensitivity import BacksolveAdjoint, DirectBackprop, backsolve, collect_parameters
-from .state import StateLayout
+from .state import DirectState, StateLayout
 
 __all__ = ["solve_ode"]
 
@@ -41,37 +58,61 @@ def _save_times(saveat, t0: float, t1: float, dtype, device) -> torch.Tensor:
     return ts
 
 
-def _forward_runner(alg, F, t0, t1, ts, max_steps, record):
-    """Closure ``y0 -> ys`` for ``alg`` plus a holder of stats and retcode."""
+class _Plan:
+    """The integrator, the state representation and the right-hand side of a solve."""
+
+    def __init__(self, prob: ODEProblem, alg):
+        self.shared = isinstance(alg, AdaptiveRK) and not prob.batched
+        if self.shared and DirectState.supports(prob.u0, prob.batched):
+            state = DirectState(prob.u0)
+            self.y0, self.to_user = state.y0, state.to_user
+            self.F = state.wrap(prob.f, prob.p)
+            self.shape = state.shape
+        else:
+            layout = StateLayout(prob.u0, prob.batched)
+            self.y0 = layout.flatten(prob.u0, "u0")
+            self.to_user = layout.unflatten
+            self.F = layout.wrap(prob.f, prob.p)
+            self.shape = tuple(self.y0.shape)
+
+    def scalar_time_rhs(self):
+        """``F`` taking a 0-dim time (what the adjoint calls)."""
+        if self.shared:
+            return self.F
+        B, F = self.shape[0], self.F
+        return lambda t, y: F(t.reshape(1).expand(B), y)
+
+
+def _forward_runner(alg, plan: _Plan, t0, t1, ts, max_steps, record):
+    """Closure ``y0 -> ys`` for ``alg`` plus a holder of stats, retcode, record."""
     info: dict[str, Any] = {}
 
     def run(y0):
         if isinstance(alg, FixedStepRK):
-            ys, stats, rec = integrate_fixed(F, alg.tableau, y0, t0, ts, alg.dt, record)
+            ys, stats, rec = integrate_fixed(plan.F, alg.tableau, y0, t0, ts, alg.dt, record)
             info.update(stats=stats, retcode=ReturnCode.Success, record=rec)
-        else:
-            opts = alg.options(max_steps=max_steps)
-            ys, stats, retcode, rec = integrate_adaptive(F, alg.tableau, y0, t0, t1, ts, opts,
-                                                         record)
-            info.update(stats=stats, retcode=retcode, record=rec)
-        if not bool(torch.isfinite(ys.detach()).all()) and info["retcode"] == ReturnCode.Success:
-            info["retcode"] = ReturnCode.Unstable
+            return ys
+        integrate = integrate_adaptive_shared if plan.shared else integrate_adaptive
+        opts = alg.options(max_steps=max_steps)
+        ys, stats, retcode, rec = integrate(plan.F, alg.tableau, y0, t0, t1, ts, opts, record)
+        info.update(stats=stats, retcode=retcode, record=rec)
         return ys
 
     return run, info
 
 
 def _reverse_integrator(alg, sensealg: BacksolveAdjoint, max_steps):
-    """``integrate(G, z, s0, s1)`` used by the adjoint's backward pass."""
+    """``integrate(G, z, s0, s1)`` on 1-D states, used by the adjoint's backward pass."""
 
     def integrate(G, z, s0, s1):
         ts = torch.tensor([s1], dtype=z.dtype, device=z.device)
         if isinstance(alg, FixedStepRK):
-            ys, _, _ = integrate_fixed(G, alg.tableau, z, s0, ts, alg.dt)
-        else:
-            opts = alg.options(max_steps=max_steps, rtol=sensealg.rtol, atol=sensealg.atol)
-            opts.dt0 = None
-            ys, _, _, _ = integrate_adaptive(G, alg.tableau, z, s0, s1, ts, opts)
+            ys, _, _ = integrate_fixed(lambda s, v: G(s[0], v[0])[None], alg.tableau, z[None],
+                                       s0, ts, alg.dt)
+            return ys[-1, 0]
+        opts = alg.options(max_steps=max_steps, rtol=sensealg.rtol, atol=sensealg.atol)
+        opts.dt0 = None
+        ys, _, _, _ = integrate_adaptive_shared(G, alg.tableau, z, s0, s1, ts, opts)
         return ys[-1]
 
     return integrate
@@ -107,25 +148,25 @@ def solve_ode(prob: ODEProblem, alg, saveat=None, dense: bool = False, sensealg=
         raise InvalidArgumentError("sensealg", "DirectBackprop() or BacksolveAdjoint()", sensealg)
     if max_steps is not None and not (isinstance(max_steps, int) and max_steps > 0):
         raise InvalidArgumentError("max_steps", "a positive integer", max_steps)
-    layout = StateLayout(prob.u0, prob.batched)
-    y0 = layout.flatten(prob.u0, "u0")
+    plan = _Plan(prob, alg)
     t0, t1 = prob.tspan
-    ts = _save_times(saveat, t0, t1, y0.dtype, y0.device)
-    F = layout.wrap(prob.f, prob.p)
-    run, info = _forward_runner(alg, F, t0, t1, ts, max_steps, dense)
+    ts = _save_times(saveat, t0, t1, plan.y0.dtype, plan.y0.device)
+    run, info = _forward_runner(alg, plan, t0, t1, ts, max_steps, dense)
     if isinstance(sensealg, BacksolveAdjoint):
         params = list(sensealg.params) if sensealg.params is not None else collect_parameters(
             prob.f, prob.p)
-        ys = backsolve(F, y0, t0, ts, params, run, _reverse_integrator(alg, sensealg, max_steps))
+        ys = backsolve(plan.scalar_time_rhs(), plan.y0, t0, ts, params, run,
+                       _reverse_integrator(alg, sensealg, max_steps))
     else:
-        ys = run(y0)
+        ys = run(plan.y0)
     interpolant = None
     if dense:
-        rec, tab = info["record"], alg.tableau
+        rec, tab, shape = info["record"], alg.tableau, plan.shape
 
         def interpolant(tq):
-            return layout.unflatten(evaluate_record(tab, rec, tq))
+            values = evaluate_record(tab, rec, tq)  # (M, B, D) or (M, 1, numel)
+            return plan.to_user(values.reshape(values.shape[0], *shape))
 
-    return Solution(t=ts, u=layout.unflatten(ys), retcode=info["retcode"],
+    return Solution(t=ts, u=plan.to_user(ys), retcode=info["retcode"],
                     stats=info.get("stats", SolverStats()), problem=prob, alg=alg,
                     interpolant=interpolant)

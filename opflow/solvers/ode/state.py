@@ -16,7 +16,7 @@ import torch
 from ...errors import ShapeError
 from ...field import Field
 
-__all__ = ["StateLayout"]
+__all__ = ["StateLayout", "DirectState"]
 
 
 class StateLayout:
@@ -88,5 +88,42 @@ class StateLayout:
             tu = self.time_for_user(t)
             out = f(tu, u, p) if with_p else f(tu, u)
             return self.flatten(out, name="f(t, u)")
+
+        return rhs
+
+
+class DirectState:
+    """An unbatched tensor or Field state handed to the integrator as is.
+
+    The shared-step integrator works on tensors of any shape, so a plain
+    tensor (or a Field's values) needs no flattening: ``f`` sees exactly the
+    tensor the integrator holds. Tuples go through :class:`StateLayout`.
+    """
+
+    def __init__(self, u0: Any):
+        self.template = u0
+        self.is_field = isinstance(u0, Field)
+        self.y0 = u0.values if self.is_field else u0
+        self.shape = tuple(self.y0.shape)
+
+    @staticmethod
+    def supports(u0: Any, batched: bool) -> bool:
+        return not batched and isinstance(u0, (torch.Tensor, Field))
+
+    def to_user(self, ys: torch.Tensor) -> Any:
+        """``(..., *shape)`` -> tensor or Field with the leading dims kept."""
+        return self.template.with_values(ys) if self.is_field else ys
+
+    def wrap(self, f: Callable, p: Any) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """``F(t (0-dim), y) -> dy/dt`` calling the user's ``f`` on the user's type."""
+        with_p, shape, template = p is not None, self.shape, self.template
+
+        def rhs(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            u = template.with_values(y) if self.is_field else y
+            out = f(t, u, p) if with_p else f(t, u)
+            out = out.values if isinstance(out, Field) else out
+            if not isinstance(out, torch.Tensor) or tuple(out.shape) != shape:
+                raise ShapeError("f(t, u)", f"a tensor of shape {shape} (like u0)", out)
+            return out
 
         return rhs
