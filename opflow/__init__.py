@@ -8,7 +8,7 @@ The public surface, re-exported here:
   :class:`RK4`, :class:`Tsit5`, :class:`Dopri5`), :func:`solve`, :class:`Solution`
 """
 
-from . import calculus, data, errors, norms
+from . import calculus, data, errors, norms, testing
 from .field import Field
 from .grid import Axis, Grid
 from .io import convert as _convert  # registers the xarray `.opflow` accessor  # noqa: F401
@@ -21,7 +21,8 @@ from .solvers.ode import RK4, BacksolveAdjoint, DirectBackprop, Dopri5, Euler, T
 __version__ = "0.1.0"
 
 __all__ = [
-    "Axis", "Field", "Grid", "calculus", "data", "errors", "norms", "open_dataset", "save",
+    "Axis", "Field", "Grid", "calculus", "data", "errors", "testing", "norms",
+    "open_dataset", "save",
     "ODEProblem", "remake", "solve", "Solution", "ReturnCode", "SolverStats",
     "Euler", "RK4", "Tsit5", "Dopri5", "DirectBackprop", "BacksolveAdjoint",
     "__version__",

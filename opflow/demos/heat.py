@@ -59,7 +59,7 @@ def run(out_dir: str | Path = "demo_output", n: int = 64, batch: int = 8, nu: fl
     u0 = random_periodic_field(grid, batch)
     prob = ODEProblem(lambda t, u: nu * u.laplacian(), u0, (0.0, t_end), batched=True)
     ts = torch.linspace(0.0, t_end, 6, dtype=torch.float64)
-    sol = solve(prob, Tsit5(rtol=1e-8, atol=1e-10), saveat=ts)
+    sol = solve(prob, Tsit5(rtol=1e-8, atol=1e-10), saveat=ts, progress=not quiet)
     exact = exact_heat(u0, nu, ts)
     err = float(norms.rel_l2(sol.u[-1:], exact[-1:]).max())
 

@@ -275,6 +275,9 @@ def save(
     eng = _engine_for(path, engine)
     _check_save_args(compression, chunk)
     ds = _as_dataset(obj)
+    if "Conventions" not in ds.attrs:
+        ds = ds.copy()
+        ds.attrs["Conventions"] = "CF-1.8"
     sdim = _sample_dim(ds, sample_dim)
     encoding = {name: _variable_encoding(var, sdim, chunk or 64, int(compression))
                 for name, var in ds.variables.items()}

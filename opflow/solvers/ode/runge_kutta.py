@@ -19,6 +19,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from ...progress import TimeProgress
 from ...solution import ReturnCode, SolverStats
 
 __all__ = ["ButcherTableau", "StepRecord", "integrate_fixed", "integrate_adaptive",
@@ -160,6 +161,7 @@ class AdaptiveOptions:
     factor_max: float = 10.0
     beta: float = 0.04  # PI control: weight of the previous error
     check_every: Optional[int] = None
+    progress: bool | str = False
 
 
 @dataclass
@@ -253,6 +255,7 @@ def integrate_adaptive(F: RHS, tab: ButcherTableau, y0, t0: float, t1: float, ts
     one = torch.ones((), dtype=dtype, device=device)
     retcode = ReturnCode.Success
     records = [] if record else None
+    bar = TimeProgress(t0, t1, opts.progress)
     it = 0
     while True:
         it += 1
@@ -302,6 +305,7 @@ def integrate_adaptive(F: RHS, tab: ButcherTableau, y0, t0: float, t1: float, ts
             k1 = F(t, y)
             nfe += 1
         if it % check_every == 0 or it >= opts.max_steps:
+            bar.update(float(t.min()), iterations=it)
             if bool(done.all()):
                 break
             active = ~done
@@ -314,6 +318,7 @@ def integrate_adaptive(F: RHS, tab: ButcherTableau, y0, t0: float, t1: float, ts
             if it >= opts.max_steps:
                 retcode = ReturnCode.MaxIters
                 break
+    bar.close()
     stats = SolverStats(steps=int(n_accepted.max()), rejects=int(n_rejected.sum()), nfe=nfe,
                         iterations=it, wall_time=time.perf_counter() - start)
     return ys, stats, retcode, _stack_records(records) if record else None
@@ -383,6 +388,7 @@ def integrate_adaptive_shared(F: RHS, tab: ButcherTableau, y0, t0: float, t1: fl
     t, err_prev, steps, rejects, it = t0, 1.0, 0, 0, 0
     retcode = ReturnCode.Success
     records = [] if record else None
+    bar = TimeProgress(t0, t1, opts.progress)
     while t < t1:
         if it >= opts.max_steps:
             retcode = ReturnCode.MaxIters
@@ -420,6 +426,7 @@ def integrate_adaptive_shared(F: RHS, tab: ButcherTableau, y0, t0: float, t1: fl
                 records.append((time_of(t).reshape(1), time_of(h_eff).reshape(1),
                                 y.reshape(1, -1), slopes.reshape(tab.stages, 1, -1)))
             y, t, steps = y_new, t_new, steps + 1
+            bar.update(t, steps=steps)
             if tab.fsal:
                 k1 = ks[-1]
             else:
@@ -438,6 +445,7 @@ def integrate_adaptive_shared(F: RHS, tab: ButcherTableau, y0, t0: float, t1: fl
                 break
         if opts.dtmax is not None:
             h = min(h, opts.dtmax)
+    bar.close()
     if any(o is None for o in out):
         missing = torch.full_like(y0, math.nan)
         out = [missing if o is None else o for o in out]

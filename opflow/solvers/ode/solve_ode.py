@@ -83,7 +83,7 @@ class _Plan:
         return lambda t, y: F(t.reshape(1).expand(B), y)
 
 
-def _forward_runner(alg, plan: _Plan, t0, t1, ts, max_steps, record):
+def _forward_runner(alg, plan: _Plan, t0, t1, ts, max_steps, record, progress):
     """Closure ``y0 -> ys`` for ``alg`` plus a holder of stats, retcode, record."""
     info: dict[str, Any] = {}
 
@@ -93,7 +93,7 @@ def _forward_runner(alg, plan: _Plan, t0, t1, ts, max_steps, record):
             info.update(stats=stats, retcode=ReturnCode.Success, record=rec)
             return ys
         integrate = integrate_adaptive_shared if plan.shared else integrate_adaptive
-        opts = alg.options(max_steps=max_steps)
+        opts = alg.options(max_steps=max_steps, progress=progress)
         ys, stats, retcode, rec = integrate(plan.F, alg.tableau, y0, t0, t1, ts, opts, record)
         info.update(stats=stats, retcode=retcode, record=rec)
         return ys
@@ -121,7 +121,7 @@ def _reverse_integrator(alg, sensealg: BacksolveAdjoint, max_steps):
 @register(ODEProblem, FixedStepRK)
 @register(ODEProblem, AdaptiveRK)
 def solve_ode(prob: ODEProblem, alg, saveat=None, dense: bool = False, sensealg=None,
-              max_steps: Optional[int] = None) -> Solution:
+              max_steps: Optional[int] = None, progress: bool | str = False) -> Solution:
     """Solve an :class:`~opflow.ODEProblem` with a Runge-Kutta algorithm.
 
     Parameters
@@ -137,6 +137,9 @@ def solve_ode(prob: ODEProblem, alg, saveat=None, dense: bool = False, sensealg=
         How gradients flow back (default: direct backprop).
     max_steps : int, optional
         Overrides ``alg.max_steps``.
+    progress : bool or "always"
+        Show a progress bar over simulated time (adaptive methods) when
+        stderr is a terminal; ``"always"`` shows it anywhere.
 
     Returns
     -------
@@ -151,7 +154,7 @@ def solve_ode(prob: ODEProblem, alg, saveat=None, dense: bool = False, sensealg=
     plan = _Plan(prob, alg)
     t0, t1 = prob.tspan
     ts = _save_times(saveat, t0, t1, plan.y0.dtype, plan.y0.device)
-    run, info = _forward_runner(alg, plan, t0, t1, ts, max_steps, dense)
+    run, info = _forward_runner(alg, plan, t0, t1, ts, max_steps, dense, progress)
     if isinstance(sensealg, BacksolveAdjoint):
         params = list(sensealg.params) if sensealg.params is not None else collect_parameters(
             prob.f, prob.p)
