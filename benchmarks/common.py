@@ -28,6 +28,23 @@ def time_call(fn: Callable[[], object], repeat: int = 10, warmup: int = 2) -> di
     return {"median_ms": statistics.median(samples), "min_ms": min(samples), "repeat": repeat}
 
 
+def time_interleaved(cases: dict[str, Callable[[], object]], repeat: int = 15,
+                     warmup: int = 2) -> dict[str, dict]:
+    """Time several callables in round-robin order, so that machine noise
+    (other processes, frequency changes) hits every case alike."""
+    for fn in cases.values():
+        for _ in range(warmup):
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(repeat):
+        for name, fn in cases.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append((time.perf_counter() - start) * 1e3)
+    return {name: {"median_ms": statistics.median(v), "min_ms": min(v), "repeat": repeat}
+            for name, v in samples.items()}
+
+
 def machine() -> dict:
     return {
         "python": platform.python_version(),

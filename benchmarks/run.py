@@ -19,7 +19,7 @@ BENCHMARKS = {"ode_neural_dopri5": bench_ode.main}
 
 def _summary(name: str, data: dict) -> list[str]:
     lines = [f"### {name}", "", "```", data.get("setup", ""), "```", "",
-             "| case | median ms | min ms | NFE (fwd+bwd) | max error | speed-up vs peer |",
+             "| case | median ms | min ms | NFE (forward) | max error | speed-up vs peer |",
              "|---|---|---|---|---|---|"]
     for case, r in data["results"].items():
         ratio = r.get("speedup_vs_torchdiffeq")

@@ -378,11 +378,12 @@ def integrate_adaptive_shared(F: RHS, tab: ButcherTableau, y0, t0: float, t1: fl
         h = min(h, opts.dtmax)
     dtmin = opts.dtmin if opts.dtmin is not None else 1e3 * torch.finfo(dtype).eps * max(
         abs(t0), abs(t1), 1.0)
-    out: list = [None] * K
+    chunks: list = []  # saved states, one (m, *shape) block per step with save points
     nxt = 0
     while nxt < K and save[nxt] <= t0:
-        out[nxt] = y0
         nxt += 1
+    if nxt:
+        chunks.append(y0.unsqueeze(0).expand(nxt, *y0.shape))
     expo = 1.0 / tab.order
     grow_expo = -(expo - 0.75 * opts.beta)
     t, err_prev, steps, rejects, it = t0, 1.0, 0, 0, 0
@@ -421,7 +422,9 @@ def integrate_adaptive_shared(F: RHS, tab: ButcherTableau, y0, t0: float, t1: fl
                 theta = (np.asarray(save[first:nxt]) - t) / h_eff
                 w = _interp_weights_np(tab.interp, theta) * h_eff  # (m, S)
                 w = torch.as_tensor(w, dtype=dtype, device=device)
-                out[first:nxt] = (y + torch.tensordot(w, slopes, dims=1)).unbind(0)
+                y_rows = y.reshape(1, -1).expand(nxt - first, -1)
+                block = torch.addmm(y_rows, w, slopes.reshape(tab.stages, -1))
+                chunks.append(block.view(nxt - first, *y0.shape))
             if record:
                 records.append((time_of(t).reshape(1), time_of(h_eff).reshape(1),
                                 y.reshape(1, -1), slopes.reshape(tab.stages, 1, -1)))
@@ -446,10 +449,9 @@ def integrate_adaptive_shared(F: RHS, tab: ButcherTableau, y0, t0: float, t1: fl
         if opts.dtmax is not None:
             h = min(h, opts.dtmax)
     bar.close()
-    if any(o is None for o in out):
-        missing = torch.full_like(y0, math.nan)
-        out = [missing if o is None else o for o in out]
-    ys = torch.stack(out)
+    if nxt < K:  # save points never reached (a failed solve) are NaN, not a silent value
+        chunks.append(torch.full((K - nxt, *y0.shape), math.nan, dtype=dtype, device=device))
+    ys = chunks[0] if len(chunks) == 1 else torch.cat(chunks)
     stats = SolverStats(steps=steps, rejects=rejects, nfe=nfe, iterations=it,
                         wall_time=time.perf_counter() - start)
     return ys, stats, retcode, _stack_records(records) if record else None
