@@ -25,7 +25,7 @@ def _summary(name: str, data: dict) -> list[str]:
         ratio = r.get("speedup_vs_torchdiffeq")
         err = r.get("max_error", float("nan"))
         lines.append(f"| {case} | {r['median_ms']:.2f} | {r['min_ms']:.2f} | "
-                     f"{r.get('nfe_forward_backward', '')} | {err:.2e} | "
+                     f"{r.get('nfe_forward', '')} | {err:.2e} | "
                      f"{'' if ratio is None else f'{ratio:.2f}x'} |")
     return lines + [""]
 
