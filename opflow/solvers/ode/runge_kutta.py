@@ -195,6 +195,19 @@ def _initial_step(F, y0, f0, t0, order, opts, direction_len):
     return torch.minimum(torch.minimum(100 * h0, h1), torch.full_like(h0, direction_len))
 
 
+def _initial_step_shared(F, y0, f0, t0: float, time_of, order: int, opts, span: float) -> float:
+    """:func:`_initial_step` for one trajectory, with Python-float norms."""
+    scale = y0.abs().mul_(opts.rtol).add_(opts.atol)
+    d0 = float((y0 / scale).square_().mean().sqrt_())
+    d1 = float((f0 / scale).square_().mean().sqrt_())
+    h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
+    f1 = F(time_of(t0 + h0), torch.add(y0, f0, alpha=h0))
+    d2 = float((f1 - f0).div_(scale).square_().mean().sqrt_()) / h0
+    dmax = max(d1, d2)
+    h1 = max(1e-6, h0 * 1e-3) if dmax <= 1e-15 else (0.01 / dmax) ** (1.0 / (order + 1))
+    return min(100 * h0, h1, span)
+
+
 def _interp_weights(coef: _Coefficients, theta: torch.Tensor) -> torch.Tensor:
     """``b_i(theta)`` for every stage: ``(..., S)`` from ``theta`` of shape ``(...)``."""
     P = coef.interp_t  # (J, S): row j multiplies theta**(j + 1)
@@ -369,10 +382,7 @@ def integrate_adaptive_shared(F: RHS, tab: ButcherTableau, y0, t0: float, t1: fl
         h = float(opts.dt0)
     else:
         with torch.no_grad():
-            flat_rhs = lambda t, v: F(t.reshape(()), v.view_as(y0)).reshape(1, -1)  # noqa: E731
-            h = float(_initial_step(flat_rhs, y.detach().reshape(1, -1),
-                                    k1.detach().reshape(1, -1), time_of(t0).reshape(1),
-                                    tab.order, opts, t1 - t0)[0])
+            h = _initial_step_shared(F, y, k1, t0, time_of, tab.order, opts, t1 - t0)
         nfe += 1
     if opts.dtmax is not None:
         h = min(h, opts.dtmax)
@@ -403,11 +413,12 @@ def integrate_adaptive_shared(F: RHS, tab: ButcherTableau, y0, t0: float, t1: fl
             ks.append(F(time_of(t + tab.c[i] * h_eff), yi))
         nfe += tab.stages - 1
         y_new = yi if tab.fsal else _scalar_combine(y, h_eff, tab.b, ks)
-        with torch.no_grad():
-            err = _scalar_combine(torch.zeros_like(y), h_eff, tab.b_error,
-                                  [k.detach() for k in ks])
-            scale = torch.maximum(y.detach().abs(), y_new.detach().abs())
-            scale.mul_(opts.rtol).add_(opts.atol)
+        with torch.no_grad():  # no graph: plain tensors, in-place where possible
+            err = torch.mul(ks[0], h_eff * tab.b_error[0])
+            for c, k in zip(tab.b_error[1:], ks[1:]):
+                if c != 0.0:
+                    err.add_(k, alpha=h_eff * c)
+            scale = torch.maximum(y.abs(), y_new.abs()).mul_(opts.rtol).add_(opts.atol)
             err_norm = float(err.div_(scale).square_().mean().sqrt_())
         if not math.isfinite(err_norm):
             err_norm = math.inf
