@@ -5,7 +5,9 @@ collate, so ``DataLoader(OperatorDataset(...), batch_size=B)`` yields Fields.
 """
 
 from .collate import collate_fields
+from .grf import grf, grf_basis
 from .normalizer import RunningMoments, UnitGaussianNormalizer
 from .operator_dataset import OperatorDataset
 
-__all__ = ["OperatorDataset", "RunningMoments", "UnitGaussianNormalizer", "collate_fields"]
+__all__ = ["OperatorDataset", "RunningMoments", "UnitGaussianNormalizer", "collate_fields",
+           "grf", "grf_basis"]
