@@ -9,6 +9,7 @@ The public surface, re-exported here:
 """
 
 from . import calculus, data, errors, norms, testing
+from ._version import __version__
 from .field import Field
 from .grid import Axis, Grid
 from .io import convert as _convert  # registers the xarray `.opflow` accessor  # noqa: F401
@@ -17,8 +18,6 @@ from .problems import ODEProblem, remake
 from .solution import ReturnCode, Solution, SolverStats
 from .solve import solve
 from .solvers.ode import RK4, BacksolveAdjoint, DirectBackprop, Dopri5, Euler, Tsit5
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Axis", "Field", "Grid", "calculus", "data", "errors", "testing", "norms",

@@ -32,3 +32,11 @@ def test_console_script_entry_point():
     proc = subprocess.run([sys.executable, "-m", "opflow.cli", "--help"], capture_output=True,
                           text=True, check=True)
     assert "usage: opflow" in proc.stdout
+
+
+def test_generate_command_writes_a_dataset(tmp_path, capsys):
+    out = tmp_path / "g.nc"
+    assert main(["generate", "grf", "--n", "3", "--resolution", "8", "--out", str(out),
+                 "--option", "tau=4.0"]) == 0
+    ds = xr.open_dataset(out)
+    assert ds["g"].shape == (3, 8, 8) and '"tau": 4.0' in ds.attrs["opflow_generate"]

@@ -5,9 +5,10 @@ collate, so ``DataLoader(OperatorDataset(...), batch_size=B)`` yields Fields.
 """
 
 from .collate import collate_fields
+from .generation import RECIPES, generate
 from .grf import grf, grf_basis
 from .normalizer import RunningMoments, UnitGaussianNormalizer
 from .operator_dataset import OperatorDataset
 
 __all__ = ["OperatorDataset", "RunningMoments", "UnitGaussianNormalizer", "collate_fields",
-           "grf", "grf_basis"]
+           "grf", "grf_basis", "generate", "RECIPES"]

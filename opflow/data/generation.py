@@ -1,0 +1,257 @@
+"""Benchmark data sets made with opflow's own solvers (``opflow generate``).
+
+A *recipe* turns a list of sample indices into an ``xarray.Dataset`` with a
+``sample`` dimension. :func:`generate` runs a recipe chunk by chunk; with an
+output path every finished chunk is written (atomically) to a hidden parts
+folder next to the output, so a killed job started again with the same
+arguments continues after the last complete chunk. The final file appears
+only when complete (atomic rename), and the parts folder is then removed.
+
+Every sample draws its random input from its own seed (``seed`` and the
+sample index), so the data do not depend on the chunk size or on where a
+job was interrupted.
+
+Recipes follow ``shared/ANCHORS.md``:
+
+* ``darcy``: -div(a grad u) = 1 on the unit square, u = 0 on the boundary,
+  a = 12 where g >= 0 and 3 where g < 0, g ~ N(0, (-Laplacian + 9 I)^-2)
+  with zero Neumann conditions (constant mode dropped, as in the FNO data).
+* ``burgers``: u_t + (u^2/2)_x = nu u_xx on [0, 1) periodic, nu = 0.1,
+  u0 ~ N(0, 625 (-Laplacian + 25 I)^-2), map u0 -> u(t = 1).
+* ``navier-stokes``: 2D vorticity on the unit torus, nu = 1e-3, forcing
+  0.1 (sin 2 pi (x + y) + cos 2 pi (x + y)), w0 ~ N(0, 7^1.5 (-Laplacian + 49 I)^-2.5),
+  vorticity saved at t = 1, 2, ..., T.
+* ``grf``: the random fields alone (useful for tests and as inputs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+import xarray as xr
+from tqdm.auto import tqdm
+
+from .._version import __version__
+from ..errors import InvalidArgumentError
+from ..field import Field
+from ..grid import Grid
+from .grf import grf
+
+__all__ = ["RECIPES", "Recipe", "generate", "sample_seed"]
+
+
+def sample_seed(seed: int, index: int) -> int:
+    """Seed of sample ``index`` of a data set generated with ``seed``."""
+    digest = hashlib.sha256(f"opflow:{seed}:{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def _grf_batch(grid: Grid, indices, seed: int, **kw) -> Field:
+    fields = [grf(grid, batch=1, seed=sample_seed(seed, i), **kw) for i in indices]
+    return fields[0].with_values(torch.cat([f.values for f in fields]))
+
+
+def _dataset(fields: dict[str, Field], indices) -> xr.Dataset:
+    """One variable per Field (one channel each), the first batch dim is ``sample``."""
+    parts = []
+    for name, f in fields.items():
+        extra = [f"batch_{i}" for i in range(len(f.batch_shape) - 1)]
+        parts.append(f.to_xarray(batch_dims=["sample", *extra]).rename({f.names[0]: name}))
+    ds = xr.merge(parts, combine_attrs="drop_conflicts")
+    return ds.assign_coords(sample=("sample", np.asarray(list(indices), dtype=np.int64)))
+
+
+# ------------------------------------------------------------------ recipes
+def _grf_recipe(indices, resolution: int, seed: int, alpha: float = 2.0, tau: float = 3.0,
+                periodic: bool = False) -> xr.Dataset:
+    axes = {"x": (0.0, 1.0, resolution), "y": (0.0, 1.0, resolution)}
+    grid = Grid.uniform(periodic=("x", "y") if periodic else (), **axes)
+    g = _grf_batch(grid, indices, seed, alpha=alpha, tau=tau)
+    return _dataset({"g": g}, indices)
+
+
+def _darcy_recipe(indices, resolution: int, seed: int, rtol: float = 1e-8,
+                  cycle: str = "V") -> xr.Dataset:
+    from .. import solve
+    from ..solvers.pde import DarcyProblem, Multigrid
+
+    grid = Grid.uniform(x=(0.0, 1.0, resolution), y=(0.0, 1.0, resolution))
+    g = _grf_batch(grid, indices, seed, alpha=2.0, tau=3.0, zero_mean=True)
+    a = g.with_values(torch.where(g.values >= 0, 12.0, 3.0), names="a")
+    sol = solve(DarcyProblem(coeff=a, forcing=1.0, bc="dirichlet"),
+                Multigrid(cycle=cycle, rtol=rtol))
+    if not sol.success:
+        raise RuntimeError(f"multigrid did not converge on samples {list(indices)}: {sol.retcode}")
+    u = sol.u.with_values(sol.u.values, names="u")
+    return _dataset({"a": a, "u": u}, indices)
+
+
+def _burgers_recipe(indices, resolution: int, seed: int, nu: float = 0.1, t_end: float = 1.0,
+                    fine_factor: int = 4, dt: Optional[float] = None) -> xr.Dataset:
+    from ..solvers.pde.spectral.recipes import burgers_recipe_solve
+
+    fine = Grid.uniform(x=(0.0, 1.0, resolution * fine_factor), periodic=("x",))
+    u0 = _grf_batch(fine, indices, seed, alpha=2.0, tau=5.0, sigma=25.0)
+    kw = {} if dt is None else {"dt": dt}
+    u1 = burgers_recipe_solve(u0, nu=nu, t_end=t_end, **kw)
+    coarse = Grid.uniform(x=(0.0, 1.0, resolution), periodic=("x",))
+    sub = slice(None, None, fine_factor)
+    return _dataset({"u0": Field(u0.values[..., sub], coarse, "u0"),
+                     "u": Field(u1.values[..., sub], coarse, "u")}, indices)
+
+
+def _navier_stokes_recipe(indices, resolution: int, seed: int, nu: float = 1e-3,
+                          n_saves: int = 20, dt: Optional[float] = None) -> xr.Dataset:
+    from ..solvers.pde.spectral.recipes import navier_stokes_recipe_solve
+
+    grid = Grid.uniform(x=(0.0, 1.0, resolution), y=(0.0, 1.0, resolution), periodic=("x", "y"))
+    w0 = _grf_batch(grid, indices, seed, alpha=2.5, tau=7.0, sigma=7**0.75)
+    kw = {} if dt is None else {"dt": dt}
+    traj = navier_stokes_recipe_solve(w0, nu=nu, t_end=float(n_saves), n_saves=n_saves, **kw)
+    # traj: batch dims (K, sample) -> store as (sample, t)
+    values = traj.values.transpose(0, 1)
+    w = Field(values, grid, "w")
+    ds = _dataset({"w0": w0.with_values(w0.values, names="w0"), "w": w}, indices)
+    ds = ds.rename({"batch_0": "t"}) if "batch_0" in ds.dims else ds
+    return ds.assign_coords(t=("t", np.arange(1, n_saves + 1, dtype=np.float64)))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named data recipe: ``make(indices, resolution, seed, **options) -> Dataset``."""
+
+    name: str
+    make: Callable[..., xr.Dataset]
+    default_resolution: int
+    description: str
+
+
+RECIPES: dict[str, Recipe] = {
+    r.name: r for r in (
+        Recipe("darcy", _darcy_recipe, 65, "Darcy flow, piecewise-constant GRF coefficient"),
+        Recipe("burgers", _burgers_recipe, 1024, "viscous Burgers, u0 -> u(t=1)"),
+        Recipe("navier-stokes", _navier_stokes_recipe, 64, "2D vorticity, nu=1e-3"),
+        Recipe("grf", _grf_recipe, 64, "Gaussian random fields only"),
+    )
+}
+
+
+# ------------------------------------------------------------------ driver
+def _check_args(problem: str, n: int, resolution: int, chunk: int) -> Recipe:
+    if problem not in RECIPES:
+        raise InvalidArgumentError("problem", f"one of {sorted(RECIPES)}", problem)
+    if not (isinstance(n, int) and n >= 1):
+        raise InvalidArgumentError("n", "a positive number of samples", n)
+    if not (isinstance(resolution, int) and resolution >= 4):
+        raise InvalidArgumentError("resolution", "an integer number of grid points >= 4",
+                                   resolution)
+    if not (isinstance(chunk, int) and chunk >= 1):
+        raise InvalidArgumentError("chunk", "a positive number of samples per chunk", chunk)
+    return RECIPES[problem]
+
+
+def _job_key(problem: str, n: int, resolution: int, seed: int, options: dict) -> str:
+    return json.dumps({"problem": problem, "n": n, "resolution": resolution, "seed": seed,
+                       "options": options, "opflow": __version__}, sort_keys=True)
+
+
+def _provenance(ds: xr.Dataset, key: str, recipe: Recipe) -> xr.Dataset:
+    ds.attrs.update({"title": f"opflow {recipe.name}: {recipe.description}",
+                     "source": f"opflow {__version__} generate",
+                     "opflow_generate": key})
+    return ds
+
+
+def _part_is_complete(path: Path, key: str, size: int) -> bool:
+    from ..io import open_dataset
+
+    try:
+        with open_dataset(path) as part:
+            return part.attrs.get("opflow_generate") == key and part.sizes["sample"] == size
+    except Exception:  # unreadable part: recompute it
+        return False
+
+
+def generate(
+    problem: str,
+    n: int,
+    resolution: Optional[int] = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+    chunk: int = 16,
+    progress: bool | str = True,
+    **options: Any,
+) -> xr.Dataset:
+    """Generate ``n`` samples of a benchmark data set.
+
+    Parameters
+    ----------
+    problem : {"darcy", "burgers", "navier-stokes", "grf"}
+    n : int
+        Number of samples.
+    resolution : int, optional
+        Grid points per axis (the recipe's default when None).
+    seed : int
+        Base seed; sample ``i`` uses :func:`sample_seed` ``(seed, i)``.
+    out : path, optional
+        netCDF file to write. Finished chunks are kept in ``.<name>.parts/``
+        beside it until the file is complete, so a rerun resumes.
+    chunk : int
+        Samples per chunk (one solver call and one part file each).
+    progress : bool or "always"
+        Progress bar over samples (on a terminal).
+    **options
+        Recipe options (``nu``, ``rtol``, ``n_saves``, ...).
+
+    Returns
+    -------
+    xarray.Dataset
+        With a ``sample`` dimension; attrs record the recipe and its settings.
+    """
+    resolution = RECIPES[problem].default_resolution if (
+        resolution is None and problem in RECIPES) else resolution
+    recipe = _check_args(problem, n, resolution, chunk)
+    key = _job_key(problem, n, resolution, seed, options)
+    starts = range(0, n, chunk)
+    show = progress == "always" or (progress and __import__("sys").stderr.isatty())
+    bar = tqdm(total=n, desc=f"generate {problem}", unit="sample", disable=not show)
+    if out is None:
+        parts = []
+        for s in starts:
+            parts.append(recipe.make(range(s, min(s + chunk, n)), resolution, seed, **options))
+            bar.update(parts[-1].sizes["sample"])
+        bar.close()
+        return _provenance(xr.concat(parts, dim="sample"), key, recipe)
+    return _generate_to_file(recipe, key, Path(out), n, resolution, seed, chunk, starts, bar,
+                             options)
+
+
+def _generate_to_file(recipe, key, out: Path, n, resolution, seed, chunk, starts, bar, options):
+    from ..io import open_dataset, save
+
+    parts_dir = out.parent / f".{out.name}.parts"
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for s in starts:
+        idx = range(s, min(s + chunk, n))
+        path = parts_dir / f"{s:09d}.nc"
+        if not _part_is_complete(path, key, len(idx)):
+            save(_provenance(recipe.make(idx, resolution, seed, **options), key, recipe), path)
+        paths.append(path)
+        bar.update(len(idx))
+    bar.close()
+    opened = [open_dataset(p) for p in paths]
+    try:
+        save(_provenance(xr.concat(opened, dim="sample"), key, recipe), out)
+    finally:
+        for ds in opened:
+            ds.close()
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    return open_dataset(out)
