@@ -6,9 +6,12 @@ The public surface, re-exported here:
 * files: :func:`open_dataset`, :func:`save`
 * solving: problems (:class:`ODEProblem`), algorithms (:class:`Euler`,
   :class:`RK4`, :class:`Tsit5`, :class:`Dopri5`), :func:`solve`, :class:`Solution`
+* PDE solvers: :class:`Multigrid` (Poisson, Darcy), :class:`PseudoSpectral`
+  (Burgers, Navier-Stokes)
+* training: :class:`Trainer` (:mod:`opflow.train`)
 """
 
-from . import calculus, data, errors, norms, testing
+from . import calculus, data, errors, norms, testing, train
 from ._version import __version__
 from .field import Field
 from .grid import Axis, Grid
@@ -18,11 +21,23 @@ from .problems import ODEProblem, remake
 from .solution import ReturnCode, Solution, SolverStats
 from .solve import solve
 from .solvers.ode import RK4, BacksolveAdjoint, DirectBackprop, Dopri5, Euler, Tsit5
+from .solvers.pde import (
+    BurgersProblem,
+    DarcyProblem,
+    Multigrid,
+    NavierStokes2DProblem,
+    PoissonProblem,
+    PseudoSpectral,
+)
+from .train import Trainer
 
 __all__ = [
     "Axis", "Field", "Grid", "calculus", "data", "errors", "testing", "norms",
     "open_dataset", "save",
     "ODEProblem", "remake", "solve", "Solution", "ReturnCode", "SolverStats",
     "Euler", "RK4", "Tsit5", "Dopri5", "DirectBackprop", "BacksolveAdjoint",
+    "PoissonProblem", "DarcyProblem", "Multigrid",
+    "BurgersProblem", "NavierStokes2DProblem", "PseudoSpectral",
+    "train", "Trainer",
     "__version__",
 ]

@@ -2,6 +2,8 @@
 
     opflow demo [--out DIR]        run the end-to-end demo
     opflow generate PROBLEM ...    make a benchmark data set (netCDF), resumable
+    opflow train --model NAME --data FILE.nc --input a --output u --epochs E --out RUN_DIR
+    opflow predict --checkpoint RUN_DIR/best.pt --input FILE.nc --out PRED.nc [--chunk K]
     opflow info                    versions and available solvers
 
 Later subcommands (``generate``, ``solve``, ``train``, ``predict``) plug into
@@ -13,6 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 from typing import Callable
+
+from .train.commands import add_predict_parser, add_train_parser
 
 __all__ = ["main", "build_parser"]
 
@@ -78,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=_generate)
     info = sub.add_parser("info", help="print versions and the registered solvers")
     info.set_defaults(func=_info)
+    add_train_parser(sub)
+    add_predict_parser(sub)
     return parser
 
 

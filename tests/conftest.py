@@ -4,6 +4,9 @@ import pytest
 import torch
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Small tensors run fastest single-threaded; two OpenMP threads on a busy
+# 2-core machine made FFTs and convolutions 10-80x slower in these tests.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,13 @@
+"""Partial differential equation solvers, registered with :func:`opflow.solve`.
+
+* :class:`Multigrid` for elliptic problems (:class:`PoissonProblem`,
+  :class:`DarcyProblem`);
+* :class:`PseudoSpectral` for periodic evolution problems
+  (:class:`BurgersProblem`, :class:`NavierStokes2DProblem`).
+"""
+
+from .multigrid import DarcyProblem, Multigrid, PoissonProblem
+from .spectral import BurgersProblem, NavierStokes2DProblem, PseudoSpectral
+
+__all__ = ["BurgersProblem", "DarcyProblem", "Multigrid", "NavierStokes2DProblem",
+           "PoissonProblem", "PseudoSpectral"]

@@ -1,0 +1,131 @@
+"""Multigrid cycles (V, W, F) and the outer iteration to a residual tolerance.
+
+One cycle on level ``l`` (``u`` and ``f`` of shape ``(B, *shape_l)``):
+
+1. ``pre`` smoothing sweeps on ``A u = f``;
+2. restrict the residual (full weighting) to level ``l + 1``;
+3. solve the coarse correction equation ``A_c e = r_c`` from ``e = 0`` by
+   recursion: once (V), twice (W), or an F-cycle followed by a V-cycle (F);
+   on the coarsest level, exactly (dense LU);
+4. ``u += P e`` (linear interpolation);
+5. ``post`` smoothing sweeps (colours in reverse order for red-black
+   Gauss-Seidel, so that the V-cycle is a symmetric operator).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+
+from .hierarchy import Hierarchy
+
+__all__ = ["CYCLES", "STALL_WINDOW", "STALL_FACTOR", "cycle", "iterate", "relative_residual"]
+
+CYCLES = ("V", "W", "F")
+
+STALL_WINDOW, STALL_FACTOR = 5, 0.9
+"""The iteration stops as stalled when the worst relative residual has not
+dropped below ``STALL_FACTOR`` times its value ``STALL_WINDOW`` cycles ago
+(rounding level reached, typically float32 with a tight ``rtol``)."""
+
+
+def cycle(hier: Hierarchy, level: int, u: torch.Tensor, f: torch.Tensor, kind: str,
+          pre: int, post: int) -> torch.Tensor:
+    """One ``kind`` cycle on ``level``; updates ``u`` in place and returns it."""
+    if level == hier.depth - 1:  # exact: u += A^-1 (f - A u)
+        return u.add_(hier.coarse_solve(hier.residual(level, u, f)))
+    hier.smooth(level, u, f, pre, post=False)
+    rc = hier.restrict(level, hier.residual(level, u, f))
+    coarse = level + 1
+    last = coarse == hier.depth - 1
+    ec = cycle(hier, coarse, torch.zeros_like(rc), rc, kind, pre, post)
+    if kind == "W" and not last:
+        ec = cycle(hier, coarse, ec, rc, "W", pre, post)
+    elif kind == "F" and not last:
+        ec = cycle(hier, coarse, ec, rc, "V", pre, post)
+    hier.correct(level, u, ec)
+    hier.smooth(level, u, f, post, post=True)
+    return u
+
+
+def relative_residual(hier: Hierarchy, u: torch.Tensor, f: torch.Tensor,
+                      scale: torch.Tensor) -> torch.Tensor:
+    """``||free * (f - A u)||_2 / scale`` per sample: shape ``(B,)``."""
+    r = hier.residual(0, u, f)
+    return torch.linalg.vector_norm(r.reshape(r.shape[0], -1), dim=1) / scale
+
+
+class _Bar:
+    """tqdm bar over cycles, shown only when asked for and on a terminal."""
+
+    def __init__(self, total: int, enabled, desc: str):
+        show = enabled == "always" or (bool(enabled) and sys.stderr.isatty())
+        self._bar = None
+        if show:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=total, desc=desc, unit="cycle", leave=False)
+
+    def update(self, worst: float) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix_str(f"residual={worst:.2e}", refresh=False)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def iterate(hier: Hierarchy, u: torch.Tensor, f: torch.Tensor, scale: torch.Tensor, kind: str,
+            pre: int, post: int, rtol: float, max_cycles: int,
+            progress=False, desc: str = "multigrid") -> tuple[torch.Tensor, list, int, bool]:
+    """Cycle until every sample's relative residual is at most ``rtol``.
+
+    Parameters
+    ----------
+    hier : Hierarchy
+    u : torch.Tensor, shape (B, *shape)
+        Initial guess with the boundary values in place (modified in place).
+    f : torch.Tensor, shape (B, *shape)
+        Right-hand side (already projected for singular problems).
+    scale : torch.Tensor, shape (B,)
+        Norm the residual is divided by (``||b||``, positive).
+    kind, pre, post, rtol, max_cycles
+        See :class:`~opflow.solvers.pde.Multigrid`.
+    progress : bool or "always"
+
+    Returns
+    -------
+    u : torch.Tensor, shape (B, *shape)
+    history : list of torch.Tensor
+        Relative residual per sample ``(B,)`` before the first cycle and after
+        each one.
+    cycles : int
+        Number of cycles run. The only host synchronisation is the
+        convergence test, once per cycle.
+    stalled : bool
+        Stopped because the residual stopped decreasing (see
+        :data:`STALL_FACTOR`) before reaching ``rtol``.
+    """
+    res = relative_residual(hier, u, f, scale)
+    history = [res]
+    bar = _Bar(max_cycles, progress, desc)
+    cycles, stalled = 0, False
+    worsts = [float(res.max())]
+    try:
+        while cycles < max_cycles and worsts[-1] > rtol:  # a NaN residual stops too
+            u = cycle(hier, 0, u, f, kind, pre, post)
+            hier.project(0, u)
+            cycles += 1
+            res = relative_residual(hier, u, f, scale)
+            history.append(res)
+            worsts.append(float(res.max()))
+            bar.update(worsts[-1])
+            if (cycles >= STALL_WINDOW and worsts[-1] > rtol
+                    and not worsts[-1] < STALL_FACTOR * worsts[-1 - STALL_WINDOW]):
+                stalled = True
+                break
+    finally:
+        bar.close()
+    return u, history, cycles, stalled

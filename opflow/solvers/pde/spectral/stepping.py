@@ -1,0 +1,161 @@
+"""Fixed-step time marching of a :class:`~.system.SemilinearSystem` to save times.
+
+Step-size rule
+--------------
+Each interval between consecutive save times ``[t_{k-1}, t_k]`` (starting
+at ``t0``) is split into ``n = ceil((t_k - t_{k-1}) / dt)`` equal steps of
+``h = (t_k - t_{k-1}) / n <= dt``: every save time is hit exactly, no step
+exceeds ``dt`` and a scheme keeps its order. When ``dt`` divides the save
+interval all steps equal ``dt``. The schemes cache their coefficients per
+distinct ``h`` (at most a few per solve).
+
+Failure detection
+-----------------
+A state that becomes NaN or Inf (an explicit step beyond its stability
+limit, say) is detected without a host synchronisation on every step: the
+state is checked every ``check_every`` steps and after the last one. The
+march then stops with :attr:`~opflow.ReturnCode.Unstable`; save times not
+reached hold NaN (as in the ODE solvers).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from typing import ClassVar, Sequence
+
+import torch
+
+from ....errors import InvalidArgumentError
+from ....progress import TimeProgress
+from ....solution import ReturnCode, SolverStats
+from .system import SemilinearSystem
+
+__all__ = ["Stepper", "save_times", "march"]
+
+
+class Stepper:
+    """A time-stepping scheme bound to one system for one solve.
+
+    Subclasses set ``order`` and ``evaluations`` (right-hand-side
+    evaluations per step) and implement :meth:`_coefficients` (the
+    ``h``-dependent operators, cached here) and :meth:`step`.
+    """
+
+    order: ClassVar[int]
+    evaluations: ClassVar[int]
+
+    def __init__(self, system: SemilinearSystem):
+        self.system = system
+        self._cache: dict[float, tuple] = {}
+
+    def coefficients(self, h: float) -> tuple:
+        """The scheme's operators for step ``h`` (computed once per distinct ``h``)."""
+        c = self._cache.get(h)
+        if c is None:
+            c = self._cache[h] = self._coefficients(h)
+        return c
+
+    def _coefficients(self, h: float) -> tuple:
+        raise NotImplementedError
+
+    def step(self, t: float, v: torch.Tensor, h: float) -> torch.Tensor:
+        """State at ``t + h`` from state ``v`` at ``t``."""
+        raise NotImplementedError
+
+
+def save_times(saveat, t0: float, t1: float) -> list[float]:
+    """Save times from ``saveat`` (None, an interval, or a sequence).
+
+    ``None`` gives ``[t0, t1]``; a positive number ``s`` gives
+    ``t0, t0 + s, ...`` up to ``t1``, with ``t1`` appended when ``s`` does
+    not divide the span; a sequence must be non-decreasing within
+    ``[t0, t1]``.
+    """
+    if saveat is None:
+        return [t0, t1]
+    tol = 1e-12 * max(1.0, abs(t0), abs(t1))
+    if isinstance(saveat, numbers.Real) and not isinstance(saveat, bool):
+        s = float(saveat)
+        if not (math.isfinite(s) and s > 0):
+            raise InvalidArgumentError("saveat", "a positive interval or a sequence of times",
+                                       saveat)
+        n = int(math.floor((t1 - t0) / s + 1e-9))
+        ts = [t0 + i * s for i in range(n + 1)]
+        if ts[-1] < t1 - tol:
+            ts.append(t1)
+        return [min(t, t1) for t in ts]
+    try:
+        ts = [float(t) for t in torch.as_tensor(saveat, dtype=torch.float64).reshape(-1)]
+    except (TypeError, ValueError, RuntimeError):
+        raise InvalidArgumentError("saveat", "None, a positive interval or a sequence of times",
+                                   saveat) from None
+    if not ts:
+        raise InvalidArgumentError("saveat", "at least one save time", saveat)
+    if not all(math.isfinite(t) for t in ts):
+        raise InvalidArgumentError("saveat", "finite save times", saveat)
+    if any(b < a for a, b in zip(ts, ts[1:])):
+        raise InvalidArgumentError("saveat", "non-decreasing save times", saveat)
+    if ts[0] < t0 - tol or ts[-1] > t1 + tol:
+        raise InvalidArgumentError("saveat", f"save times within tspan [{t0}, {t1}]", saveat)
+    return [min(max(t, t0), t1) for t in ts]
+
+
+def _finite(v: torch.Tensor) -> bool:
+    return bool(torch.isfinite(v.detach()).all())
+
+
+def march(stepper: Stepper, v0: torch.Tensor, t0: float, ts: Sequence[float], dt: float,
+          check_every: int, progress: bool | str = False, desc: str = "PseudoSpectral"):
+    """March ``v0`` from ``t0`` through the sorted save times ``ts``.
+
+    Parameters
+    ----------
+    stepper : Stepper
+    v0 : torch.Tensor, complex, shape (*batch, 1, *spectral_shape)
+        Initial spectral state at ``t0``.
+    t0 : float
+    ts : sequence of float
+        Save times, sorted, ``>= t0``, not empty; the march ends at the last.
+    dt : float
+        Largest step (see the module notes for the step-size rule).
+    check_every : int
+        Steps between two finiteness checks of the state.
+    progress : bool or "always"
+        Progress bar over simulated time.
+
+    Returns
+    -------
+    states : list of torch.Tensor or None
+        Spectral state at each save time; None where not reached.
+    stats : SolverStats
+    retcode : ReturnCode
+    """
+    start = time.perf_counter()
+    bar = TimeProgress(t0, max(ts[-1], t0 + dt), progress, desc)
+    states: list = [None] * len(ts)
+    v, t, steps, retcode = v0, t0, 0, ReturnCode.Success
+    try:
+        for k, tk in enumerate(ts):
+            n = max(int(math.ceil((tk - t) / dt - 1e-9)), 0)
+            h = (tk - t) / n if n else 0.0
+            for j in range(n):
+                v = stepper.step(t + j * h, v, h)
+                steps += 1
+                if steps % check_every == 0:
+                    bar.update(t + (j + 1) * h)
+                    if not _finite(v):
+                        retcode = ReturnCode.Unstable
+                        break
+            if retcode is not ReturnCode.Success:
+                break
+            t = tk
+            states[k] = v
+        if retcode is ReturnCode.Success and steps % check_every and not _finite(v):
+            retcode = ReturnCode.Unstable
+    finally:
+        bar.close()
+    stats = SolverStats(steps=steps, rejects=0, nfe=steps * stepper.evaluations,
+                        iterations=steps, wall_time=time.perf_counter() - start)
+    return states, stats, retcode
