@@ -57,3 +57,20 @@ def test_interrupted_job_resumes_and_matches_an_uninterrupted_run(tmp_path, monk
 def test_bad_arguments(kwargs, match):
     with pytest.raises(InvalidArgumentError, match=match):
         generate(progress=False, **kwargs)
+
+
+def test_darcy_recipe_solves_to_tolerance():
+    ds = generate("darcy", n=2, resolution=17, seed=0, progress=False)
+    assert set(ds["a"].values.ravel()) == {3.0, 12.0}
+    u = ds["u"].values
+    assert u.shape == (2, 17, 17) and np.all(u[:, 0, :] == 0) and np.all(u[:, :, -1] == 0)
+    assert 1e-3 < u.max() < 0.1  # -div(a grad u) = 1 with a in [3, 12] on the unit square
+
+
+def test_burgers_and_navier_stokes_recipes_have_the_documented_layout():
+    b = generate("burgers", n=2, resolution=64, seed=0, progress=False)
+    assert b["u0"].dims == ("sample", "x") and b["u"].shape == (2, 64)
+    assert np.isfinite(b["u"].values).all() and b["u"].std() < b["u0"].std()  # viscous decay
+    ns = generate("navier-stokes", n=1, resolution=16, seed=0, progress=False, n_saves=2)
+    assert ns["w"].dims == ("sample", "t", "x", "y") and list(ns["t"].values) == [1.0, 2.0]
+    assert np.isfinite(ns["w"].values).all()

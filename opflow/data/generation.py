@@ -86,7 +86,8 @@ def _darcy_recipe(indices, resolution: int, seed: int, rtol: float = 1e-8,
 
     grid = Grid.uniform(x=(0.0, 1.0, resolution), y=(0.0, 1.0, resolution))
     g = _grf_batch(grid, indices, seed, alpha=2.0, tau=3.0, zero_mean=True)
-    a = g.with_values(torch.where(g.values >= 0, 12.0, 3.0), names="a")
+    twelve, three = (torch.tensor(v, dtype=torch.float64) for v in (12.0, 3.0))
+    a = g.with_values(torch.where(g.values >= 0, twelve, three), names="a")  # float64
     sol = solve(DarcyProblem(coeff=a, forcing=1.0, bc="dirichlet"),
                 Multigrid(cycle=cycle, rtol=rtol))
     if not sol.success:
