@@ -11,22 +11,41 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
+import bench_multigrid  # noqa: E402
 import bench_ode  # noqa: E402
 from common import RESULTS_DIR, machine  # noqa: E402
 
-BENCHMARKS = {"ode_neural_dopri5": bench_ode.main}
+BENCHMARKS = {
+    "ode_neural_dopri5": bench_ode.main,
+    "multigrid_darcy": bench_multigrid.main,
+}
+
+
+_TIMING = ("median_ms", "min_ms")
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1e-2 or abs(value) >= 1e4 else f"{value:.2f}"
+    return str(value)
 
 
 def _summary(name: str, data: dict) -> list[str]:
-    lines = [f"### {name}", "", "```", data.get("setup", ""), "```", "",
-             "| case | median ms | min ms | NFE (forward) | max error | speed-up vs peer |",
-             "|---|---|---|---|---|---|"]
-    for case, r in data["results"].items():
-        ratio = r.get("speedup_vs_torchdiffeq")
-        err = r.get("max_error", float("nan"))
-        lines.append(f"| {case} | {r['median_ms']:.2f} | {r['min_ms']:.2f} | "
-                     f"{r.get('nfe_forward', '')} | {err:.2e} | "
-                     f"{'' if ratio is None else f'{ratio:.2f}x'} |")
+    """A markdown table: one row per case, timings first, then every other metric."""
+    results = data["results"]
+    keys: list[str] = []
+    for r in results.values():
+        keys += [k for k in r if k not in keys and not isinstance(r[k], (dict, list))]
+    keys = [k for k in _TIMING if k in keys] + sorted(k for k in keys if k not in _TIMING)
+    lines = [f"### {name}", "", "```", data.get("setup", "").strip(), "```", "",
+             "| case | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for case, r in results.items():
+        cells = []
+        for k in keys:
+            v = r.get(k, "")
+            cells.append(f"{v:.2f}x" if k.startswith("speedup") and isinstance(v, float)
+                         else _fmt(v))
+        lines.append(f"| {case} | " + " | ".join(cells) + " |")
     return lines + [""]
 
 

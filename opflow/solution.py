@@ -51,7 +51,7 @@ class Solution:
     Attributes
     ----------
     t : torch.Tensor, shape (K,)
-        Save times.
+        Save times (empty for a steady problem, whose ``u`` has no time dim).
     u : torch.Tensor, Field or tuple
         States at ``t`` stacked along a new leading dimension: a tensor of
         shape ``(K, *u0.shape)``, a Field whose batch dims are
@@ -103,6 +103,10 @@ class Solution:
         t = self.t.detach().cpu().numpy()
         attrs = {"retcode": str(self.retcode), "solver": type(self.alg).__name__,
                  **{f"stats_{k}": v for k, v in self.stats.as_dict().items()}}
+        if self.t.numel() == 0 and isinstance(self.u, Field):  # steady problem: no time axis
+            ds = self.u.with_values(self.u.values, attrs={}).to_xarray()
+            ds.attrs.update(attrs)
+            return ds
         if isinstance(self.u, Field):
             nb = len(self.u.batch_shape) - 1
             bdims = ["t"] + (["sample"] if nb == 1 else [f"batch_{i}" for i in range(nb)])

@@ -92,7 +92,7 @@ def _darcy_recipe(indices, resolution: int, seed: int, rtol: float = 1e-8,
                 Multigrid(cycle=cycle, rtol=rtol))
     if not sol.success:
         raise RuntimeError(f"multigrid did not converge on samples {list(indices)}: {sol.retcode}")
-    u = sol.u.with_values(sol.u.values, names="u")
+    u = sol.u.with_values(sol.u.values, names="u", attrs={})  # drop solver diagnostics
     return _dataset({"a": a, "u": u}, indices)
 
 

@@ -1,14 +1,25 @@
 """The grid hierarchy of a multigrid solve: level sizes, per-level operators,
-smoother data and the dense direct solver on the coarsest level.
+smoother data and the solver on the coarsest level.
 
 Sizes
 -----
 Each coarsening keeps every other node: a non-periodic (vertex-centred) axis
 of ``n`` nodes needs ``n - 1`` even and gives ``(n - 1) / 2 + 1`` nodes (at
 least 3); a periodic axis needs ``n`` even and gives ``n / 2`` (at least 2).
-So ``n - 1 = m * 2**L`` gives ``L`` coarsenings down to ``m + 1`` nodes,
-where a dense batched LU solve (``torch.linalg``) finishes the job: 65, 129,
-257, 513 go down to a few nodes, 85 (``= 21 * 4 + 1``) to 22.
+So ``n - 1 = m * 2**L`` gives ``L`` coarsenings down to ``m + 1`` nodes:
+65, 129, 257, 513 go down to 9 x 9, 85 (``= 21 * 4 + 1``) to 22 x 22, 141
+(``= 35 * 4 + 1``) to 36 x 36, 421 (``= 105 * 4 + 1``) to 106 x 106.
+
+Coarsest level
+--------------
+Up to :data:`DENSE_COARSEST_NODES` nodes: a dense batched LU factorisation
+(``torch.linalg.lu_factor``, once per solve) and one ``lu_solve`` per cycle,
+exact. Larger coarsest grids (sizes with a large odd factor ``m``, such as
+85 or 421) would make the factorisation the dominant cost (``N**3`` per
+sample), so they are solved approximately by a fixed number
+(``3 max(shape)``, about a 1e-3 residual reduction) of Jacobi-preconditioned
+conjugate-gradient iterations: no host synchronisation, and the outer
+iteration still reaches any tolerance (flexible CG with ``krylov="cg"``).
 """
 
 from __future__ import annotations
@@ -22,13 +33,17 @@ import torch
 from ....errors import InvalidArgumentError
 from . import operators as ops
 
-__all__ = ["Level", "Hierarchy", "plan_levels", "AUTO_COARSEST_NODES", "MAX_COARSEST_NODES"]
+__all__ = ["Level", "Hierarchy", "plan_levels", "AUTO_COARSEST_NODES", "DENSE_COARSEST_NODES",
+           "MAX_COARSEST_NODES"]
 
 AUTO_COARSEST_NODES = 100
 """Automatic level choice: stop coarsening once a grid has at most this many nodes."""
 
-MAX_COARSEST_NODES = 4096
-"""Largest coarsest grid (in nodes) handed to the dense direct solver."""
+DENSE_COARSEST_NODES = 256
+"""Largest coarsest grid (in nodes) solved by dense LU; larger ones by CG."""
+
+MAX_COARSEST_NODES = 1 << 16
+"""Largest coarsest grid accepted (beyond it the coarsest CG dominates everything)."""
 
 SIZES_HELP = ("non-periodic axes with n - 1 = m * 2**L nodes (L >= 1, m >= 2: e.g. 17, 33, 65, "
               "129, 257, 513, or 85 = 21 * 4 + 1) and periodic axes with an even n >= 4")
@@ -60,9 +75,9 @@ def plan_levels(grid, kinds: Sequence[str], levels: Optional[int]) -> list[tuple
     Raises
     ------
     InvalidArgumentError
-        ``grid`` when it cannot be coarsened at all or its coarsest grid is
-        too large for the direct solve; ``levels`` when more levels are asked
-        for than the grid allows, or too few for the direct solve.
+        ``grid`` when it cannot be coarsened at all or its coarsest grid has
+        more than :data:`MAX_COARSEST_NODES` nodes; ``levels`` when more
+        levels are asked for than the grid allows, or too few.
     """
     shapes = [tuple(grid.shape)]
     stuck = [f"{a.name}: n = {a.size}{' (periodic)' if k == 'P' else ''}"
@@ -79,8 +94,8 @@ def plan_levels(grid, kinds: Sequence[str], levels: Optional[int]) -> list[tuple
             shapes.append(_coarse(shapes[-1], kinds))
         if math.prod(shapes[-1]) > MAX_COARSEST_NODES:
             raise InvalidArgumentError(
-                "grid", f"a grid that coarsens to at most {MAX_COARSEST_NODES} nodes for the "
-                f"dense coarsest solve: {SIZES_HELP}",
+                "grid", f"a grid that coarsens to at most {MAX_COARSEST_NODES} nodes: "
+                f"{SIZES_HELP}",
                 f"{grid}, whose coarsest grid is {shapes[-1]}")
         return shapes
     for _ in range(levels - 1):
@@ -92,7 +107,7 @@ def plan_levels(grid, kinds: Sequence[str], levels: Optional[int]) -> list[tuple
     if math.prod(shapes[-1]) > MAX_COARSEST_NODES:
         raise InvalidArgumentError(
             "levels", f"more levels: the coarsest grid {shapes[-1]} has more than "
-            f"{MAX_COARSEST_NODES} nodes for the dense direct solve", levels)
+            f"{MAX_COARSEST_NODES} nodes", levels)
     return shapes
 
 
@@ -143,16 +158,29 @@ class Hierarchy:
     masked : bool
         The problem has a mask: coarse faces account for mask boundaries
         between coarse nodes (see :func:`operators.coarsen_faces`).
+    cycle_dtype : torch.dtype, optional
+        Precision of the levels (smoothing, transfers, coarsest solve);
+        default that of ``a``. The finest-level residual that drives the
+        iteration (:meth:`exact_residual`) keeps the dtype of ``a``.
     """
 
     def __init__(self, a: torch.Tensor, free: torch.Tensor, spacing, kinds, shapes, smoother: str,
-                 jacobi_weight: float, singular: bool, masked: bool = False):
+                 jacobi_weight: float, singular: bool, masked: bool = False,
+                 cycle_dtype: Optional[torch.dtype] = None):
         self.kinds = tuple(kinds)
         self.ndim = len(self.kinds)
         self.smoother = smoother
         self.singular = singular
         self.nfe = 0
-        dtype, device = a.dtype, a.device
+        self.dtype = a.dtype
+        dtype, device = cycle_dtype or a.dtype, a.device
+        self.cycle_dtype = dtype
+        self.exact_weights = ops.boundary_weights(shapes[0], self.kinds, a.dtype, device)
+        self._exact = None
+        if dtype != a.dtype:
+            coef, diag = ops.stencil(ops.face_coefficients(a, self.kinds), spacing, self.kinds)
+            self._exact = (coef, diag, free.to(a.dtype))
+            a = a.to(dtype)
         self.weights = [ops.boundary_weights(s, self.kinds, dtype, device) for s in shapes]
         faces = ops.face_coefficients(a, self.kinds)
         free_l = free.to(dtype)
@@ -179,10 +207,25 @@ class Hierarchy:
         return len(self.levels)
 
     def residual(self, level: int, u: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-        """``free * (f - A u)`` on ``level``."""
+        """``free * (f - A u)`` on ``level`` (in the cycle dtype)."""
         lv = self.levels[level]
         self.nfe += 1
         return ops.residual(u, f, lv.coef, lv.diag, self.kinds).mul_(lv.free)
+
+    def exact_residual(self, u: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        """``free * (f - A u)`` on the finest level in the problem's dtype."""
+        if self._exact is None:
+            return self.residual(0, u, f)
+        coef, diag, free = self._exact
+        self.nfe += 1
+        return ops.residual(u, f, coef, diag, self.kinds).mul_(free)
+
+    def project_exact(self, u: torch.Tensor) -> torch.Tensor:
+        """Remove the weighted mean of a finest-level tensor in place (singular
+        problems only; identity otherwise)."""
+        if not self.singular:
+            return u
+        return u.sub_(ops.weighted_mean(u, self.exact_weights))
 
     def smooth(self, level: int, u: torch.Tensor, f: torch.Tensor, sweeps: int,
                post: bool) -> None:
@@ -204,15 +247,14 @@ class Hierarchy:
         """``u += free * P e_coarse`` in place on ``level``."""
         u.addcmul_(ops.prolong(e_coarse, self.kinds), self.levels[level].free)
 
-    def project(self, level: int, u: torch.Tensor) -> torch.Tensor:
-        """Remove the weighted mean (singular problems only; identity otherwise)."""
-        if not self.singular:
-            return u
-        return u.sub_(ops.weighted_mean(u, self.weights[level]))
-
     # ---------------------------------------------------------- coarsest solve
     def _factor_coarsest(self, shape) -> None:
         lv = self.levels[-1]
+        self._coarse_iterations = 0
+        if math.prod(shape) > DENSE_COARSEST_NODES:
+            self._coarse_iterations = 3 * max(shape)
+            self._coarse_inverse = (lv.free / lv.diag).contiguous()
+            return
         mat = ops.dense_operator(lv.coef, lv.diag, self.kinds, lv.free, shape)
         n = mat.shape[-1]
         if self.singular:
@@ -226,7 +268,10 @@ class Hierarchy:
         self._coarse_size = n
 
     def coarse_solve(self, f: torch.Tensor) -> torch.Tensor:
-        """Exact solve on the coarsest level: ``(B, *shape) -> (B, *shape)``."""
+        """Solve on the coarsest level: ``(B, *shape) -> (B, *shape)`` (``f``
+        zero on fixed nodes); exact (dense LU) or by CG, see the module notes."""
+        if self._coarse_iterations:
+            return self._coarse_cg(f)
         self.nfe += 1
         batch, shape = f.shape[0], f.shape[1:]
         rhs = f.reshape(batch, -1)
@@ -237,3 +282,34 @@ class Hierarchy:
         else:
             x = torch.linalg.lu_solve(self._lu, self._pivots, rhs.unsqueeze(-1)).squeeze(-1)
         return x[:, : self._coarse_size].reshape(batch, *shape).contiguous()
+
+    def _coarse_cg(self, f: torch.Tensor) -> torch.Tensor:
+        """Fixed number of Jacobi-preconditioned CG iterations from ``x = 0``, in
+        the ``W`` inner product where ``A`` and ``D^-1`` are self-adjoint."""
+        lv, w = self.levels[-1], self.weights[-1]
+        dims = tuple(range(1, f.ndim))
+        zero = torch.zeros_like(f)
+
+        def dot(x, y):
+            return (x * y * w).sum(dims, keepdim=True)
+
+        def project(x):
+            return x.sub_(ops.weighted_mean(x, w)) if self.singular else x
+
+        x = torch.zeros_like(f)
+        r = project(f * lv.free)
+        z = project(r * self._coarse_inverse)
+        p, rz = z.clone(), dot(r, z)
+        for _ in range(self._coarse_iterations):
+            q = ops.residual(p, zero, lv.coef, lv.diag, self.kinds).mul_(lv.free).neg_()
+            pq = dot(p, q)
+            alpha = torch.where(pq > 0, rz / pq, torch.zeros_like(pq))
+            x.addcmul_(p, alpha)
+            r.addcmul_(q, alpha, value=-1.0)
+            z = project(r * self._coarse_inverse)
+            rz_new = dot(r, z)
+            beta = torch.where(rz > 0, rz_new / rz, torch.zeros_like(rz))
+            p = torch.addcmul(z, p, beta)
+            rz = rz_new
+        self.nfe += self._coarse_iterations
+        return x

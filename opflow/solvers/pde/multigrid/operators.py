@@ -219,8 +219,9 @@ def residual(u: torch.Tensor, f: torch.Tensor, coef: Sequence[torch.Tensor],
              diag: torch.Tensor, kinds: Kinds) -> torch.Tensor:
     """``f - A u`` on every node (fast path: fused in-place slice updates).
 
-    Not differentiable (use :func:`apply_operator` under autograd).
-    Dirichlet rows are not masked. In float64 the stencil form
+    Not differentiable (use :func:`apply_operator` under autograd). The rows
+    of Dirichlet boundary nodes are left incomplete (they are never used:
+    mask them). In float64 the stencil form
     ``f - diag u + sum c u_nb`` is used (fewest passes over memory); in lower
     precision the flux form ``f + sum (c (u_nb - u))``, whose rounding error
     is about ``1/h`` times smaller (differences of nearby values are exact),
@@ -244,8 +245,10 @@ def residual(u: torch.Tensor, f: torch.Tensor, coef: Sequence[torch.Tensor],
         else:
             r.narrow(dim, 0, n - 1).addcmul_(c, u.narrow(dim, 1, n - 1))
             r.narrow(dim, 1, n - 1).addcmul_(c, u.narrow(dim, 0, n - 1))
-            r.narrow(dim, 0, 1).addcmul_(c.narrow(dim, 0, 1), u.narrow(dim, 1, 1))
-            r.narrow(dim, n - 1, 1).addcmul_(c.narrow(dim, n - 2, 1), u.narrow(dim, n - 2, 1))
+            if kind == "N":  # ghost reflection (Dirichlet boundary rows are never used)
+                r.narrow(dim, 0, 1).addcmul_(c.narrow(dim, 0, 1), u.narrow(dim, 1, 1))
+                r.narrow(dim, n - 1, 1).addcmul_(c.narrow(dim, n - 2, 1),
+                                                 u.narrow(dim, n - 2, 1))
     return r
 
 
@@ -267,8 +270,9 @@ def _flux_residual(u: torch.Tensor, f: torch.Tensor, coef: Sequence[torch.Tensor
             flux = torch.sub(u.narrow(dim, 1, n - 1), u.narrow(dim, 0, n - 1)).mul_(c)
             r.narrow(dim, 0, n - 1).add_(flux)
             r.narrow(dim, 1, n - 1).sub_(flux)
-            r.narrow(dim, 0, 1).add_(flux.narrow(dim, 0, 1))
-            r.narrow(dim, n - 1, 1).sub_(flux.narrow(dim, n - 2, 1))
+            if kind == "N":
+                r.narrow(dim, 0, 1).add_(flux.narrow(dim, 0, 1))
+                r.narrow(dim, n - 1, 1).sub_(flux.narrow(dim, n - 2, 1))
     return r
 
 
@@ -387,8 +391,8 @@ def dense_operator(coef, diag, kinds, free: torch.Tensor, shape: Sequence[int],
 
     ``N = prod(shape)``; rows and columns of fixed nodes are those of the
     identity (corrections vanish there). Built by applying the operator to the
-    unit vectors (so it matches :func:`residual` exactly), in chunks of the
-    batch to bound memory.
+    unit vectors (so it matches :func:`apply_operator` exactly), in chunks of
+    the batch to bound memory.
     """
     size = 1
     for n in shape:
@@ -399,7 +403,6 @@ def dense_operator(coef, diag, kinds, free: torch.Tensor, shape: Sequence[int],
     mats = []
     for start in range(0, batch, step):
         stop = min(batch, start + step)
-
         c = [ci[start:stop].unsqueeze(1) for ci in coef]
         cols = apply_operator(eye, c, diag[start:stop].unsqueeze(1), kinds)  # (b, N, *shape)
         mats.append(cols.reshape(cols.shape[0], size, size).transpose(1, 2))
