@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/opflow demo --out demo_output
+	$(VENV)/bin/opflow demo --out demo_out
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -29,4 +29,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check opflow tests benchmarks
 
 clean:
-	rm -rf $(VENV) demo_output
+	rm -rf $(VENV) demo_out demo_output

@@ -22,9 +22,15 @@ __all__ = ["main", "build_parser"]
 
 
 def _demo(args) -> int:
-    from .demos.heat import run
+    if args.which == "heat":
+        from .demos.heat import run as run_heat
 
-    run(out_dir=args.out, n=args.resolution, batch=args.batch)
+        run_heat(out_dir=args.out, n=args.resolution or 64, batch=args.batch)
+        return 0
+    from .demos.darcy import run as run_darcy
+
+    run_darcy(out_dir=args.out, resolution=args.resolution or 65, n_train=args.n_train,
+              n_test=args.n_test, epochs_scale=args.epochs_scale)
     return 0
 
 
@@ -64,9 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="opflow", description="Differentiable physics and operator learning for PyTorch.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = sub.add_parser("demo", help="run the end-to-end demo (writes netCDF and a PNG)")
-    demo.add_argument("--out", default="demo_output", help="output folder (default: %(default)s)")
-    demo.add_argument("--resolution", type=int, default=64, help="grid points per axis")
-    demo.add_argument("--batch", type=int, default=8, help="number of samples")
+    demo.add_argument("which", nargs="?", default="darcy", choices=["darcy", "heat"],
+                      help="darcy: generate data, train MgNO and DeepONet (default); "
+                           "heat: Fields, a batched ODE solve, netCDF and a plot")
+    demo.add_argument("--out", default="demo_out", help="output folder (default: %(default)s)")
+    demo.add_argument("--resolution", type=int, default=None, help="grid points per axis")
+    demo.add_argument("--batch", type=int, default=8, help="heat: number of samples")
+    demo.add_argument("--n-train", type=int, default=200, help="darcy: training samples")
+    demo.add_argument("--n-test", type=int, default=40, help="darcy: test samples")
+    demo.add_argument("--epochs-scale", type=float, default=1.0,
+                      help="darcy: multiply the default epochs (quick runs: 0.1)")
     demo.set_defaults(func=_demo)
     gen = sub.add_parser("generate", help="generate a benchmark data set with opflow's solvers")
     gen.add_argument("problem", choices=["darcy", "burgers", "navier-stokes", "grf"])

@@ -19,7 +19,7 @@ def test_info_lists_registered_solvers(capsys):
 
 
 def test_demo_writes_netcdf_and_png_with_small_error(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--resolution", "16", "--batch", "2"]) == 0
+    assert main(["demo", "heat", "--out", str(tmp_path), "--resolution", "16", "--batch", "2"]) == 0
     out = capsys.readouterr().out
     err = float(out.split("t=0.5: ")[1].split()[0])
     assert err < 1e-6
@@ -40,3 +40,15 @@ def test_generate_command_writes_a_dataset(tmp_path, capsys):
                  "--option", "tau=4.0"]) == 0
     ds = xr.open_dataset(out)
     assert ds["g"].shape == (3, 8, 8) and '"tau": 4.0' in ds.attrs["opflow_generate"]
+
+
+def test_darcy_demo_trains_both_models_and_writes_outputs(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--resolution", "17", "--n-train", "8",
+                 "--n-test", "4", "--epochs-scale", "0.1"]) == 0
+    out = capsys.readouterr().out
+    assert "MgNO" in out and "DeepONet" in out and "test rel L2" in out
+    for name in ("darcy.nc", "mgno_predictions.nc", "deeponet_predictions.nc",
+                 "darcy_predictions.png", "mgno/best.pt"):
+        assert (tmp_path / name).exists(), name
+    pred = xr.open_dataset(tmp_path / "mgno_predictions.nc")
+    assert pred["rel_l2"].shape == (4,) and float(pred["rel_l2"].max()) < 10

@@ -1,0 +1,125 @@
+"""The main demo: Darcy flow data from opflow's multigrid, two neural operators.
+
+1. ``opflow generate darcy``: piecewise-constant coefficients a (12 / 3 from a
+   Gaussian random field) and solutions u of -div(a grad u) = 1 on a 65 x 65
+   vertex grid (64 x 64 cells), solved by multigrid to 1e-8.
+2. Train MgNO and DeepONet with the same Trainer on the same split.
+3. Print test relative L2 / H1 errors and parameter counts, write each
+   model's predictions to netCDF and a PNG of coefficient, truth, prediction
+   and error for a few test samples.
+
+Sizes are chosen to finish in a few minutes on two CPU cores; the published
+numbers (ANCHORS.md) need the full-size runs in ``benchmarks/``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from ..data import OperatorDataset, generate
+from ..operators import DeepONet, MgNO
+from ..train import Trainer
+
+__all__ = ["run"]
+
+
+def _models(resolution: int) -> dict[str, tuple[torch.nn.Module, dict]]:
+    n = resolution * resolution
+    return {
+        "MgNO": (MgNO(1, 1, levels=5, width=16, n_layers=4),
+                 {"epochs": 12, "batch_size": 8, "lr": 2e-3, "loss": "rel_l2"}),
+        "DeepONet": (DeepONet([n, 256, 128], [2, 128, 128, 128], activation="gelu"),
+                     {"epochs": 60, "batch_size": 16, "lr": 1e-3, "loss": "rel_l2"}),
+    }
+
+
+def _one_cycle(epochs: int, lr: float):
+    def factory(optimizer, total_steps):
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps)
+
+    return factory
+
+
+def run(out_dir: str | Path = "demo_out", n_train: int = 200, n_test: int = 40,
+        resolution: int = 65, seed: int = 0, quiet: bool = False,
+        epochs_scale: float = 1.0) -> dict:
+    """Run the demo; returns ``{model: {"rel_l2", "rel_h1", "params", "seconds"}}``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    say = (lambda *a: None) if quiet else print
+    start = time.perf_counter()
+    data_path = out / "darcy.nc"
+    generate("darcy", n=n_train + n_test, resolution=resolution, seed=seed, out=data_path,
+             progress=not quiet).close()
+    say(f"generated {n_train + n_test} Darcy samples at {resolution}x{resolution} with "
+        f"multigrid in {time.perf_counter() - start:.1f} s -> {data_path}")
+    ds = OperatorDataset(data_path, inputs="a", outputs="u")
+    train, test = ds.split([n_train, n_test], seed=seed)
+    results, predictions = {}, {}
+    for name, (model, cfg) in _models(resolution).items():
+        epochs = max(1, round(cfg["epochs"] * epochs_scale))
+        trainer = Trainer(model, loss=cfg["loss"], epochs=epochs, batch_size=cfg["batch_size"],
+                          lr=cfg["lr"], scheduler=_one_cycle(epochs, cfg["lr"]),
+                          normalizers="auto", out_dir=out / name.lower(),
+                          progress=not quiet, seed=seed)
+        t0 = time.perf_counter()
+        trainer.fit(train)
+        seconds = time.perf_counter() - t0
+        pred_path = out / f"{name.lower()}_predictions.nc"
+        metrics = trainer.evaluate(test, out=pred_path)
+        predictions[name] = trainer.predict(test)
+        results[name] = {"rel_l2": float(metrics["rel_l2_mean"]),
+                         "rel_h1": float(metrics["rel_h1_mean"]),
+                         "params": sum(p.numel() for p in model.parameters()),
+                         "seconds": seconds, "epochs": epochs, "predictions": str(pred_path)}
+    png = _plot(test, predictions, out / "darcy_predictions.png")
+    ds.close()
+    say("")
+    say(f"Darcy {resolution}x{resolution}: {n_train} train / {n_test} test samples")
+    say(f"{'model':10s} {'params':>9s} {'epochs':>6s} {'train s':>8s} "
+        f"{'test rel L2':>12s} {'test rel H1':>12s}")
+    for name, r in results.items():
+        say(f"{name:10s} {r['params']:9d} {r['epochs']:6d} {r['seconds']:8.1f} "
+            f"{r['rel_l2']:12.4f} {r['rel_h1']:12.4f}")
+    say(f"wrote {', '.join(r['predictions'] for r in results.values())} and {png}")
+    return results
+
+
+def _plot(test: OperatorDataset, predictions: dict, path: Path, n_show: int = 3) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(predictions)
+    cols = ["coefficient a", "truth u"] + [f"{m} prediction" for m in names] + \
+        [f"{m} error" for m in names]
+    fig, axes = plt.subplots(n_show, len(cols), figsize=(2.6 * len(cols), 2.4 * n_show),
+                             squeeze=False)
+    for row in range(n_show):
+        a, u = test[row]
+        panels = [a.values[0], u.values[0]]
+        panels += [predictions[m].values[row, 0] for m in names]
+        panels += [predictions[m].values[row, 0] - u.values[0] for m in names]
+        for col, (title, data) in enumerate(zip(cols, panels)):
+            ax = axes[row, col]
+            img = data.detach().T.numpy()
+            kw = {"cmap": "viridis"}
+            if "error" in title:  # symmetric limits: zero error is white
+                lim = float(abs(img).max()) or 1.0
+                kw = {"cmap": "RdBu_r", "vmin": -lim, "vmax": lim}
+            im = ax.imshow(img, origin="lower", extent=(0, 1, 0, 1), **kw)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(title, fontsize=9)
+            fig.colorbar(im, ax=ax, shrink=0.75)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

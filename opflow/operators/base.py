@@ -1,0 +1,245 @@
+"""What every neural operator shares: a rebuildable config and Field plumbing.
+
+Config and registry
+-------------------
+Each operator records the keyword arguments it was built with. ``model.config``
+is a plain, JSON-serialisable dict: ``{"name": <registered name>, **kwargs}``.
+:func:`build_operator` turns such a dict back into a model, so a checkpoint
+stores ``{"config": model.config, "state_dict": model.state_dict()}`` and is
+reloaded without knowing the class or its flags::
+
+    model = build_operator(ckpt["config"])
+    model.load_state_dict(ckpt["state_dict"])
+
+Classes register with :func:`register_operator` (a class decorator); every
+operator in :mod:`opflow.operators` is registered under its class name.
+
+Fields in, Fields out
+---------------------
+Operators accept a :class:`~opflow.Field` or a plain tensor. A Field of shape
+``(*batch, channels, *grid.shape)`` comes back as a Field on the grid the
+operator maps to (its own input grid for FNO and MgNO, a query grid for
+DeepONet); a tensor comes back as a tensor, so models drop into ordinary torch
+training loops. :func:`split_input` and :func:`to_field` do the bookkeeping.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import GridMismatchError, InvalidArgumentError, ShapeError, UnknownVariableError
+from ..field import Field
+from ..grid import Grid
+
+__all__ = [
+    "NeuralOperator",
+    "register_operator",
+    "build_operator",
+    "registered_operators",
+    "get_activation",
+    "ACTIVATIONS",
+    "split_input",
+    "to_field",
+    "check_uniform",
+]
+
+_REGISTRY: dict[str, type] = {}
+_NAMES: dict[type, str] = {}
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "gelu": F.gelu,
+    "relu": F.relu,
+    "tanh": torch.tanh,
+    "silu": F.silu,
+    "sigmoid": torch.sigmoid,
+    "elu": F.elu,
+    "softplus": F.softplus,
+    "identity": lambda x: x,
+}
+
+
+def get_activation(name: str,
+                   argument: str = "activation") -> Callable[[torch.Tensor], torch.Tensor]:
+    """Activation function by name (names keep configs serialisable)."""
+    if not isinstance(name, str) or name.lower() not in ACTIVATIONS:
+        raise InvalidArgumentError(argument, f"one of {sorted(ACTIVATIONS)}", name)
+    return ACTIVATIONS[name.lower()]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    raise InvalidArgumentError("config", "values made of numbers, strings, lists and dicts",
+                               value)
+
+
+class NeuralOperator(nn.Module):
+    """Base class: ``config`` (rebuildable, JSON-ready) and Field-aware calling.
+
+    Subclasses call ``self._set_config(**kwargs)`` in ``__init__`` with every
+    constructor argument and are registered with :func:`register_operator`.
+    """
+
+    _config: dict
+
+    def _set_config(self, **kwargs: Any) -> None:
+        self._config = {k: _jsonable(v) for k, v in kwargs.items()}
+
+    @property
+    def config(self) -> dict:
+        """``{"name": ..., **constructor kwargs}``; ``build_operator(config)`` rebuilds."""
+        name = _NAMES.get(type(self))
+        if name is None:  # a subclass must not pass for its registered parent
+            raise InvalidArgumentError(
+                "model", "an instance of a class registered with @register_operator",
+                type(self).__qualname__)
+        return {"name": name, **copy.deepcopy(self._config)}
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self._config.items())
+
+
+def register_operator(cls: type | None = None, *, name: str | None = None):
+    """Class decorator: make ``cls`` buildable by :func:`build_operator`.
+
+    Parameters
+    ----------
+    cls : type
+        A :class:`NeuralOperator` subclass.
+    name : str, optional
+        Registry name (default: the class name). Registering another class
+        under a taken name raises; re-registering the same class is allowed.
+    """
+
+    def wrap(c: type) -> type:
+        if not (isinstance(c, type) and issubclass(c, NeuralOperator)):
+            raise InvalidArgumentError("cls", "a subclass of NeuralOperator", c)
+        key = name or c.__name__
+        old = _REGISTRY.get(key)
+        if old is not None and (old.__module__, old.__qualname__) != (c.__module__,
+                                                                         c.__qualname__):
+            raise InvalidArgumentError("name", f"a name not taken by {old.__qualname__}", key)
+        _REGISTRY[key] = c
+        _NAMES[c] = key
+        return c
+
+    return wrap if cls is None else wrap(cls)
+
+
+def registered_operators() -> dict[str, type]:
+    """Registered names and classes (a copy)."""
+    return dict(_REGISTRY)
+
+
+def build_operator(config: Mapping[str, Any]) -> nn.Module:
+    """Rebuild a model from its ``config`` (weights are not part of it).
+
+    Parameters
+    ----------
+    config : mapping
+        ``{"name": <registered name>, **constructor kwargs}``, as returned by
+        ``model.config``.
+
+    Returns
+    -------
+    torch.nn.Module
+        A freshly initialised model; load the weights with ``load_state_dict``.
+
+    Raises
+    ------
+    UnknownVariableError
+        ``config["name"]`` is not registered.
+    InvalidArgumentError
+        ``config`` is not a mapping with a ``"name"`` or has bad arguments.
+    """
+    if not isinstance(config, Mapping) or "name" not in config:
+        raise InvalidArgumentError("config", "a mapping with a 'name' key (model.config)", config)
+    kwargs = dict(copy.deepcopy(dict(config)))
+    name = kwargs.pop("name")
+    if name not in _REGISTRY:
+        raise UnknownVariableError("config['name']", name, sorted(_REGISTRY))
+    cls = _REGISTRY[name]
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # unexpected / missing keyword
+        raise InvalidArgumentError("config", f"constructor arguments of {name} ({exc})",
+                                   kwargs) from None
+
+
+def check_uniform(grid: Grid, argument: str = "x") -> None:
+    """Raise unless every axis of ``grid`` is uniformly spaced."""
+    for a in grid.axes:
+        if not a.is_uniform:
+            raise GridMismatchError(argument, f"a uniform grid (axis {a.name!r} is not uniform)",
+                                    grid)
+
+
+def split_input(
+    x: Field | torch.Tensor,
+    ndim: int,
+    channels: int | None,
+    argument: str = "x",
+) -> tuple[torch.Tensor, Grid | None, torch.Size]:
+    """Flatten a Field or tensor ``(*batch, C, *spatial)`` to ``(B, C, *spatial)``.
+
+    Parameters
+    ----------
+    x : Field or torch.Tensor
+        A Field on a grid with ``ndim`` axes, or a tensor whose last ``ndim``
+        dimensions are spatial (any number of batch dimensions, possibly none).
+    ndim : int
+        Number of spatial dimensions the model works on.
+    channels : int or None
+        Required number of channels (``None``: any).
+
+    Returns
+    -------
+    values : torch.Tensor, shape (B, C, *spatial)
+    grid : Grid or None
+        The Field's grid (``None`` for a tensor).
+    batch_shape : torch.Size
+        The original batch dimensions, for :func:`to_field` / reshaping back.
+    """
+    if isinstance(x, Field):
+        if x.grid.ndim != ndim:
+            raise GridMismatchError(argument, f"a Field on a {ndim}-D grid", x.grid)
+        values, grid = x.values, x.grid
+    elif isinstance(x, torch.Tensor):
+        if x.ndim < ndim + 1:
+            raise ShapeError(argument, f"a tensor (*batch, channels, *spatial) with {ndim} "
+                             "spatial dimensions", x)
+        values, grid = x, None
+    else:
+        raise InvalidArgumentError(argument, "an opflow.Field or a torch.Tensor", x)
+    if not values.is_floating_point():
+        raise InvalidArgumentError(argument, "floating-point values", values)
+    c_dim = values.ndim - ndim - 1
+    if channels is not None and values.shape[c_dim] != channels:
+        raise ShapeError(argument, f"{channels} channels (dimension {c_dim})", values)
+    batch_shape = values.shape[:c_dim]
+    flat = values.reshape(math.prod(batch_shape), *values.shape[c_dim:])
+    return flat, grid, batch_shape
+
+
+def to_field(
+    values: torch.Tensor,
+    batch_shape: torch.Size,
+    grid: Grid | None,
+    names=None,
+) -> Field | torch.Tensor:
+    """Undo :func:`split_input`: ``(B, C, *spatial)`` back to ``(*batch, C, *spatial)``.
+
+    Returns a Field on ``grid`` when ``grid`` is given, else a tensor.
+    """
+    out = values.reshape(*batch_shape, *values.shape[1:])
+    return out if grid is None else Field(out, grid, names)

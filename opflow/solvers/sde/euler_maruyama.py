@@ -1,0 +1,44 @@
+"""Euler-Maruyama (Ito) and Euler-Heun (Stratonovich): the basic fixed-step SDE method."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .solve_sde import SDEAlgorithm, SDESystem, Step
+
+__all__ = ["EulerMaruyama"]
+
+
+@dataclass(frozen=True)
+class EulerMaruyama(SDEAlgorithm):
+    """Euler-Maruyama with step ``dt``: strong order 0.5 (1.0 for additive
+    noise), weak order 1.
+
+    Ito problems: ``u+ = u + f(t, u) h + g(t, u) dW``.
+    Stratonovich problems use the Euler-Heun variant, which evaluates ``g``
+    once more at the predictor ``u~ = u + g(t, u) dW``:
+    ``u+ = u + f(t, u) h + (g(t, u) + g(t, u~)) dW / 2``.
+    Any noise type.
+    """
+
+    def evals_per_step(self, system: SDESystem) -> int:
+        heun = system.sde_type == "stratonovich" and system.state_dependent_noise
+        return 3 if heun else 2
+
+    def stepper(self, system: SDESystem) -> Step:
+        F, G, term = system.F, system.G, system.noise_term
+        heun = system.sde_type == "stratonovich" and system.state_dependent_noise
+        if heun:
+            def step(t, tn, h, y, dw, H):
+                gdw = term(G(t, y), dw)
+                gdw2 = term(G(t, y + gdw), dw)
+                return torch.add(y, F(t, y), alpha=h).add_(gdw.add_(gdw2), alpha=0.5)
+        elif system.matrix:
+            def step(t, tn, h, y, dw, H):
+                return torch.add(y, F(t, y), alpha=h).add_(term(G(t, y), dw))
+        else:
+            def step(t, tn, h, y, dw, H):
+                return torch.addcmul(torch.add(y, F(t, y), alpha=h), G(t, y), dw)
+        return step
