@@ -3,8 +3,9 @@
 Setup (ANCHORS.md): drift and diffusion MLPs 4 -> 64 -> 64 -> 4 (tanh; the
 diffusion ends in a sigmoid), diagonal Ito noise, batch 256, Euler-Maruyama
 with dt = 0.01 on [0, 1], 20 save points, loss = mean square of the
-trajectory, float32. Same network weights, same inputs, same run, timings
-interleaved (3 to 15 rounds, as many as fit in about a minute).
+trajectory, float32, one intra-op thread (torch.set_num_threads(1)). Same
+network weights, same inputs, same run, timings interleaved (3 to 15 rounds,
+as many as fit in about a minute).
 
 Direct backprop for ``opflow_euler`` / ``torchsde_euler``; the stochastic
 adjoint for ``opflow_euler_adjoint`` (reverse stochastic Heun on the Stratonovich
@@ -38,6 +39,10 @@ from opflow.solvers.sde import EulerMaruyama, SDEProblem  # noqa: E402
 BATCH, DIM, HIDDEN, N_SAVE, DT = 256, 4, 64, 20, 0.01
 TIME_BUDGET_S = 60.0  # timed rounds: as many as fit (3 to 15)
 CHECK_BATCH = 32  # trajectories in the same-path check
+# One intra-op thread for both libraries: on a shared 2-core machine, two
+# threads make every GEMM wait for a descheduled thread, and single runs
+# then vary by 50x (seen: 0.1 s to 7 s for the same solve).
+THREADS = 1
 
 
 def _mlp(last=None):
@@ -74,6 +79,15 @@ class _Drift(nn.Module):
 
 
 def main() -> dict:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    try:
+        return _run()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run() -> dict:
     torch.manual_seed(0)
     sde = NeuralSDE()
     y0 = torch.randn(BATCH, DIM)

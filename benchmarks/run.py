@@ -13,11 +13,13 @@ sys.path.insert(0, str(HERE))
 
 import bench_multigrid  # noqa: E402
 import bench_ode  # noqa: E402
+import bench_sde  # noqa: E402
 from common import RESULTS_DIR, machine  # noqa: E402
 
 BENCHMARKS = {
     "ode_neural_dopri5": bench_ode.main,
     "multigrid_darcy": bench_multigrid.main,
+    "sde_neural_euler": bench_sde.main,
 }
 
 

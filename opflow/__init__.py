@@ -6,6 +6,8 @@ The public surface, re-exported here:
 * files: :func:`open_dataset`, :func:`save`
 * solving: problems (:class:`ODEProblem`), algorithms (:class:`Euler`,
   :class:`RK4`, :class:`Tsit5`, :class:`Dopri5`), :func:`solve`, :class:`Solution`
+* SDE solvers: :class:`SDEProblem`, :class:`EulerMaruyama`, :class:`Milstein`,
+  :class:`SRA1`, :class:`BrownianInterval`
 * PDE solvers: :class:`Multigrid` (Poisson, Darcy), :class:`PseudoSpectral`
   (Burgers, Navier-Stokes)
 * training: :class:`Trainer` (:mod:`opflow.train`)
@@ -29,6 +31,7 @@ from .solvers.pde import (
     PoissonProblem,
     PseudoSpectral,
 )
+from .solvers.sde import SRA1, BrownianInterval, EulerMaruyama, Milstein, SDEProblem
 from .train import Trainer
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "Euler", "RK4", "Tsit5", "Dopri5", "DirectBackprop", "BacksolveAdjoint",
     "PoissonProblem", "DarcyProblem", "Multigrid",
     "BurgersProblem", "NavierStokes2DProblem", "PseudoSpectral",
+    "SDEProblem", "EulerMaruyama", "Milstein", "SRA1", "BrownianInterval",
     "train", "Trainer",
     "__version__",
 ]

@@ -46,8 +46,9 @@ def solve(prob, alg, **kwargs):
     prob : problem dataclass (e.g. :class:`~opflow.ODEProblem`)
     alg : algorithm object (e.g. :class:`~opflow.Tsit5`)
     **kwargs
-        Passed to the registered solver; for ODEs: ``saveat``, ``dense``,
-        ``sensealg``, ``max_steps``. See the solver's documentation.
+        Passed to the registered solver: for ODEs ``saveat``, ``dense``,
+        ``sensealg``, ``max_steps``, ``progress``; for SDEs also ``seed`` and
+        ``brownian``; for multigrid ``u0``. See each solver's documentation.
 
     Returns
     -------

@@ -1,5 +1,5 @@
 """Classical differentiable solvers, registered with :func:`opflow.solve`."""
 
-from . import ode
+from . import ode, pde, sde
 
-__all__ = ["ode"]
+__all__ = ["ode", "pde", "sde"]
