@@ -74,3 +74,18 @@ def test_burgers_and_navier_stokes_recipes_have_the_documented_layout():
     ns = generate("navier-stokes", n=1, resolution=16, seed=0, progress=False, n_saves=2)
     assert ns["w"].dims == ("sample", "t", "x", "y") and list(ns["t"].values) == [1.0, 2.0]
     assert np.isfinite(ns["w"].values).all()
+
+
+def test_shipped_samples_match_their_recipe():
+    """data/*.nc are what their data card says (a regression guard on the recipes)."""
+    from pathlib import Path
+
+    from opflow import open_dataset
+
+    root = Path(__file__).resolve().parents[1] / "data"
+    darcy = open_dataset(root / "darcy_sample.nc")
+    assert darcy["u"].shape == (32, 65, 65) and set(np.unique(darcy["a"].values)) == {3.0, 12.0}
+    again = generate("darcy", n=2, resolution=65, seed=0, progress=False)
+    np.testing.assert_allclose(again["u"].values, darcy["u"].values[:2], rtol=1e-7, atol=1e-12)
+    burgers = open_dataset(root / "burgers_sample.nc")
+    assert burgers["u"].shape == (32, 1024) and np.isfinite(burgers["u"].values).all()
