@@ -13,6 +13,7 @@ sys.path.insert(0, str(HERE))
 
 import bench_multigrid  # noqa: E402
 import bench_ode  # noqa: E402
+import bench_operators  # noqa: E402
 import bench_sde  # noqa: E402
 from common import RESULTS_DIR, machine  # noqa: E402
 
@@ -20,6 +21,7 @@ BENCHMARKS = {
     "ode_neural_dopri5": bench_ode.main,
     "multigrid_darcy": bench_multigrid.main,
     "sde_neural_euler": bench_sde.main,
+    "operators": bench_operators.main,
 }
 
 

@@ -10,15 +10,18 @@ The public surface, re-exported here:
   :class:`SRA1`, :class:`BrownianInterval`
 * PDE solvers: :class:`Multigrid` (Poisson, Darcy), :class:`PseudoSpectral`
   (Burgers, Navier-Stokes)
+* neural operators: :class:`FNO`, :class:`DeepONet`, :class:`POD_DeepONet`,
+  :class:`MgNO` (:mod:`opflow.operators`, kernels in :mod:`opflow.kernels`)
 * training: :class:`Trainer` (:mod:`opflow.train`)
 """
 
-from . import calculus, data, errors, norms, testing, train
+from . import calculus, data, errors, kernels, norms, operators, testing, train
 from ._version import __version__
 from .field import Field
 from .grid import Axis, Grid
 from .io import convert as _convert  # registers the xarray `.opflow` accessor  # noqa: F401
 from .io import open_dataset, save
+from .operators import FNO, DeepONet, MgNO, POD_DeepONet, build_operator
 from .problems import ODEProblem, remake
 from .solution import ReturnCode, Solution, SolverStats
 from .solve import solve
@@ -43,5 +46,6 @@ __all__ = [
     "BurgersProblem", "NavierStokes2DProblem", "PseudoSpectral",
     "SDEProblem", "EulerMaruyama", "Milstein", "SRA1", "BrownianInterval",
     "train", "Trainer",
+    "kernels", "operators", "FNO", "DeepONet", "POD_DeepONet", "MgNO", "build_operator",
     "__version__",
 ]
