@@ -53,11 +53,8 @@ def _summary(name: str, data: dict) -> list[str]:
     return lines + [""]
 
 
-def main(argv=None) -> int:
-    selected = (argv or sys.argv[1:]) or list(BENCHMARKS)
-    for name in selected:
-        print(f"== {name}")
-        BENCHMARKS[name]()
+def write_summary() -> None:
+    """Rewrite RESULTS.md from the stored JSON results and NOTES.md."""
     m = machine()
     lines = ["# Benchmark results", "",
              f"Command: `make bench` (python benchmarks/run.py). Date: {dt.date.today()}. "
@@ -75,6 +72,22 @@ def main(argv=None) -> int:
     tmp.write_text("\n".join(lines))
     os.replace(tmp, out)
     print(f"wrote {out}")
+
+
+def main(argv=None) -> int:
+    """``run.py [NAME ...]`` runs the named benchmarks (all by default);
+    ``run.py --summary`` only rewrites RESULTS.md from the stored results."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args != ["--summary"]:
+        unknown = [a for a in args if a not in BENCHMARKS]
+        if unknown:
+            print(f"unknown benchmark(s) {unknown}; choose from {sorted(BENCHMARKS)} "
+                  "or --summary")
+            return 2
+        for name in args or list(BENCHMARKS):
+            print(f"== {name}")
+            BENCHMARKS[name]()
+    write_summary()
     return 0
 
 
