@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import xarray as xr
 
 from opflow.cli import main
@@ -52,3 +53,17 @@ def test_darcy_demo_trains_both_models_and_writes_outputs(tmp_path, capsys):
         assert (tmp_path / name).exists(), name
     pred = xr.open_dataset(tmp_path / "mgno_predictions.nc")
     assert pred["rel_l2"].shape == (4,) and float(pred["rel_l2"].max()) < 10
+
+
+def test_train_and_predict_commands_with_lowercase_model_names(tmp_path, capsys):
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parents[1] / "data" / "darcy_sample.nc"
+    run = tmp_path / "run"
+    assert main(["train", "--model", "mgno", "--data", str(data), "--input", "a", "--output",
+                 "u", "--epochs", "1", "--out", str(run), "--width", "4", "--quiet"]) == 0
+    pred = tmp_path / "pred.nc"
+    assert main(["predict", "--checkpoint", str(run / "best.pt"), "--input", str(data),
+                 "--out", str(pred)]) == 0
+    ds = xr.open_dataset(pred)
+    assert ds.sizes["sample"] == 32 and np.isfinite(ds[list(ds.data_vars)[0]].values).all()

@@ -141,6 +141,21 @@ def registered_operators() -> dict[str, type]:
     return dict(_REGISTRY)
 
 
+def _name_key(name: Any) -> str:
+    """Lookup key: case, '-' and '_' do not matter ("pod-deeponet" finds POD_DeepONet)."""
+    return str(name).lower().replace("-", "").replace("_", "")
+
+
+def _lookup(name: Any):
+    """The registered class for ``name``, exact or by :func:`_name_key`."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    for registered, cls in _REGISTRY.items():
+        if _name_key(registered) == _name_key(name):
+            return cls
+    return None
+
+
 def build_operator(config: Mapping[str, Any]) -> nn.Module:
     """Rebuild a model from its ``config`` (weights are not part of it).
 
@@ -148,7 +163,8 @@ def build_operator(config: Mapping[str, Any]) -> nn.Module:
     ----------
     config : mapping
         ``{"name": <registered name>, **constructor kwargs}``, as returned by
-        ``model.config``.
+        ``model.config``. Names match ignoring case, ``-`` and ``_``
+        (``"mgno"``, ``"pod-deeponet"``).
 
     Returns
     -------
@@ -166,9 +182,9 @@ def build_operator(config: Mapping[str, Any]) -> nn.Module:
         raise InvalidArgumentError("config", "a mapping with a 'name' key (model.config)", config)
     kwargs = dict(copy.deepcopy(dict(config)))
     name = kwargs.pop("name")
-    if name not in _REGISTRY:
+    cls = _lookup(name)
+    if cls is None:
         raise UnknownVariableError("config['name']", name, sorted(_REGISTRY))
-    cls = _REGISTRY[name]
     try:
         return cls(**kwargs)
     except TypeError as exc:  # unexpected / missing keyword
