@@ -11,9 +11,11 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
+import bench_darcy_accuracy  # noqa: E402
 import bench_multigrid  # noqa: E402
 import bench_ode  # noqa: E402
 import bench_operators  # noqa: E402
+import bench_pinn  # noqa: E402
 import bench_sde  # noqa: E402
 from common import RESULTS_DIR, machine  # noqa: E402
 
@@ -22,6 +24,8 @@ BENCHMARKS = {
     "multigrid_darcy": bench_multigrid.main,
     "sde_neural_euler": bench_sde.main,
     "operators": bench_operators.main,
+    "pinn": bench_pinn.main,
+    "darcy_accuracy": bench_darcy_accuracy.main,
 }
 
 

@@ -12,6 +12,8 @@ The public surface, re-exported here:
   (Burgers, Navier-Stokes)
 * neural operators: :class:`FNO`, :class:`DeepONet`, :class:`POD_DeepONet`,
   :class:`MgNO` (:mod:`opflow.operators`, kernels in :mod:`opflow.kernels`)
+* physics-informed: :class:`PINNProblem`, :class:`PINN`, :class:`LPINN`
+  (:mod:`opflow.solvers.pinn`)
 * training: :class:`Trainer` (:mod:`opflow.train`)
 """
 
@@ -34,6 +36,7 @@ from .solvers.pde import (
     PoissonProblem,
     PseudoSpectral,
 )
+from .solvers.pinn import LPINN, PINN, ConvectionProblem, PINNProblem
 from .solvers.sde import SRA1, BrownianInterval, EulerMaruyama, Milstein, SDEProblem
 from .train import Trainer
 
@@ -45,6 +48,7 @@ __all__ = [
     "PoissonProblem", "DarcyProblem", "Multigrid",
     "BurgersProblem", "NavierStokes2DProblem", "PseudoSpectral",
     "SDEProblem", "EulerMaruyama", "Milstein", "SRA1", "BrownianInterval",
+    "PINNProblem", "PINN", "ConvectionProblem", "LPINN",
     "train", "Trainer",
     "kernels", "operators", "FNO", "DeepONet", "POD_DeepONet", "MgNO", "build_operator",
     "__version__",

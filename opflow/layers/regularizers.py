@@ -1,0 +1,112 @@
+"""Solver-aware regularizers for neural ODEs ("Opening the Blackbox", Pal et al. 2021).
+
+:class:`ErrorRegularizer` (ERNODE) adds ``R_E = sum_n E_n |h_n|`` to the loss:
+the adaptive solver's local error estimates ``E_n`` weighted by the step
+sizes ``h_n``. Minimising it favours dynamics the solver integrates in few
+steps, so training ends with far fewer function evaluations at equal fit.
+
+The estimates are those the step-size controller used, rebuilt from the
+steps the solver recorded (``solve(..., dense=True)`` /
+``NeuralODE(record_steps=True)``): ``E_n = ||h_n sum_i e_i k_i||`` with
+``e = b - b_embedded`` of the method's tableau and ``k_i`` its stage slopes.
+Under direct backprop the slopes carry their autograd graph, so gradients
+of ``R_E`` flow through the solver's internals into the vector field.
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import torch
+
+from ..errors import InvalidArgumentError, SolverError
+from ..solution import Solution
+from ..solvers.ode.runge_kutta import StepRecord
+from .neural_ode import NeuralODE
+
+__all__ = ["ErrorRegularizer", "local_error_estimates"]
+
+
+def _step_record(sol: Solution) -> StepRecord:
+    """The per-step record kept by a dense adaptive solve.
+
+    ``solve_ode`` keeps it only inside the ``Solution``'s interpolant; it is
+    read from there (see the report: a public ``Solution.record`` would make
+    this lookup unnecessary).
+    """
+    if sol.interpolant is None:
+        raise SolverError("the error regularizer needs the solver's steps: solve with "
+                          "dense=True (NeuralODE(..., record_steps=True))")
+    for cell in sol.interpolant.__closure__ or ():
+        value = cell.cell_contents
+        if isinstance(value, dict) and isinstance(value.get("record"), StepRecord):
+            return value["record"]
+        if isinstance(value, StepRecord):
+            return value
+    raise SolverError("no step record found in this Solution (not an opflow ODE solve?)")
+
+
+def local_error_estimates(sol: Solution) -> tuple[torch.Tensor, torch.Tensor]:
+    """Local error estimates and step sizes of every recorded step of an adaptive solve.
+
+    Parameters
+    ----------
+    sol : Solution
+        From ``solve(ODEProblem, AdaptiveRK, dense=True)``.
+
+    Returns
+    -------
+    err : torch.Tensor, shape (S, B, D)
+        ``h_n sum_i e_i k_i`` for every loop iteration ``n`` and trajectory
+        (``B = 1`` and ``D`` the whole state for an unbatched problem).
+        Differentiable under direct backprop.
+    h : torch.Tensor, shape (S, B)
+        Accepted step sizes (0 for rejected steps of a batched solve, whose
+        estimates thus carry no weight in :class:`ErrorRegularizer`).
+    """
+    tab = getattr(sol.alg, "tableau", None)
+    if tab is None or tab.b_error is None:
+        raise InvalidArgumentError("sol", "a solve by an adaptive method (Tsit5, Dopri5)",
+                                   sol.alg)
+    rec = _step_record(sol)
+    e = torch.tensor(tab.b_error, dtype=rec.k.dtype, device=rec.k.device)
+    err = torch.einsum("s,nsbd->nbd", e, rec.k) * rec.h[..., None]
+    return err, rec.h
+
+
+class ErrorRegularizer:
+    """ERNODE regularizer ``R_E = mean_b sum_n ||err_{n,b}||_rms |h_{n,b}|``.
+
+    Parameters
+    ----------
+    weight : float
+        Factor applied to ``R_E`` (the ``lambda`` of the paper).
+
+    Notes
+    -----
+    Call it on a :class:`~opflow.layers.NeuralODE` built with
+    ``record_steps=True`` right after its forward pass (it reads
+    ``last_solution``), or on a ``Solution`` from ``solve(..., dense=True)``.
+    The norm of a step's error is the RMS over the state of one trajectory,
+    without tolerance scaling (the controller divides by
+    ``atol + rtol |y|``; the regularizer measures the error itself). The
+    step sizes enter as constants (the controller is not differentiated).
+    Under ``BacksolveAdjoint`` the recorded steps have no graph and the
+    regularizer contributes no gradient: use direct backprop.
+    """
+
+    def __init__(self, weight: float = 1.0):
+        if not weight >= 0:
+            raise InvalidArgumentError("weight", "a non-negative factor", weight)
+        self.weight = float(weight)
+
+    def __call__(self, source: Union[NeuralODE, Solution]) -> torch.Tensor:
+        """``weight * R_E`` as a 0-dim tensor."""
+        sol = source.last_solution if isinstance(source, NeuralODE) else source
+        if not isinstance(sol, Solution):
+            raise InvalidArgumentError("source", "a NeuralODE after a forward pass, or a "
+                                       "Solution", source)
+        err, h = local_error_estimates(sol)
+        tiny = torch.finfo(err.dtype).tiny  # keeps the gradient finite for zero errors
+        norms = err.square().mean(dim=-1).clamp_min(tiny).sqrt()  # (S, B)
+        return self.weight * (norms * h.abs()).sum(dim=0).mean()

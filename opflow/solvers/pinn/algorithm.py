@@ -1,0 +1,295 @@
+"""``PINN``: train a network on a :class:`PINNProblem`, registered with :func:`opflow.solve`.
+
+Training minimises ``sum_k w_k L_k`` over the loss terms ``L_k``: the mean
+square PDE residual at ``n_interior`` fixed collocation points (term
+``"residual"``) and one term per condition at ``n_boundary`` points each.
+Adam runs for ``iterations`` steps, then optionally L-BFGS (strong Wolfe line
+search) for ``lbfgs_iterations``. With ``adaptive="lra"`` the condition
+weights follow learning-rate annealing (Wang, Teng, Perdikaris 2021): every
+``lra_every`` Adam steps ``w_k <- (1 - a) w_k + a max|grad L_res| / mean|grad L_k|``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+import torch
+from tqdm.auto import tqdm
+
+from ...errors import InvalidArgumentError
+from ...field import Field
+from ...grid import Grid
+from ...solution import ReturnCode, Solution, SolverStats
+from ...solve import AbstractAlgorithm, register
+from .derivatives import Coordinates
+from .problem import PINNProblem
+from .sampling import SAMPLERS, check_count
+
+__all__ = ["PINN", "PINNFunction", "solve_pinn"]
+
+
+@dataclass(frozen=True)
+class PINN(AbstractAlgorithm):
+    """Physics-informed neural network training.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        Maps ``(N, dim)`` points (columns in ``domain.names`` order) to ``(N, channels)``.
+        Trained in place.
+    n_interior : int
+        Interior collocation points (> 0).
+    n_boundary : int
+        Points per condition (>= 0).
+    optimizer : {"adam", "lbfgs"}
+        First-phase optimiser (``"lbfgs"`` skips Adam: ``iterations`` L-BFGS iterations).
+    lr : float
+        Adam learning rate.
+    iterations : int
+        Adam steps.
+    lbfgs_iterations : int
+        L-BFGS iterations after Adam (0: none).
+    weights : mapping of str to float, optional
+        Loss weights by term name (``"residual"`` or a condition's name), overriding
+        the conditions' own ``weight``.
+    adaptive : {None, "lra"}
+        Adaptive condition weights (learning-rate annealing) during Adam.
+    sampler : {"uniform", "latin_hypercube", "lhs", "sobol"}
+    seed : int
+        Seed of the point samplers.
+    progress : bool or "always"
+        tqdm bar with every loss term (shown on a terminal, or always).
+    lra_every, lra_alpha : int, float
+        Update period and smoothing of ``adaptive="lra"``.
+    """
+
+    net: torch.nn.Module
+    n_interior: int = 1000
+    n_boundary: int = 100
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    iterations: int = 1000
+    lbfgs_iterations: int = 0
+    weights: Optional[Mapping[str, float]] = None
+    adaptive: Optional[str] = None
+    sampler: str = "sobol"
+    seed: int = 0
+    progress: bool | str = False
+    lra_every: int = 10
+    lra_alpha: float = 0.1
+
+    def __post_init__(self):
+        if not isinstance(self.net, torch.nn.Module):
+            raise InvalidArgumentError("net", "a torch.nn.Module", self.net)
+        check_count(self.n_interior, "n_interior", 1)
+        check_count(self.n_boundary, "n_boundary", 0)
+        check_count(self.iterations, "iterations", 0)
+        check_count(self.lbfgs_iterations, "lbfgs_iterations", 0)
+        check_count(self.lra_every, "lra_every", 1)
+        if self.optimizer not in ("adam", "lbfgs"):
+            raise InvalidArgumentError("optimizer", "'adam' or 'lbfgs'", self.optimizer)
+        if self.adaptive not in (None, "lra"):
+            raise InvalidArgumentError("adaptive", "None or 'lra'", self.adaptive)
+        if self.sampler not in SAMPLERS:
+            raise InvalidArgumentError("sampler", f"one of {sorted(SAMPLERS)}", self.sampler)
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise InvalidArgumentError("lr", "a positive number", self.lr)
+        if self.weights is not None and not isinstance(self.weights, Mapping):
+            raise InvalidArgumentError("weights", "a mapping {term name: weight}", self.weights)
+
+
+class PINNFunction:
+    """The trained solution: evaluates the network on a Grid (as a Field) or on points.
+
+    Attributes
+    ----------
+    net : torch.nn.Module
+    problem : PINNProblem
+    losses : dict of str to float
+        Final unweighted loss terms.
+    weights : dict of str to float
+        Final term weights (changed by ``adaptive="lra"``).
+    history : dict of str to list of float
+        Unweighted loss terms per Adam step / L-BFGS evaluation, plus ``"total"``.
+    """
+
+    def __init__(self, net: torch.nn.Module, problem: PINNProblem):
+        self.net, self.problem = net, problem
+        self.losses: dict[str, float] = {}
+        self.weights: dict[str, float] = {}
+        self.history: dict[str, list[float]] = {}
+
+    def points(self, x: torch.Tensor, requires_grad: bool = False) -> torch.Tensor:
+        """Values at ``x`` of shape ``(N, dim)``: a tensor ``(N, channels)``."""
+        c = Coordinates(x.requires_grad_(requires_grad) if requires_grad else x,
+                        self.problem.domain.names)
+        return self.problem.model(self.net)(c)
+
+    def __call__(self, grid: Grid | torch.Tensor, chunk: int = 65536) -> Field | torch.Tensor:
+        """Evaluate on ``grid`` (axes named as the domain, any order) -> Field of shape
+        ``(channels, *grid.shape)``; a ``(N, dim)`` tensor gives a ``(N, channels)`` tensor.
+        Without autograd (an output transform needing gradients is not supported here)."""
+        if isinstance(grid, torch.Tensor):
+            with torch.no_grad():
+                return self.points(grid)
+        if not isinstance(grid, Grid):
+            raise InvalidArgumentError("grid", "an opflow.Grid or a (N, dim) tensor", grid)
+        names = self.problem.domain.names
+        if sorted(grid.names) != sorted(names):
+            raise InvalidArgumentError("grid", f"a Grid with the axes {names}", grid.names)
+        dtype = next(iter(self.net.parameters()), torch.empty(0)).dtype
+        mesh = dict(zip(grid.names, grid.mesh(dtype=dtype)))
+        pts = torch.stack([mesh[n].reshape(-1) for n in names], dim=1)
+        with torch.no_grad():
+            out = torch.cat([self.points(pts[i:i + chunk]) for i in range(0, len(pts), chunk)])
+        values = out.T.reshape(self.problem.channels, *grid.shape)
+        return Field(values, grid, names=self.problem.names, attrs={
+            "solver": "PINN", **{f"loss_{k}": v for k, v in self.losses.items()}})
+
+    def __repr__(self) -> str:
+        return f"PINNFunction(names={self.problem.names}, losses={self.losses})"
+
+
+def _term_names(prob: PINNProblem) -> list[str]:
+    names, seen = ["residual"], {"residual"}
+    for c in prob.conditions:
+        base = c.name or c.kind
+        name, k = base, 1
+        while name in seen:
+            k += 1
+            name = f"{base}{k}"
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+class _Bar:
+    def __init__(self, total: int, enabled: bool | str):
+        show = enabled == "always" or (bool(enabled) and sys.stderr.isatty())
+        self.bar = tqdm(total=total, desc="PINN", leave=False) if show else None
+
+    def update(self, terms: Mapping[str, float]) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix({k: f"{v:.2e}" for k, v in terms.items()}, refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.refresh()  # show the final loss terms once
+            self.bar.close()
+
+
+@register(PINNProblem, PINN)
+def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None) -> Solution:
+    """Train ``alg.net`` on ``prob``; the ``solve(prob, PINN(...))`` implementation.
+
+    Returns
+    -------
+    Solution
+        ``u`` and ``interpolant`` are the same :class:`PINNFunction`: call
+        ``sol.u(grid)`` for a Field (``sol(t)`` does not apply: there is no time span to
+        interpolate). ``t`` is empty; ``stats.iterations`` counts optimiser iterations,
+        ``stats.nfe`` loss evaluations, ``stats.wall_time`` seconds; the loss terms are in
+        ``sol.u.losses`` / ``sol.u.history`` and in the evaluated Field's ``attrs``.
+        ``retcode`` is ``Unstable`` when the loss became NaN or Inf.
+    """
+    if prob.conditions and alg.n_boundary == 0:
+        raise InvalidArgumentError("n_boundary", "an integer >= 1 for a problem with conditions",
+                                   alg.n_boundary)
+    start = time.perf_counter()
+    domain, names = prob.domain, _term_names(prob)
+    cols = domain.names
+    interior = Coordinates(domain.sample_interior(alg.n_interior, alg.sampler, alg.seed)
+                           .requires_grad_(True), cols)
+    cond_pts = [Coordinates(c.sample(domain, alg.n_boundary, alg.sampler, alg.seed + 101 * (k + 1)),
+                            cols) for k, c in enumerate(prob.conditions)]
+    pdtype = next(iter(alg.net.parameters()), torch.empty(0)).dtype
+    if pdtype != interior.values.dtype:
+        interior = Coordinates(interior.values.detach().to(pdtype).requires_grad_(True), cols)
+        cond_pts = [Coordinates(p.values.to(pdtype), cols) for p in cond_pts]
+    weights = {"residual": 1.0, **{n: float(c.weight) for n, c in zip(names[1:], prob.conditions)}}
+    for key, w in dict(alg.weights or {}).items():
+        if key not in weights:
+            raise InvalidArgumentError("weights", f"keys among the loss terms {names}", key)
+        weights[key] = float(w)
+    model = prob.model(alg.net)
+    params = [p for p in alg.net.parameters() if p.requires_grad]
+    history: dict[str, list[float]] = {n: [] for n in [*names, "total"]}
+    stats = SolverStats()
+
+    def terms() -> dict[str, torch.Tensor]:
+        out = {"residual": prob.residual_at(alg.net, interior).pow(2).mean()}
+        for name, c, x in zip(names[1:], prob.conditions, cond_pts):
+            out[name] = c.loss(model, x, domain)
+        stats.nfe += 1
+        return out
+
+    def record(t: dict[str, torch.Tensor], total: torch.Tensor) -> dict[str, float]:
+        vals = {k: float(v.detach()) for k, v in t.items()}
+        for k, v in vals.items():
+            history[k].append(v)
+        history["total"].append(float(total.detach()))
+        bar.update(vals)
+        return vals
+
+    def lra_update(t: dict[str, torch.Tensor]) -> None:
+        g_res = torch.autograd.grad(t["residual"], params, retain_graph=True, allow_unused=True)
+        g_max = max(float(g.abs().max()) for g in g_res if g is not None)
+        for name in names[1:]:
+            g = torch.autograd.grad(t[name], params, retain_graph=True, allow_unused=True)
+            flat = torch.cat([x.abs().reshape(-1) for x in g if x is not None] or [torch.zeros(1)])
+            mean = float(flat.mean())
+            if mean > 0 and math.isfinite(g_max):
+                hat = g_max / mean
+                weights[name] = (1 - alg.lra_alpha) * weights[name] + alg.lra_alpha * hat
+
+    n_adam = alg.iterations if alg.optimizer == "adam" else 0
+    n_lbfgs = alg.lbfgs_iterations + (alg.iterations if alg.optimizer == "lbfgs" else 0)
+    bar = _Bar(n_adam + n_lbfgs, alg.progress if progress is None else progress)
+    retcode = ReturnCode.Success
+    try:
+        if n_adam:
+            opt = torch.optim.Adam(params, lr=alg.lr)
+            for step in range(n_adam):
+                opt.zero_grad(set_to_none=True)
+                t = terms()
+                if alg.adaptive == "lra" and step % alg.lra_every == 0:
+                    lra_update(t)
+                total = sum(weights[k] * v for k, v in t.items())
+                if not torch.isfinite(total):
+                    retcode = ReturnCode.Unstable
+                    break
+                total.backward()
+                opt.step()
+                stats.iterations += 1
+                record(t, total)
+        if n_lbfgs and retcode == ReturnCode.Success:
+            lbfgs = torch.optim.LBFGS(params, lr=1.0, max_iter=n_lbfgs, max_eval=2 * n_lbfgs,
+                                      history_size=50, tolerance_grad=1e-10,
+                                      tolerance_change=1e-14, line_search_fn="strong_wolfe")
+
+            def closure() -> torch.Tensor:
+                lbfgs.zero_grad(set_to_none=True)
+                t = terms()
+                total = sum(weights[k] * v for k, v in t.items())
+                total.backward()
+                record(t, total)
+                return total
+
+            lbfgs.step(closure)
+            stats.iterations += int(lbfgs.state[lbfgs._params[0]].get("n_iter", 0))
+    finally:
+        bar.close()
+    final = {k: v.detach() for k, v in terms().items()}
+    if not all(torch.isfinite(v) for v in final.values()):
+        retcode = ReturnCode.Unstable
+    stats.wall_time = time.perf_counter() - start
+    fn = PINNFunction(alg.net, prob)
+    fn.losses = {k: float(v) for k, v in final.items()}
+    fn.weights, fn.history = dict(weights), history
+    return Solution(t=torch.empty(0), u=fn, retcode=retcode, stats=stats, problem=prob, alg=alg,
+                    interpolant=fn)

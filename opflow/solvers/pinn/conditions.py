@@ -1,0 +1,177 @@
+"""Boundary and initial conditions as weighted soft penalty terms.
+
+A condition samples its own points from the domain (:meth:`Condition.sample`)
+and turns the model's values there into a mean-square misfit
+(:meth:`Condition.loss`), multiplied by ``weight`` in the total loss.
+Targets are numbers or callables ``value(x: Coordinates) -> (N,) or (N, channels)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, ClassVar, Union
+
+import torch
+
+from ...errors import InvalidArgumentError, ShapeError
+from .derivatives import Coordinates, d, gradient
+from .domains import Domain, TimeSpace
+
+__all__ = ["Condition", "Dirichlet", "Neumann", "Periodic", "Initial", "Model", "Target"]
+
+Model = Callable[[Coordinates], torch.Tensor]
+"""A model maps ``Coordinates`` of ``N`` points to values of shape ``(N, channels)``."""
+Target = Union[float, Callable[[Coordinates], torch.Tensor]]
+
+
+def _target(value: Target, x: Coordinates, like: torch.Tensor, argument: str) -> torch.Tensor:
+    if callable(value):
+        out = value(x)
+        if not isinstance(out, torch.Tensor) or out.shape[0] != like.shape[0]:
+            raise ShapeError(argument, f"a callable returning a tensor of shape ({like.shape[0]},)"
+                             f" or {tuple(like.shape)}", out)
+        out = out.reshape(like.shape[0], -1)
+        if out.shape[1] not in (1, like.shape[1]):
+            raise ShapeError(argument, f"one value or {like.shape[1]} values per point", out)
+        return out.to(like.dtype)
+    try:
+        return torch.full_like(like, float(value))
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(argument, "a number or a callable of Coordinates",
+                                   value) from None
+
+
+def _check_weight(weight: object) -> None:
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
+        raise InvalidArgumentError("weight", "a number >= 0", weight)
+
+
+def _grad_points(x: Coordinates) -> Coordinates:
+    return Coordinates(x.values.detach().requires_grad_(True), x.names)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """Base class: a weighted soft constraint with its own sampling."""
+
+    kind: ClassVar[str] = "condition"
+
+    def sample(self, domain: Domain, n: int, method: str = "uniform",
+               seed: int = 0) -> torch.Tensor:
+        """Points where the condition is enforced, shape ``(n, domain.dim)``."""
+        return domain.sample_boundary(n, method, seed)
+
+    def loss(self, model: Model, x: Coordinates, domain: Domain) -> torch.Tensor:
+        """Unweighted mean-square misfit (a scalar) at the points ``x``."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Dirichlet(Condition):
+    """``u = value`` on the (lateral) boundary."""
+
+    value: Target = 0.0
+    weight: float = 1.0
+    name: str | None = None
+    kind: ClassVar[str] = "dirichlet"
+
+    def __post_init__(self):
+        _check_weight(self.weight)
+
+    def loss(self, model: Model, x: Coordinates, domain: Domain) -> torch.Tensor:
+        u = model(x)
+        return (u - _target(self.value, x, u, "value")).pow(2).mean()
+
+
+@dataclass(frozen=True)
+class Neumann(Condition):
+    """Outward normal derivative ``du/dn = value`` on the (lateral) boundary."""
+
+    value: Target = 0.0
+    weight: float = 1.0
+    name: str | None = None
+    kind: ClassVar[str] = "neumann"
+
+    def __post_init__(self):
+        _check_weight(self.weight)
+
+    def loss(self, model: Model, x: Coordinates, domain: Domain) -> torch.Tensor:
+        x = _grad_points(x)
+        u = model(x)
+        normals = domain.normals(x.values.detach())
+        dudn = torch.cat([(gradient(u[:, k:k + 1], x) * normals).sum(dim=1, keepdim=True)
+                          for k in range(u.shape[1])], dim=1)
+        return (dudn - _target(self.value, x, dudn, "value")).pow(2).mean()
+
+
+@dataclass(frozen=True)
+class Periodic(Condition):
+    """Periodicity along ``axis``: ``u`` and its first ``derivatives`` derivatives
+    along ``axis`` agree on the faces ``axis = lo`` and ``axis = hi``."""
+
+    axis: str = "x"
+    weight: float = 1.0
+    derivatives: int = 0
+    name: str | None = None
+    kind: ClassVar[str] = "periodic"
+
+    def __post_init__(self):
+        _check_weight(self.weight)
+        if isinstance(self.derivatives, bool) or self.derivatives not in range(0, 4):
+            raise InvalidArgumentError("derivatives", "an integer in 0..3", self.derivatives)
+
+    def sample(self, domain: Domain, n: int, method: str = "uniform",
+               seed: int = 0) -> torch.Tensor:
+        if self.axis not in domain.names:
+            raise InvalidArgumentError("axis", f"an axis of the domain {domain.names}", self.axis)
+        return domain.sample_interior(n, method, seed)
+
+    def loss(self, model: Model, x: Coordinates, domain: Domain) -> torch.Tensor:
+        i = x.names.index(self.axis)
+        lo, hi = domain.box[self.axis]
+        pts = x.values.detach().clone()
+        a, b = pts.clone(), pts.clone()
+        a[:, i], b[:, i] = lo, hi
+        both = Coordinates(torch.cat([a, b]).requires_grad_(self.derivatives > 0), x.names)
+        u = model(both)
+        n = len(x)
+        total = (u[:n] - u[n:]).pow(2).mean()
+        for order in range(1, self.derivatives + 1):
+            du = torch.cat([d(u[:, k:k + 1], both, self.axis, order) for k in range(u.shape[1])],
+                           dim=1)
+            total = total + (du[:n] - du[n:]).pow(2).mean()
+        return total
+
+
+@dataclass(frozen=True)
+class Initial(Condition):
+    """``u = value`` at ``t = t0`` (``derivative=1``: ``u_t = value``); needs a
+    :class:`~opflow.solvers.pinn.TimeSpace` domain."""
+
+    value: Target = 0.0
+    weight: float = 1.0
+    derivative: int = 0
+    name: str | None = None
+    kind: ClassVar[str] = "initial"
+
+    def __post_init__(self):
+        _check_weight(self.weight)
+        if self.derivative not in (0, 1) or isinstance(self.derivative, bool):
+            raise InvalidArgumentError("derivative", "0 or 1", self.derivative)
+
+    def sample(self, domain: Domain, n: int, method: str = "uniform",
+               seed: int = 0) -> torch.Tensor:
+        if not isinstance(domain, TimeSpace):
+            raise InvalidArgumentError("domain", "a TimeSpace domain for an Initial condition",
+                                       domain)
+        return domain.sample_initial(n, method, seed)
+
+    def loss(self, model: Model, x: Coordinates, domain: Domain) -> torch.Tensor:
+        if self.derivative:
+            x = _grad_points(x)
+            u = model(x)
+            t = domain.time_name  # type: ignore[attr-defined]
+            u = torch.cat([d(u[:, k:k + 1], x, t) for k in range(u.shape[1])], dim=1)
+        else:
+            u = model(x)
+        return (u - _target(self.value, x, u, "value")).pow(2).mean()

@@ -1,0 +1,177 @@
+"""Derivatives of network outputs at collocation points, by batched autograd.
+
+Collocation points are an ``(N, dim)`` tensor whose columns are named axes
+(``"t"``, ``"x"``, ``"y"``, ...), held in :class:`Coordinates`. A network
+that acts on each point independently (an MLP on the rows) has a block
+diagonal Jacobian, so the gradient of ``u.sum()`` with respect to the points
+gives every point's derivative in one backward pass.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from ...errors import InvalidArgumentError, ShapeError, UnknownVariableError
+
+__all__ = ["Coordinates", "d", "gradient", "laplacian"]
+
+
+class Coordinates:
+    """Collocation points with named columns.
+
+    Parameters
+    ----------
+    values : torch.Tensor, shape (N, dim)
+        The points; make them ``requires_grad`` to differentiate with respect to them.
+    names : sequence of str, length dim
+        One name per column, e.g. ``("t", "x")``.
+
+    Examples
+    --------
+    >>> c = Coordinates(torch.rand(5, 2), ("t", "x"))
+    >>> c["x"].shape
+    torch.Size([5, 1])
+    """
+
+    __slots__ = ("values", "names")
+
+    def __init__(self, values: torch.Tensor, names: Sequence[str]):
+        names = tuple(names)
+        if (not isinstance(values, torch.Tensor) or values.ndim != 2
+                or values.shape[1] != len(names)):
+            raise ShapeError("values", f"a tensor of shape (N, {len(names)}) for axes {names}",
+                             values)
+        self.values = values
+        self.names = names
+
+    @property
+    def dim(self) -> int:
+        return len(self.names)
+
+    def __len__(self) -> int:
+        return self.values.shape[0]
+
+    def index(self, axis: str | int) -> int:
+        """Column of ``axis`` (a name or an integer)."""
+        if isinstance(axis, str):
+            if axis not in self.names:
+                raise UnknownVariableError("axis", axis, self.names)
+            return self.names.index(axis)
+        if isinstance(axis, int) and -self.dim <= axis < self.dim:
+            return axis % self.dim
+        raise InvalidArgumentError("axis", f"an axis name in {self.names} or an integer", axis)
+
+    def __getitem__(self, axis: str | int) -> torch.Tensor:
+        """Column ``axis`` as an ``(N, 1)`` tensor (differentiable)."""
+        i = self.index(axis)
+        return self.values[:, i:i + 1]
+
+    def __repr__(self) -> str:
+        return f"Coordinates(N={len(self)}, names={self.names})"
+
+
+def _points(x: Coordinates | torch.Tensor) -> Coordinates:
+    if isinstance(x, Coordinates):
+        return x
+    if isinstance(x, torch.Tensor) and x.ndim == 2:
+        return Coordinates(x, tuple(f"x{i}" for i in range(x.shape[1])))
+    raise InvalidArgumentError("x", "Coordinates or a tensor of shape (N, dim)", x)
+
+
+def _column(u: torch.Tensor, n: int) -> torch.Tensor:
+    if not isinstance(u, torch.Tensor) or u.shape[:1] != (n,) or u.numel() != n:
+        raise ShapeError("u", f"a tensor of shape ({n},) or ({n}, 1): one output per point; "
+                         "select a channel with u[:, k:k+1]", u)
+    return u.reshape(n, 1)
+
+
+def _grad(u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Full gradient ``(N, dim)`` of the ``(N, 1)`` column ``u`` at the points ``x``."""
+    if not u.requires_grad:
+        return torch.zeros_like(x)
+    (g,) = torch.autograd.grad(u, x, grad_outputs=torch.ones_like(u), create_graph=True,
+                               allow_unused=True)
+    return torch.zeros_like(x) if g is None else g
+
+
+def gradient(u: torch.Tensor, x: Coordinates | torch.Tensor) -> torch.Tensor:
+    """All first derivatives of ``u`` at the points.
+
+    Parameters
+    ----------
+    u : torch.Tensor, shape (N,) or (N, 1)
+        One network output per point, computed from ``x.values``.
+    x : Coordinates or torch.Tensor, shape (N, dim)
+        The points, with ``requires_grad=True``.
+
+    Returns
+    -------
+    torch.Tensor, shape (N, dim)
+    """
+    x = _points(x)
+    return _grad(_column(u, len(x)), x.values)
+
+
+def d(u: torch.Tensor, x: Coordinates | torch.Tensor, axis: str | int,
+      order: int = 1) -> torch.Tensor:
+    """Partial derivative ``d^order u / d axis^order`` at the points.
+
+    Parameters
+    ----------
+    u : torch.Tensor, shape (N,) or (N, 1)
+        One network output per point, computed from ``x.values``.
+    x : Coordinates or torch.Tensor, shape (N, dim)
+        The points, with ``requires_grad=True``.
+    axis : str or int
+        Axis name (with :class:`Coordinates`) or column index.
+    order : int
+        Derivative order, >= 1.
+
+    Returns
+    -------
+    torch.Tensor, same shape as ``u``
+        Kept in the autograd graph (``create_graph=True``), so it can enter a loss.
+
+    Examples
+    --------
+    >>> x = Coordinates(torch.rand(4, 1, requires_grad=True), ("x",))
+    >>> u = x["x"] ** 3
+    >>> torch.allclose(d(u, x, "x", 2), 6 * x["x"])
+    True
+    """
+    x = _points(x)
+    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+        raise InvalidArgumentError("order", "an integer >= 1", order)
+    i = x.index(axis)
+    out = _column(u, len(x))
+    for _ in range(order):
+        out = _grad(out, x.values)[:, i:i + 1]
+    return out.reshape(u.shape)
+
+
+def laplacian(u: torch.Tensor, x: Coordinates | torch.Tensor,
+              axes: Sequence[str | int] | None = None) -> torch.Tensor:
+    """Sum of second derivatives of ``u`` over ``axes``.
+
+    Parameters
+    ----------
+    u : torch.Tensor, shape (N,) or (N, 1)
+    x : Coordinates or torch.Tensor, shape (N, dim)
+    axes : sequence of str or int, optional
+        Default: every axis except one named ``"t"`` (the spatial Laplacian).
+
+    Returns
+    -------
+    torch.Tensor, same shape as ``u``
+    """
+    x = _points(x)
+    if axes is None:
+        axes = [n for n in x.names if n != "t"]
+    cols = [x.index(a) for a in axes]
+    g = _grad(_column(u, len(x)), x.values)
+    total = torch.zeros(len(x), 1, dtype=x.values.dtype, device=x.values.device)
+    for i in cols:
+        total = total + _grad(g[:, i:i + 1], x.values)[:, i:i + 1]
+    return total.reshape(u.shape)

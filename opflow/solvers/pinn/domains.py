@@ -1,0 +1,267 @@
+"""Geometries for physics-informed training: where collocation points live.
+
+Every domain has ordered axis ``names``, a bounding ``box`` per name, and
+seeded samplers for its interior and boundary. :class:`TimeSpace` also
+samples the initial slice ``t = t0``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+
+from ...errors import InvalidArgumentError
+from .sampling import check_count, sample_unit
+
+__all__ = ["Domain", "Interval", "Box", "Rectangle", "Disk", "TimeSpace"]
+
+
+def _split(n: int, weights: list[float]) -> list[int]:
+    """Split ``n`` into integer parts proportional to ``weights`` (summing to ``n``)."""
+    total = sum(weights)
+    raw = [n * w / total for w in weights]
+    parts = [int(math.floor(r)) for r in raw]
+    order = sorted(range(len(raw)), key=lambda k: parts[k] - raw[k])
+    for k in order[: n - sum(parts)]:
+        parts[k] += 1
+    return parts
+
+
+class Domain:
+    """Base class of the geometries. Subclasses set ``names`` and implement the samplers."""
+
+    names: tuple[str, ...]
+
+    @property
+    def dim(self) -> int:
+        return len(self.names)
+
+    @property
+    def box(self) -> dict[str, tuple[float, float]]:
+        """Bounding box ``{name: (lo, hi)}``."""
+        raise NotImplementedError
+
+    def sample_interior(self, n: int, method: str = "uniform", seed: int = 0) -> torch.Tensor:
+        """``n`` points inside the domain, shape ``(n, dim)``, columns ordered as ``names``."""
+        raise NotImplementedError
+
+    def sample_boundary(self, n: int, method: str = "uniform", seed: int = 0) -> torch.Tensor:
+        """``n`` points on the boundary (for :class:`TimeSpace`: the lateral boundary)."""
+        raise NotImplementedError
+
+    def normals(self, points: torch.Tensor) -> torch.Tensor:
+        """Outward unit normals, shape ``(n, dim)``, at boundary ``points``."""
+        raise NotImplementedError
+
+    def contains(self, points: torch.Tensor, tol: float = 1e-6) -> torch.Tensor:
+        """Boolean ``(n,)``: which points lie in the closed domain."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Box(Domain):
+    """Axis-aligned box ``prod_i [lo_i, hi_i]``.
+
+    Parameters
+    ----------
+    bounds : mapping of str to (float, float)
+        ``{name: (lo, hi)}`` in axis order, e.g. ``{"x": (0, 1), "y": (0, 2)}``.
+    """
+
+    bounds: Mapping[str, tuple[float, float]]
+
+    def __post_init__(self):
+        if not isinstance(self.bounds, Mapping) or not self.bounds:
+            raise InvalidArgumentError("bounds", "a non-empty mapping {name: (lo, hi)}",
+                                       self.bounds)
+        clean = {}
+        for name, b in self.bounds.items():
+            try:
+                lo, hi = float(b[0]), float(b[1])
+            except (TypeError, ValueError, IndexError):
+                raise InvalidArgumentError("bounds", "(lo, hi) pairs of numbers", b) from None
+            if not hi > lo:
+                raise InvalidArgumentError("bounds", f"hi > lo for axis {name!r}", b)
+            clean[str(name)] = (lo, hi)
+        object.__setattr__(self, "bounds", clean)
+
+    @property
+    def names(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(self.bounds)
+
+    @property
+    def box(self) -> dict[str, tuple[float, float]]:
+        return dict(self.bounds)
+
+    def _lo_hi(self, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        lo = torch.tensor([b[0] for b in self.bounds.values()], dtype=dtype)
+        hi = torch.tensor([b[1] for b in self.bounds.values()], dtype=dtype)
+        return lo, hi
+
+    def sample_interior(self, n: int, method: str = "uniform", seed: int = 0) -> torch.Tensor:
+        s = sample_unit(n, self.dim, method, seed)
+        lo, hi = self._lo_hi(s.dtype)
+        return lo + (hi - lo) * s
+
+    def sample_boundary(self, n: int, method: str = "uniform", seed: int = 0) -> torch.Tensor:
+        """Points on the ``2 dim`` faces, as many per face as its measure warrants
+        (in 1-D: the two end points, alternately)."""
+        check_count(n)
+        s = sample_unit(n, self.dim, method, seed)
+        lo, hi = self._lo_hi(s.dtype)
+        pts = lo + (hi - lo) * s
+        lengths = (hi - lo).tolist()
+        if self.dim == 1:
+            side = torch.arange(n) % 2
+            return torch.where(side[:, None] == 0, lo, hi).expand(n, 1).clone()
+        measure = [math.prod(lengths[:i] + lengths[i + 1:]) for i in range(self.dim)]
+        counts = _split(n, [m for m in measure for _ in (0, 1)])
+        start = 0
+        for face, c in enumerate(counts):
+            i, side = divmod(face, 2)
+            pts[start:start + c, i] = hi[i] if side else lo[i]
+            start += c
+        return pts
+
+    def normals(self, points: torch.Tensor) -> torch.Tensor:
+        lo, hi = self._lo_hi(points.dtype)
+        dist = torch.cat([(points - lo).abs(), (hi - points).abs()], dim=1)  # (n, 2 dim)
+        face = dist.argmin(dim=1)
+        out = torch.zeros_like(points)
+        i = face % self.dim
+        sign = torch.where(face >= self.dim, 1.0, -1.0).to(points.dtype)
+        out[torch.arange(len(points)), i] = sign
+        return out
+
+    def contains(self, points: torch.Tensor, tol: float = 1e-6) -> torch.Tensor:
+        lo, hi = self._lo_hi(points.dtype)
+        return ((points >= lo - tol) & (points <= hi + tol)).all(dim=1)
+
+
+Rectangle = Box
+
+
+def Interval(lo: float, hi: float, name: str = "x") -> Box:  # noqa: N802 - reads as a class
+    """The interval ``[lo, hi]`` on the axis ``name``: a one-dimensional :class:`Box`."""
+    return Box({name: (lo, hi)})
+
+
+@dataclass(frozen=True)
+class Disk(Domain):
+    """Disk of ``radius`` around ``center`` in the plane of the axes ``names``."""
+
+    center: tuple[float, float] = (0.0, 0.0)
+    radius: float = 1.0
+    names: tuple[str, str] = ("x", "y")  # type: ignore[assignment]
+
+    def __post_init__(self):
+        if not float(self.radius) > 0:
+            raise InvalidArgumentError("radius", "a positive number", self.radius)
+        if len(tuple(self.center)) != 2 or len(tuple(self.names)) != 2:
+            raise InvalidArgumentError("center/names", "two coordinates and two axis names",
+                                       (self.center, self.names))
+        object.__setattr__(self, "center", tuple(float(c) for c in self.center))
+        object.__setattr__(self, "names", tuple(self.names))
+
+    @property
+    def box(self) -> dict[str, tuple[float, float]]:
+        r = float(self.radius)
+        return {n: (c - r, c + r) for n, c in zip(self.names, self.center)}
+
+    def sample_interior(self, n: int, method: str = "uniform", seed: int = 0) -> torch.Tensor:
+        s = sample_unit(n, 2, method, seed)
+        r = self.radius * s[:, 0].sqrt()  # area-uniform radius
+        theta = 2 * math.pi * s[:, 1]
+        c = torch.tensor(self.center, dtype=s.dtype)
+        return c + torch.stack([r * theta.cos(), r * theta.sin()], dim=1)
+
+    def sample_boundary(self, n: int, method: str = "uniform", seed: int = 0) -> torch.Tensor:
+        s = sample_unit(n, 1, method, seed)
+        theta = 2 * math.pi * s[:, 0]
+        c = torch.tensor(self.center, dtype=s.dtype)
+        return c + self.radius * torch.stack([theta.cos(), theta.sin()], dim=1)
+
+    def normals(self, points: torch.Tensor) -> torch.Tensor:
+        v = points - torch.tensor(self.center, dtype=points.dtype)
+        return v / v.norm(dim=1, keepdim=True).clamp_min(1e-30)
+
+    def contains(self, points: torch.Tensor, tol: float = 1e-6) -> torch.Tensor:
+        v = points - torch.tensor(self.center, dtype=points.dtype)
+        return v.norm(dim=1) <= self.radius + tol
+
+
+@dataclass(frozen=True)
+class TimeSpace(Domain):
+    """Space-time cylinder ``[t0, t1] x space``; columns ordered ``(time_name, *space.names)``.
+
+    Parameters
+    ----------
+    tspan : (float, float)
+        ``(t0, t1)``.
+    space : Domain
+    time_name : str
+    """
+
+    tspan: tuple[float, float]
+    space: Domain
+    time_name: str = "t"
+
+    def __post_init__(self):
+        try:
+            t0, t1 = float(self.tspan[0]), float(self.tspan[1])
+        except (TypeError, ValueError, IndexError):
+            raise InvalidArgumentError("tspan", "a pair (t0, t1)", self.tspan) from None
+        if not t1 > t0:
+            raise InvalidArgumentError("tspan", "t1 > t0", self.tspan)
+        if not isinstance(self.space, Domain) or isinstance(self.space, TimeSpace):
+            raise InvalidArgumentError("space", "a spatial Domain (Interval, Box, Disk)",
+                                       self.space)
+        if self.time_name in self.space.names:
+            raise InvalidArgumentError("time_name", f"a name not in {self.space.names}",
+                                       self.time_name)
+        object.__setattr__(self, "tspan", (t0, t1))
+
+    @property
+    def names(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (self.time_name, *self.space.names)
+
+    @property
+    def box(self) -> dict[str, tuple[float, float]]:
+        return {self.time_name: self.tspan, **self.space.box}
+
+    def _with_time(self, space_pts: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return torch.cat([t.reshape(-1, 1).to(space_pts.dtype), space_pts], dim=1)
+
+    def _times(self, n: int, method: str, seed: int) -> torch.Tensor:
+        t0, t1 = self.tspan
+        return t0 + (t1 - t0) * sample_unit(n, 1, method, seed + 7919)[:, 0]
+
+    def sample_interior(self, n: int, method: str = "uniform", seed: int = 0) -> torch.Tensor:
+        s = sample_unit(n, self.dim, method, seed)  # one joint design keeps LHS / Sobol properties
+        t0, t1 = self.tspan
+        space = self.space.sample_interior(n, method, seed + 1)
+        if isinstance(self.space, Box):
+            lo, hi = self.space._lo_hi(s.dtype)
+            space = lo + (hi - lo) * s[:, 1:]
+        return self._with_time(space, t0 + (t1 - t0) * s[:, 0])
+
+    def sample_boundary(self, n: int, method: str = "uniform", seed: int = 0) -> torch.Tensor:
+        return self._with_time(self.space.sample_boundary(n, method, seed),
+                               self._times(n, method, seed))
+
+    def sample_initial(self, n: int, method: str = "uniform", seed: int = 0) -> torch.Tensor:
+        """``n`` points on the slice ``t = t0``."""
+        space = self.space.sample_interior(n, method, seed)
+        return self._with_time(space, torch.full((n,), self.tspan[0], dtype=space.dtype))
+
+    def normals(self, points: torch.Tensor) -> torch.Tensor:
+        n_space = self.space.normals(points[:, 1:])
+        return torch.cat([torch.zeros_like(points[:, :1]), n_space], dim=1)
+
+    def contains(self, points: torch.Tensor, tol: float = 1e-6) -> torch.Tensor:
+        t = points[:, 0]
+        inside_t = (t >= self.tspan[0] - tol) & (t <= self.tspan[1] + tol)
+        return inside_t & self.space.contains(points[:, 1:], tol)

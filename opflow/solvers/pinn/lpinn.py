@@ -1,0 +1,264 @@
+"""Lagrangian PINN (Mojgani, Balajewicz, Hassanzadeh) for periodic linear convection.
+
+``u_t + beta u_x = 0`` on ``x in [a, a + L)`` (periodic), ``u(x, 0) = u0(x)``.
+Along characteristics ``X(xi, t)`` the equation splits into ``X_t = beta`` and
+``u_t = 0`` with ``X(xi, 0) = xi``, ``u(xi, 0) = u0(xi)``: smooth in the
+Lagrangian frame for any ``beta``, where a plain PINN fails for large ``beta``
+(Krishnapriyan et al. 2021). Two networks take ``(cos theta, sin theta, t)``,
+``theta = 2 pi (xi - a) / L``, which makes them periodic in ``xi``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ...errors import InvalidArgumentError
+from ...field import Field
+from ...grid import Grid
+from ...solution import ReturnCode, Solution, SolverStats
+from ...solve import AbstractAlgorithm, register
+from .algorithm import _Bar
+from .domains import Interval, TimeSpace
+from .sampling import SAMPLERS, check_count, sample_unit
+
+__all__ = ["ConvectionProblem", "LPINN", "LagrangianFunction", "solve_lpinn"]
+
+
+@dataclass(frozen=True)
+class ConvectionProblem:
+    """Periodic linear convection ``u_t + beta u_x = 0``.
+
+    Parameters
+    ----------
+    beta : float
+        Constant velocity.
+    u0 : callable ``(x: Tensor (N,)) -> Tensor (N,)``
+        Initial condition, periodic on ``xspan``.
+    xspan : (float, float)
+        Periodic spatial interval ``[a, a + L)``.
+    tspan : (float, float)
+    """
+
+    beta: float
+    u0: Callable[[torch.Tensor], torch.Tensor] = torch.sin
+    xspan: tuple[float, float] = (0.0, 2 * math.pi)
+    tspan: tuple[float, float] = (0.0, 1.0)
+
+    def __post_init__(self):
+        if not callable(self.u0):
+            raise InvalidArgumentError("u0", "a callable x -> u0(x)", self.u0)
+        try:
+            float(self.beta)
+        except (TypeError, ValueError):
+            raise InvalidArgumentError("beta", "a number", self.beta) from None
+        object.__setattr__(self, "domain", TimeSpace(self.tspan, Interval(*self.xspan)))
+
+    @property
+    def period(self) -> float:
+        return float(self.xspan[1] - self.xspan[0])
+
+
+@dataclass(frozen=True)
+class LPINN(AbstractAlgorithm):
+    """Lagrangian PINN training for :class:`ConvectionProblem`.
+
+    The trial functions satisfy the initial conditions exactly (hard constraints):
+    ``X = xi + s t net_x(f)``, ``u = u0(xi) + t net_u(f)`` with ``f = (cos, sin, t)`` and
+    the velocity scale ``s = max(|beta|, 1)``; the loss is
+    ``mean((X_t - beta)^2) / s^2 + mean(u_t^2)``. With ``hard_initial=False`` the networks
+    give ``X = xi + s net_x(f)`` and ``u = net_u(f)`` and the initial conditions enter the
+    loss with weight ``initial_weight``, as in the paper.
+
+    Parameters
+    ----------
+    net_x, net_u : torch.nn.Module
+        Each maps ``(N, 3)`` inputs to ``(N, 1)``. Trained in place.
+    n_interior : int
+        Collocation points ``(xi, t)``.
+    n_initial : int
+        Points at ``t = t0`` (used with ``hard_initial=False``).
+    lr, iterations, lbfgs_iterations, sampler, seed, progress
+        As in :class:`~opflow.solvers.pinn.PINN`.
+    hard_initial : bool
+    initial_weight : float
+    """
+
+    net_x: torch.nn.Module
+    net_u: torch.nn.Module
+    n_interior: int = 1000
+    n_initial: int = 200
+    lr: float = 1e-3
+    iterations: int = 1000
+    lbfgs_iterations: int = 0
+    hard_initial: bool = True
+    initial_weight: float = 10.0
+    sampler: str = "sobol"
+    seed: int = 0
+    progress: bool | str = False
+
+    def __post_init__(self):
+        for name in ("net_x", "net_u"):
+            if not isinstance(getattr(self, name), torch.nn.Module):
+                raise InvalidArgumentError(name, "a torch.nn.Module", getattr(self, name))
+        check_count(self.n_interior, "n_interior", 1)
+        check_count(self.n_initial, "n_initial", 0)
+        check_count(self.iterations, "iterations", 0)
+        check_count(self.lbfgs_iterations, "lbfgs_iterations", 0)
+        if self.sampler not in SAMPLERS:
+            raise InvalidArgumentError("sampler", f"one of {sorted(SAMPLERS)}", self.sampler)
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise InvalidArgumentError("lr", "a positive number", self.lr)
+
+
+class LagrangianFunction:
+    """The trained LPINN: characteristics ``X(xi, t)``, values ``u(xi, t)``, and
+    Eulerian values on a Grid by periodic interpolation.
+
+    Attributes
+    ----------
+    losses : dict of str to float
+        Final loss terms (``"characteristic"``, ``"transport"``, and the initial terms).
+    history : dict of str to list of float
+    """
+
+    def __init__(self, prob: ConvectionProblem, alg: LPINN):
+        self.problem, self.alg = prob, alg
+        self.losses: dict[str, float] = {}
+        self.history: dict[str, list[float]] = {}
+
+    def lagrangian(self, xi: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``X(xi, t)`` and ``u(xi, t)`` for ``(N,)`` tensors, each of shape ``(N,)``."""
+        prob, alg = self.problem, self.alg
+        a = prob.xspan[0]
+        theta = 2 * math.pi * (xi - a) / prob.period
+        tau = t - prob.tspan[0]
+        feats = torch.stack([theta.cos(), theta.sin(), tau], dim=1)
+        s = max(abs(float(prob.beta)), 1.0)
+        nx, nu = alg.net_x(feats).reshape(-1), alg.net_u(feats).reshape(-1)
+        if alg.hard_initial:
+            return xi + s * tau * nx, prob.u0(xi).reshape(-1) + tau * nu
+        return xi + s * nx, nu
+
+    def __call__(self, grid: Grid, n_xi: int | None = None) -> Field:
+        """Eulerian ``u`` on ``grid`` (axes ``t`` and ``x``, either order) as a Field of shape
+        ``(1, *grid.shape)``: at each time, the Lagrangian values at ``n_xi`` (default 4x the
+        x points) particles are interpolated (periodic, linear) at their positions ``X``."""
+        if not isinstance(grid, Grid) or sorted(grid.names) != ["t", "x"]:
+            raise InvalidArgumentError("grid", "an opflow.Grid with the axes 't' and 'x'",
+                                       getattr(grid, "names", grid))
+        a, period = self.problem.xspan[0], self.problem.period
+        xs, ts = grid.coords["x"], grid.coords["t"]
+        n_xi = n_xi or 4 * len(xs)
+        dtype = next(iter(self.alg.net_u.parameters())).dtype
+        xi = a + period * torch.arange(n_xi, dtype=dtype) / n_xi
+        out = np.empty((len(ts), len(xs)))
+        with torch.no_grad():
+            for k, t in enumerate(ts):
+                X, u = self.lagrangian(xi, torch.full_like(xi, float(t)))
+                pos = torch.remainder(X - a, period).double().numpy()
+                order = np.argsort(pos)
+                out[k] = np.interp(xs - a, pos[order], u.double().numpy()[order], period=period)
+        values = torch.as_tensor(out, dtype=dtype)
+        if grid.names == ("x", "t"):
+            values = values.T
+        return Field(values[None], grid, names="u", attrs={
+            "solver": "LPINN", **{f"loss_{k}": v for k, v in self.losses.items()}})
+
+
+@register(ConvectionProblem, LPINN)
+def solve_lpinn(prob: ConvectionProblem, alg: LPINN, progress: bool | str | None = None
+                ) -> Solution:
+    """Train the LPINN; ``sol.u(grid)`` gives a Field (see :class:`LagrangianFunction`).
+
+    ``stats`` and ``retcode`` are filled as in :func:`~opflow.solvers.pinn.solve_pinn`.
+    """
+    if not alg.hard_initial and alg.n_initial == 0:
+        raise InvalidArgumentError("n_initial", "an integer >= 1 with hard_initial=False",
+                                   alg.n_initial)
+    start = time.perf_counter()
+    fn = LagrangianFunction(prob, alg)
+    dtype = next(iter(alg.net_u.parameters())).dtype
+    pts = prob.domain.sample_interior(alg.n_interior, alg.sampler, alg.seed).to(dtype)
+    t = pts[:, 0].clone().requires_grad_(True)
+    xi = pts[:, 1].clone()
+    s0 = sample_unit(alg.n_initial, 1, alg.sampler, alg.seed + 101, dtype=dtype)[:, 0]
+    xi0 = prob.xspan[0] + prob.period * s0
+    t0 = torch.full_like(xi0, prob.tspan[0])
+    beta, scale = float(prob.beta), max(abs(float(prob.beta)), 1.0)
+    params = [p for m in (alg.net_x, alg.net_u) for p in m.parameters() if p.requires_grad]
+    stats = SolverStats()
+    names = ["characteristic", "transport"] + ([] if alg.hard_initial else ["initial_x",
+                                                                           "initial_u"])
+    history: dict[str, list[float]] = {n: [] for n in [*names, "total"]}
+
+    def terms() -> dict[str, torch.Tensor]:
+        X, u = fn.lagrangian(xi, t)
+        (X_t,) = torch.autograd.grad(X.sum(), t, create_graph=True)
+        (u_t,) = torch.autograd.grad(u.sum(), t, create_graph=True)
+        out = {"characteristic": ((X_t - beta) / scale).pow(2).mean(),
+               "transport": u_t.pow(2).mean()}
+        if not alg.hard_initial:
+            X0, u0 = fn.lagrangian(xi0, t0)
+            out["initial_x"] = ((X0 - xi0) / scale).pow(2).mean()
+            out["initial_u"] = (u0 - prob.u0(xi0).reshape(-1)).pow(2).mean()
+        stats.nfe += 1
+        return out
+
+    def total_of(tm: dict[str, torch.Tensor]) -> torch.Tensor:
+        return sum((alg.initial_weight if k.startswith("initial") else 1.0) * v
+                   for k, v in tm.items())
+
+    def record(tm: dict[str, torch.Tensor], total: torch.Tensor) -> None:
+        vals = {k: float(v.detach()) for k, v in tm.items()}
+        for k, v in vals.items():
+            history[k].append(v)
+        history["total"].append(float(total.detach()))
+        bar.update(vals)
+
+    bar = _Bar(alg.iterations + alg.lbfgs_iterations,
+               alg.progress if progress is None else progress)
+    retcode = ReturnCode.Success
+    try:
+        opt = torch.optim.Adam(params, lr=alg.lr)
+        for _ in range(alg.iterations):
+            opt.zero_grad(set_to_none=True)
+            tm = terms()
+            total = total_of(tm)
+            if not torch.isfinite(total):
+                retcode = ReturnCode.Unstable
+                break
+            total.backward()
+            opt.step()
+            stats.iterations += 1
+            record(tm, total)
+        if alg.lbfgs_iterations and retcode == ReturnCode.Success:
+            lbfgs = torch.optim.LBFGS(params, lr=1.0, max_iter=alg.lbfgs_iterations,
+                                      max_eval=2 * alg.lbfgs_iterations, history_size=50,
+                                      tolerance_grad=1e-10, tolerance_change=1e-14,
+                                      line_search_fn="strong_wolfe")
+
+            def closure() -> torch.Tensor:
+                lbfgs.zero_grad(set_to_none=True)
+                tm = terms()
+                total = total_of(tm)
+                total.backward()
+                record(tm, total)
+                return total
+
+            lbfgs.step(closure)
+            stats.iterations += int(lbfgs.state[lbfgs._params[0]].get("n_iter", 0))
+    finally:
+        bar.close()
+    fn.losses = {k: float(v.detach()) for k, v in terms().items()}
+    fn.history = history
+    if not all(math.isfinite(v) for v in fn.losses.values()):
+        retcode = ReturnCode.Unstable
+    stats.wall_time = time.perf_counter() - start
+    return Solution(t=torch.empty(0), u=fn, retcode=retcode, stats=stats, problem=prob, alg=alg,
+                    interpolant=fn)

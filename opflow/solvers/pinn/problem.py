@@ -1,0 +1,118 @@
+"""``PINNProblem``: a residual, a domain and conditions, solved by training a network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+
+from ...errors import InvalidArgumentError, ShapeError
+from .conditions import Condition
+from .derivatives import Coordinates
+from .domains import Domain
+
+__all__ = ["PINNProblem", "hard_dirichlet"]
+
+Residual = Callable[[Coordinates, torch.Tensor], torch.Tensor]
+Transform = Callable[[Coordinates, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class PINNProblem:
+    """A PDE in residual form on a domain, with soft (or hard) conditions.
+
+    Parameters
+    ----------
+    residual : callable ``(x: Coordinates, u: Tensor (N, channels)) -> Tensor (N,) or (N, k)``
+        Zero where the PDE holds; take derivatives with
+        :func:`~opflow.solvers.pinn.d` / :func:`~opflow.solvers.pinn.laplacian`.
+    domain : Domain
+        Where the interior collocation points are drawn; its ``names`` name the columns
+        of ``x`` and must match the axes of a Grid the solution is evaluated on.
+    conditions : sequence of Condition
+        Boundary / initial conditions, each a weighted soft loss term.
+    names : sequence of str
+        One name per output channel (the Field's channel names).
+    transform : callable ``(x: Coordinates, net_out: Tensor) -> Tensor``, optional
+        Output transform applied to the network, e.g. a hard constraint built with
+        :func:`hard_dirichlet`.
+
+    Examples
+    --------
+    >>> prob = PINNProblem(lambda x, u: -d(u, x, "x", 2) - 1.0, Interval(0, 1),
+    ...                    [Dirichlet(0.0)])  # doctest: +SKIP
+    """
+
+    residual: Residual
+    domain: Domain
+    conditions: tuple[Condition, ...] = ()
+    names: tuple[str, ...] = ("u",)
+    transform: Optional[Transform] = None
+
+    def __post_init__(self):
+        if not callable(self.residual):
+            raise InvalidArgumentError("residual", "a callable (x, u) -> residual",
+                                       self.residual)
+        if not isinstance(self.domain, Domain):
+            raise InvalidArgumentError("domain", "an opflow PINN Domain (Interval, Box, ...)",
+                                       self.domain)
+        conds = tuple(self.conditions) if not isinstance(self.conditions, Condition) else (
+            self.conditions,)
+        for c in conds:
+            if not isinstance(c, Condition):
+                raise InvalidArgumentError("conditions", "Condition objects (Dirichlet, ...)", c)
+        names = (self.names,) if isinstance(self.names, str) else tuple(self.names)
+        if not names:
+            raise InvalidArgumentError("names", "at least one channel name", self.names)
+        if self.transform is not None and not callable(self.transform):
+            raise InvalidArgumentError("transform", "a callable (x, net_out) -> u", self.transform)
+        object.__setattr__(self, "conditions", conds)
+        object.__setattr__(self, "names", names)
+
+    @property
+    def channels(self) -> int:
+        return len(self.names)
+
+    def model(self, net: torch.nn.Module) -> Callable[[Coordinates], torch.Tensor]:
+        """The trial function ``x -> u`` of shape ``(N, channels)`` (net plus transform)."""
+
+        def u(x: Coordinates) -> torch.Tensor:
+            out = net(x.values)
+            if out.ndim == 1:
+                out = out[:, None]
+            if self.transform is not None:
+                out = self.transform(x, out)
+            if out.shape != (len(x), self.channels):
+                raise ShapeError("net", f"outputs of shape (N, {self.channels}) for the channels "
+                                 f"{self.names}", out)
+            return out
+
+        return u
+
+    def residual_at(self, net: torch.nn.Module, x: Coordinates) -> torch.Tensor:
+        """Residual at ``x`` as ``(N, k)``, checked."""
+        r = self.residual(x, self.model(net)(x))
+        if not isinstance(r, torch.Tensor) or r.ndim not in (1, 2) or r.shape[0] != len(x):
+            raise ShapeError("residual", f"a callable returning shape ({len(x)},) or "
+                             f"({len(x)}, k): one residual per collocation point", r)
+        return r.reshape(len(x), -1)
+
+
+def hard_dirichlet(distance: Callable[[Coordinates], torch.Tensor],
+                   value: Callable[[Coordinates], torch.Tensor] | float = 0.0) -> Transform:
+    """Output transform ``u = value(x) + distance(x) * net(x)`` imposing ``u = value``
+    exactly where ``distance(x) = 0`` (the boundary, or ``t = t0`` for an initial condition).
+
+    Parameters
+    ----------
+    distance : callable ``x -> (N, 1)``
+        Zero on the constrained set, positive elsewhere, e.g. ``x["x"] * (1 - x["x"])``.
+    value : number or callable ``x -> (N, 1)``
+    """
+
+    def transform(x: Coordinates, out: torch.Tensor) -> torch.Tensor:
+        g = value(x) if callable(value) else float(value)
+        return g + distance(x).reshape(len(x), 1) * out
+
+    return transform
