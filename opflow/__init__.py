@@ -14,15 +14,26 @@ The public surface, re-exported here:
   :class:`MgNO` (:mod:`opflow.operators`, kernels in :mod:`opflow.kernels`)
 * physics-informed: :class:`PINNProblem`, :class:`PINN`, :class:`LPINN`
   (:mod:`opflow.solvers.pinn`)
+* layers: :class:`NeuralODE`, stable neural SDEs (:class:`LangevinSDE`,
+  :class:`LinearNoiseSDE`, :class:`GeometricSDE`), :class:`ErrorRegularizer`
 * training: :class:`Trainer` (:mod:`opflow.train`)
 """
 
-from . import calculus, data, errors, kernels, norms, operators, testing, train
+from . import calculus, data, errors, kernels, layers, norms, operators, testing, train
 from ._version import __version__
 from .field import Field
 from .grid import Axis, Grid
 from .io import convert as _convert  # registers the xarray `.opflow` accessor  # noqa: F401
 from .io import open_dataset, save
+from .layers import (
+    ErrorRegularizer,
+    GeometricSDE,
+    LangevinSDE,
+    LinearNoiseSDE,
+    NaturalCubicSpline,
+    NeuralODE,
+    NeuralSDE,
+)
 from .operators import FNO, DeepONet, MgNO, POD_DeepONet, build_operator
 from .problems import ODEProblem, remake
 from .solution import ReturnCode, Solution, SolverStats
@@ -49,6 +60,8 @@ __all__ = [
     "BurgersProblem", "NavierStokes2DProblem", "PseudoSpectral",
     "SDEProblem", "EulerMaruyama", "Milstein", "SRA1", "BrownianInterval",
     "PINNProblem", "PINN", "ConvectionProblem", "LPINN",
+    "layers", "NeuralODE", "LangevinSDE", "LinearNoiseSDE", "GeometricSDE", "NeuralSDE",
+    "NaturalCubicSpline", "ErrorRegularizer",
     "train", "Trainer",
     "kernels", "operators", "FNO", "DeepONet", "POD_DeepONet", "MgNO", "build_operator",
     "__version__",

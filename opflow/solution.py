@@ -59,6 +59,9 @@ class Solution:
     retcode : ReturnCode
     stats : SolverStats
     problem, alg : the inputs of the solve.
+    record : optional
+        The solver's per-step data when kept (``dense=True`` for ODEs: step
+        starts, sizes, states and stage slopes), e.g. for error regularizers.
     """
 
     t: torch.Tensor
@@ -68,6 +71,7 @@ class Solution:
     problem: Any = None
     alg: Any = None
     interpolant: Optional[Callable[[torch.Tensor], Any]] = field(default=None, repr=False)
+    record: Any = field(default=None, repr=False)  # per-step solver data (dense solves)
 
     @property
     def success(self) -> bool:

@@ -28,22 +28,11 @@ __all__ = ["ErrorRegularizer", "local_error_estimates"]
 
 
 def _step_record(sol: Solution) -> StepRecord:
-    """The per-step record kept by a dense adaptive solve.
-
-    ``solve_ode`` keeps it only inside the ``Solution``'s interpolant; it is
-    read from there (see the report: a public ``Solution.record`` would make
-    this lookup unnecessary).
-    """
-    if sol.interpolant is None:
+    """The per-step record kept by a dense adaptive solve (``Solution.record``)."""
+    if not isinstance(sol.record, StepRecord):
         raise SolverError("the error regularizer needs the solver's steps: solve with "
                           "dense=True (NeuralODE(..., record_steps=True))")
-    for cell in sol.interpolant.__closure__ or ():
-        value = cell.cell_contents
-        if isinstance(value, dict) and isinstance(value.get("record"), StepRecord):
-            return value["record"]
-        if isinstance(value, StepRecord):
-            return value
-    raise SolverError("no step record found in this Solution (not an opflow ODE solve?)")
+    return sol.record
 
 
 def local_error_estimates(sol: Solution) -> tuple[torch.Tensor, torch.Tensor]:

@@ -172,4 +172,4 @@ def solve_ode(prob: ODEProblem, alg, saveat=None, dense: bool = False, sensealg=
 
     return Solution(t=ts, u=plan.to_user(ys), retcode=info["retcode"],
                     stats=info.get("stats", SolverStats()), problem=prob, alg=alg,
-                    interpolant=interpolant)
+                    interpolant=interpolant, record=info.get("record"))
