@@ -34,7 +34,7 @@ _TIMING = ("median_ms", "min_ms")
 
 def _fmt(value) -> str:
     if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 1e-2 or abs(value) >= 1e4 else f"{value:.2f}"
+        return f"{value:.3g}" if abs(value) < 1 or abs(value) >= 1e4 else f"{value:.2f}"
     return str(value)
 
 
