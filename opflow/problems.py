@@ -16,10 +16,11 @@ import torch
 from .errors import InvalidArgumentError
 from .field import Field
 
-__all__ = ["ODEProblem", "remake"]
+__all__ = ["ODEProblem", "remake", "check_tspan", "check_initial_state"]
 
 
-def _check_tspan(tspan) -> tuple[float, float]:
+def check_tspan(tspan) -> tuple[float, float]:
+    """``(t0, t1)`` as floats with ``t1 > t0``, or an error naming ``tspan``."""
     try:
         t0, t1 = (float(t) for t in tspan)
     except (TypeError, ValueError):
@@ -29,6 +30,18 @@ def _check_tspan(tspan) -> tuple[float, float]:
     if not t1 > t0:
         raise InvalidArgumentError("tspan", "t1 > t0 (times in increasing order)", tspan)
     return t0, t1
+
+
+def check_initial_state(u0) -> list[torch.Tensor]:
+    """The tensors of a state (tensor, Field or tuple of tensors), checked to be
+    floating point and finite; errors name ``u0``."""
+    tensors = _state_tensors(u0)
+    for u in tensors:
+        if not u.is_floating_point():
+            raise InvalidArgumentError("u0", "a floating-point state", u)
+        if not bool(torch.isfinite(u.detach()).all()):
+            raise InvalidArgumentError("u0", "finite values (no NaN or Inf)", u)
+    return tensors
 
 
 def _state_tensors(u0) -> list[torch.Tensor]:
@@ -76,13 +89,8 @@ class ODEProblem:
     def __post_init__(self):
         if not callable(self.f):
             raise InvalidArgumentError("f", "a callable f(t, u) or f(t, u, p)", self.f)
-        object.__setattr__(self, "tspan", _check_tspan(self.tspan))
-        tensors = _state_tensors(self.u0)
-        for u in tensors:
-            if not u.is_floating_point():
-                raise InvalidArgumentError("u0", "a floating-point state", u)
-            if not bool(torch.isfinite(u.detach()).all()):
-                raise InvalidArgumentError("u0", "finite values (no NaN or Inf)", u)
+        object.__setattr__(self, "tspan", check_tspan(self.tspan))
+        tensors = check_initial_state(self.u0)
         if self.batched:
             sizes = {u.shape[0] if u.ndim else None for u in tensors}
             if isinstance(self.u0, Field):

@@ -5,11 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-import torch
-
 from ...errors import InvalidArgumentError
 from ...field import Field
-from ...problems import _check_tspan, _state_tensors
+from ...problems import _state_tensors, check_initial_state, check_tspan
 
 __all__ = ["SDEProblem", "NOISE_TYPES", "SDE_TYPES"]
 
@@ -93,19 +91,14 @@ class SDEProblem:
         if not callable(self.diffusion):
             raise InvalidArgumentError("diffusion", "a callable g(t, u) or g(t, u, p)",
                                        self.diffusion)
-        object.__setattr__(self, "tspan", _check_tspan(self.tspan))
+        object.__setattr__(self, "tspan", check_tspan(self.tspan))
         if self.noise not in NOISE_TYPES:
             raise InvalidArgumentError("noise", f"one of {NOISE_TYPES}", self.noise)
         if self.sde_type not in SDE_TYPES:
             raise InvalidArgumentError("sde_type", f"one of {SDE_TYPES}", self.sde_type)
         if not isinstance(self.batched, bool):
             raise InvalidArgumentError("batched", "True or False", self.batched)
-        tensors = _state_tensors(self.u0)
-        for u in tensors:
-            if not u.is_floating_point():
-                raise InvalidArgumentError("u0", "a floating-point state", u)
-            if not bool(torch.isfinite(u.detach()).all()):
-                raise InvalidArgumentError("u0", "finite values (no NaN or Inf)", u)
+        tensors = check_initial_state(self.u0)
         if self.batched:
             if isinstance(self.u0, Field):
                 ok = bool(self.u0.batch_shape)

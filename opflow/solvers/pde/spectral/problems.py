@@ -21,22 +21,11 @@ import torch
 
 from ....errors import GridMismatchError, InvalidArgumentError, ShapeError
 from ....field import Field
+from ....problems import check_tspan
 
 __all__ = ["BurgersProblem", "NavierStokes2DProblem"]
 
 Closure = Callable[[torch.Tensor, Field], Field]
-
-
-def _check_tspan(tspan) -> tuple[float, float]:
-    try:
-        t0, t1 = (float(t) for t in tspan)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError("tspan", "a pair (t0, t1) of numbers", tspan) from None
-    if not (math.isfinite(t0) and math.isfinite(t1)):
-        raise InvalidArgumentError("tspan", "finite times", tspan)
-    if not t1 > t0:
-        raise InvalidArgumentError("tspan", "t1 > t0 (times in increasing order)", tspan)
-    return t0, t1
 
 
 def _check_nu(nu) -> float:
@@ -107,7 +96,7 @@ class BurgersProblem:
     def __post_init__(self):
         _check_state("u0", self.u0, 1)
         object.__setattr__(self, "nu", _check_nu(self.nu))
-        object.__setattr__(self, "tspan", _check_tspan(self.tspan))
+        object.__setattr__(self, "tspan", check_tspan(self.tspan))
         _check_closure(self.closure)
 
 
@@ -155,7 +144,7 @@ class NavierStokes2DProblem:
     def __post_init__(self):
         _check_state("w0", self.w0, 2)
         object.__setattr__(self, "nu", _check_nu(self.nu))
-        object.__setattr__(self, "tspan", _check_tspan(self.tspan))
+        object.__setattr__(self, "tspan", check_tspan(self.tspan))
         _check_closure(self.closure)
         f = self.forcing
         if f is None:
