@@ -135,8 +135,8 @@ class _SplineSDE(nn.Module):
         saveat = [t1] if t_out is None else t_out
         y0 = self.initial_state(x[:, 0])
 
-        drift: Callable = (lambda s, y: self.drift(s, y, X)) if self.uses_spline else (
-            lambda s, y: self.drift(s, y, None))
+        path = X if self.uses_spline else None
+        drift: Callable = lambda s, y: self.drift(s, y, path)  # noqa: E731
         prob = SDEProblem(drift, self.diffusion, y0, (t0, t1), noise="diagonal")
         sol = solve(prob, self.solver, saveat=saveat, seed=seed)
         self.last_stats = sol.stats
@@ -152,7 +152,26 @@ class _SplineSDE(nn.Module):
         return out[-1] if t_out is None else out
 
 
-class LangevinSDE(_SplineSDE):
+class _StableSDE(_SplineSDE):
+    """The three stable SDEs' shared networks: the controlled path ``zeta``,
+    the bounded drift ``gamma`` (of ``z~``, or of ``(t, z~)`` when
+    ``gamma_takes_time``) and ``sigma(t)``."""
+
+    gamma_takes_time = True
+
+    def __init__(self, input_channels: int, hidden_channels: int, output_channels: int,
+                 width: int = 64, dt: float = 0.05, sigma_max: float = 1.0,
+                 solver: Optional[SDEAlgorithm] = None):
+        super().__init__(input_channels, hidden_channels, output_channels, width, dt, sigma_max,
+                         solver)
+        H = hidden_channels
+        self.zeta = nn.Linear(1 + H + input_channels, H)
+        gamma_in = H + 1 if self.gamma_takes_time else H
+        self.gamma = nn.Sequential(_mlp(gamma_in, width, H), nn.Tanh())
+        self.sigma_net = _mlp(1, width, H)
+
+
+class LangevinSDE(_StableSDE):
     """Langevin-type stable neural SDE: ``dz = gamma(z~) dt + sigma(t) dW``.
 
     Parameters
@@ -179,15 +198,7 @@ class LangevinSDE(_SplineSDE):
     noise is additive in ``z`` (it depends on ``t`` only).
     """
 
-    def __init__(self, input_channels: int, hidden_channels: int, output_channels: int,
-                 width: int = 64, dt: float = 0.05, sigma_max: float = 1.0,
-                 solver: Optional[SDEAlgorithm] = None):
-        super().__init__(input_channels, hidden_channels, output_channels, width, dt, sigma_max,
-                         solver)
-        H = hidden_channels
-        self.zeta = nn.Linear(1 + H + input_channels, H)
-        self.gamma = nn.Sequential(_mlp(H, width, H), nn.Tanh())
-        self.sigma_net = _mlp(1, width, H)
+    gamma_takes_time = False
 
     def drift(self, t, y, X):
         return self.gamma(self.controlled_path(t, y, X))
@@ -196,21 +207,11 @@ class LangevinSDE(_SplineSDE):
         return self.sigma(t, y)
 
 
-class LinearNoiseSDE(_SplineSDE):
+class LinearNoiseSDE(_StableSDE):
     """Linear-noise stable neural SDE: ``dz = gamma(t, z~) dt + sigma(t) z dW``.
 
     Parameters as :class:`LangevinSDE`; ``gamma`` also takes ``t``.
     """
-
-    def __init__(self, input_channels: int, hidden_channels: int, output_channels: int,
-                 width: int = 64, dt: float = 0.05, sigma_max: float = 1.0,
-                 solver: Optional[SDEAlgorithm] = None):
-        super().__init__(input_channels, hidden_channels, output_channels, width, dt, sigma_max,
-                         solver)
-        H = hidden_channels
-        self.zeta = nn.Linear(1 + H + input_channels, H)
-        self.gamma = nn.Sequential(_mlp(1 + H, width, H), nn.Tanh())
-        self.sigma_net = _mlp(1, width, H)
 
     def drift(self, t, y, X):
         zt = self.controlled_path(t, y, X)
@@ -220,7 +221,7 @@ class LinearNoiseSDE(_SplineSDE):
         return self.sigma(t, y) * y
 
 
-class GeometricSDE(_SplineSDE):
+class GeometricSDE(_StableSDE):
     """Geometric stable neural SDE: ``dz / z = gamma(t, z~) dt + sigma(t) dW`` (Ito).
 
     Parameters as :class:`LangevinSDE`.
@@ -234,16 +235,6 @@ class GeometricSDE(_SplineSDE):
     ``z (1 + gamma h + sigma dW)`` changes sign when ``sigma dW < -1``).
     ``z(t_0) = exp(Linear(x_0)) > 0``.
     """
-
-    def __init__(self, input_channels: int, hidden_channels: int, output_channels: int,
-                 width: int = 64, dt: float = 0.05, sigma_max: float = 1.0,
-                 solver: Optional[SDEAlgorithm] = None):
-        super().__init__(input_channels, hidden_channels, output_channels, width, dt, sigma_max,
-                         solver)
-        H = hidden_channels
-        self.zeta = nn.Linear(1 + H + input_channels, H)
-        self.gamma = nn.Sequential(_mlp(1 + H, width, H), nn.Tanh())
-        self.sigma_net = _mlp(1, width, H)
 
     def to_latent(self, y: torch.Tensor) -> torch.Tensor:
         return torch.exp(y)
