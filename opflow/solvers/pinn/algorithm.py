@@ -167,6 +167,28 @@ def _term_names(prob: PINNProblem) -> list[str]:
     return names
 
 
+def lbfgs_refine(params, iterations: int, loss, record) -> int:
+    """Refine ``params`` with at most ``iterations`` L-BFGS steps (strong Wolfe).
+
+    ``loss() -> (terms, total)`` evaluates the loss terms and their weighted
+    sum; ``record(terms, total)`` sees every evaluation (progress, history).
+    Returns the number of L-BFGS iterations taken. Shared by PINN and LPINN.
+    """
+    lbfgs = torch.optim.LBFGS(params, lr=1.0, max_iter=iterations, max_eval=2 * iterations,
+                              history_size=50, tolerance_grad=1e-10, tolerance_change=1e-14,
+                              line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        lbfgs.zero_grad(set_to_none=True)
+        terms, total = loss()
+        total.backward()
+        record(terms, total)
+        return total
+
+    lbfgs.step(closure)
+    return int(lbfgs.state[lbfgs._params[0]].get("n_iter", 0))
+
+
 class _Bar:
     def __init__(self, total: int, enabled: bool | str):
         show = enabled == "always" or (bool(enabled) and sys.stderr.isatty())
@@ -268,20 +290,11 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
                 stats.iterations += 1
                 record(t, total)
         if n_lbfgs and retcode == ReturnCode.Success:
-            lbfgs = torch.optim.LBFGS(params, lr=1.0, max_iter=n_lbfgs, max_eval=2 * n_lbfgs,
-                                      history_size=50, tolerance_grad=1e-10,
-                                      tolerance_change=1e-14, line_search_fn="strong_wolfe")
-
-            def closure() -> torch.Tensor:
-                lbfgs.zero_grad(set_to_none=True)
+            def loss() -> tuple[dict, torch.Tensor]:
                 t = terms()
-                total = sum(weights[k] * v for k, v in t.items())
-                total.backward()
-                record(t, total)
-                return total
+                return t, sum(weights[k] * v for k, v in t.items())
 
-            lbfgs.step(closure)
-            stats.iterations += int(lbfgs.state[lbfgs._params[0]].get("n_iter", 0))
+            stats.iterations += lbfgs_refine(params, n_lbfgs, loss, record)
     finally:
         bar.close()
     final = {k: v.detach() for k, v in terms().items()}

@@ -23,7 +23,7 @@ from ...field import Field
 from ...grid import Grid
 from ...solution import ReturnCode, Solution, SolverStats
 from ...solve import AbstractAlgorithm, register
-from .algorithm import _Bar
+from .algorithm import _Bar, lbfgs_refine
 from .domains import Interval, TimeSpace
 from .sampling import SAMPLERS, check_count, sample_unit
 
@@ -238,21 +238,11 @@ def solve_lpinn(prob: ConvectionProblem, alg: LPINN, progress: bool | str | None
             stats.iterations += 1
             record(tm, total)
         if alg.lbfgs_iterations and retcode == ReturnCode.Success:
-            lbfgs = torch.optim.LBFGS(params, lr=1.0, max_iter=alg.lbfgs_iterations,
-                                      max_eval=2 * alg.lbfgs_iterations, history_size=50,
-                                      tolerance_grad=1e-10, tolerance_change=1e-14,
-                                      line_search_fn="strong_wolfe")
-
-            def closure() -> torch.Tensor:
-                lbfgs.zero_grad(set_to_none=True)
+            def loss() -> tuple[dict, torch.Tensor]:
                 tm = terms()
-                total = total_of(tm)
-                total.backward()
-                record(tm, total)
-                return total
+                return tm, total_of(tm)
 
-            lbfgs.step(closure)
-            stats.iterations += int(lbfgs.state[lbfgs._params[0]].get("n_iter", 0))
+            stats.iterations += lbfgs_refine(params, alg.lbfgs_iterations, loss, record)
     finally:
         bar.close()
     fn.losses = {k: float(v.detach()) for k, v in terms().items()}
