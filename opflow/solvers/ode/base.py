@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar, Optional
 
@@ -9,7 +10,14 @@ from ...errors import InvalidArgumentError
 from ...solve import AbstractAlgorithm
 from .runge_kutta import AdaptiveOptions, ButcherTableau
 
-__all__ = ["FixedStepRK", "AdaptiveRK"]
+__all__ = ["FixedStepRK", "AdaptiveRK", "check_step"]
+
+
+def check_step(dt, argument: str = "dt") -> None:
+    """A finite positive step size (not a bool), or an error naming ``argument``."""
+    if isinstance(dt, bool) or not (isinstance(dt, (int, float)) and math.isfinite(dt)
+                                    and dt > 0):
+        raise InvalidArgumentError(argument, "a positive step size", dt)
 
 
 @dataclass(frozen=True)
@@ -27,8 +35,7 @@ class FixedStepRK(AbstractAlgorithm):
     tableau: ClassVar[ButcherTableau]
 
     def __post_init__(self):
-        if not (isinstance(self.dt, (int, float)) and self.dt > 0):
-            raise InvalidArgumentError("dt", "a positive step size", self.dt)
+        check_step(self.dt)
 
 
 @dataclass(frozen=True)

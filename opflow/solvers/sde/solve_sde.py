@@ -24,6 +24,7 @@ from ...errors import InvalidArgumentError, ShapeError, SolverError
 from ...progress import TimeProgress
 from ...solution import ReturnCode, Solution, SolverStats
 from ...solve import AbstractAlgorithm, register
+from ..ode.base import check_step
 from ..ode.sensitivity import BacksolveAdjoint, DirectBackprop, collect_parameters
 from ..ode.solve_ode import _save_times
 from ..ode.state import StateLayout
@@ -51,9 +52,7 @@ class SDEAlgorithm(AbstractAlgorithm):
     levy_area: ClassVar[bool] = False  # whether the step needs space-time Levy areas
 
     def __post_init__(self):
-        if isinstance(self.dt, bool) or not (isinstance(self.dt, (int, float))
-                                             and math.isfinite(self.dt) and self.dt > 0):
-            raise InvalidArgumentError("dt", "a positive step size", self.dt)
+        check_step(self.dt)
 
     def check(self, system: "SDESystem") -> None:
         """Raise :class:`SolverError` if the method cannot solve ``system``."""
