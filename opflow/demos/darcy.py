@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ..data import OperatorDataset, generate
+from ..io._atomic import atomic_path
 from ..operators import DeepONet, MgNO
 from ..train import Trainer
 
@@ -118,8 +119,7 @@ def _plot(test: OperatorDataset, predictions: dict, path: Path, n_show: int = 3)
                 ax.set_title(title, fontsize=9)
             fig.colorbar(im, ax=ax, shrink=0.75)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=80)
+    with atomic_path(path) as tmp:  # no half-written PNG under the final name
+        fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)
-    tmp.replace(path)
     return path

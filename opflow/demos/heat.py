@@ -16,6 +16,7 @@ import torch
 
 from .. import Field, Grid, ODEProblem, Tsit5, norms, solve
 from ..io import open_dataset, save, to_field
+from ..io._atomic import atomic_path
 
 __all__ = ["random_periodic_field", "exact_heat", "run"]
 
@@ -96,8 +97,7 @@ def _plot(pred: Field, exact: Field, path: Path) -> Path:
         ax.set_ylabel("y [m]")
         fig.colorbar(im, ax=ax, shrink=0.8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
+    with atomic_path(path) as tmp:  # no half-written PNG under the final name
+        fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
-    tmp.replace(path)
     return path
