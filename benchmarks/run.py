@@ -11,6 +11,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
+import bench_burgers_accuracy  # noqa: E402
 import bench_darcy_accuracy  # noqa: E402
 import bench_multigrid  # noqa: E402
 import bench_ode  # noqa: E402
@@ -26,6 +27,7 @@ BENCHMARKS = {
     "operators": bench_operators.main,
     "pinn": bench_pinn.main,
     "darcy_accuracy": bench_darcy_accuracy.main,
+    "burgers_accuracy": bench_burgers_accuracy.main,
 }
 
 
