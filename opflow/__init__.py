@@ -33,6 +33,7 @@ from .layers import (
     NaturalCubicSpline,
     NeuralODE,
     NeuralSDE,
+    StiffnessRegularizer,
 )
 from .operators import FNO, DeepONet, MgNO, POD_DeepONet, build_operator
 from .problems import ODEProblem, remake
@@ -61,7 +62,7 @@ __all__ = [
     "SDEProblem", "EulerMaruyama", "Milstein", "SRA1", "BrownianInterval",
     "PINNProblem", "PINN", "ConvectionProblem", "LPINN",
     "layers", "NeuralODE", "LangevinSDE", "LinearNoiseSDE", "GeometricSDE", "NeuralSDE",
-    "NaturalCubicSpline", "ErrorRegularizer",
+    "NaturalCubicSpline", "ErrorRegularizer", "StiffnessRegularizer",
     "train", "Trainer",
     "kernels", "operators", "FNO", "DeepONet", "POD_DeepONet", "MgNO", "build_operator",
     "__version__",

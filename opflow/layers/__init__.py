@@ -7,13 +7,21 @@
   :class:`NaturalCubicSpline` of irregularly sampled observations;
   :class:`NeuralSDE` is the naive neural SDE they are compared with.
 * :class:`ErrorRegularizer`: the ERNODE penalty (local error estimates of the
-  adaptive solver times the step sizes) for cheaper-to-solve neural ODEs.
+  adaptive solver times the step sizes) for cheaper-to-solve neural ODEs;
+  :class:`StiffnessRegularizer`: the SRNODE penalty (the solver's stiffness
+  estimates) for less stiff learned dynamics.
 """
 
 from .neural_ode import NeuralODE
 from .neural_sde import GeometricSDE, LangevinSDE, LinearNoiseSDE, NeuralSDE
-from .regularizers import ErrorRegularizer, local_error_estimates
+from .regularizers import (
+    ErrorRegularizer,
+    StiffnessRegularizer,
+    local_error_estimates,
+    stiffness_estimates,
+)
 from .spline import NaturalCubicSpline
 
 __all__ = ["ErrorRegularizer", "GeometricSDE", "LangevinSDE", "LinearNoiseSDE",
-           "NaturalCubicSpline", "NeuralODE", "NeuralSDE", "local_error_estimates"]
+           "NaturalCubicSpline", "NeuralODE", "NeuralSDE", "StiffnessRegularizer",
+           "local_error_estimates", "stiffness_estimates"]

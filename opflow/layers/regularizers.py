@@ -11,6 +11,13 @@ steps the solver recorded (``solve(..., dense=True)`` /
 ``e = b - b_embedded`` of the method's tableau and ``k_i`` its stage slopes.
 Under direct backprop the slopes carry their autograd graph, so gradients
 of ``R_E`` flow through the solver's internals into the vector field.
+
+:class:`StiffnessRegularizer` (SRNODE) adds ``R_S = sum_n lambda_n``, the
+solver's estimates of the dominant eigenvalue magnitude of the Jacobian at
+each step, ``lambda_n = ||k_S - k_{S-1}|| / ||g_S - g_{S-1}||`` from the last
+two stages (both at ``t + h`` in Tsit5 and Dopri5; ``g_i`` are the stage
+states). Smaller estimates mean less stiff learned dynamics, which an
+explicit solver integrates with larger stable steps.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ from ..solution import Solution
 from ..solvers.ode.runge_kutta import StepRecord
 from .neural_ode import NeuralODE
 
-__all__ = ["ErrorRegularizer", "local_error_estimates"]
+__all__ = ["ErrorRegularizer", "StiffnessRegularizer", "local_error_estimates",
+           "stiffness_estimates"]
 
 
 def _step_record(sol: Solution) -> StepRecord:
@@ -33,6 +41,22 @@ def _step_record(sol: Solution) -> StepRecord:
         raise SolverError("the error regularizer needs the solver's steps: solve with "
                           "dense=True (NeuralODE(..., record_steps=True))")
     return sol.record
+
+
+def _adaptive_tableau(sol: Solution):
+    tab = getattr(sol.alg, "tableau", None)
+    if tab is None or tab.b_error is None:
+        raise InvalidArgumentError("sol", "a solve by an adaptive method (Tsit5, Dopri5)",
+                                   sol.alg)
+    return tab
+
+
+def _solution(source) -> Solution:
+    sol = source.last_solution if isinstance(source, NeuralODE) else source
+    if not isinstance(sol, Solution):
+        raise InvalidArgumentError("source", "a NeuralODE after a forward pass, or a Solution",
+                                   source)
+    return sol
 
 
 def local_error_estimates(sol: Solution) -> tuple[torch.Tensor, torch.Tensor]:
@@ -53,10 +77,7 @@ def local_error_estimates(sol: Solution) -> tuple[torch.Tensor, torch.Tensor]:
         Accepted step sizes (0 for rejected steps of a batched solve, whose
         estimates thus carry no weight in :class:`ErrorRegularizer`).
     """
-    tab = getattr(sol.alg, "tableau", None)
-    if tab is None or tab.b_error is None:
-        raise InvalidArgumentError("sol", "a solve by an adaptive method (Tsit5, Dopri5)",
-                                   sol.alg)
+    tab = _adaptive_tableau(sol)
     rec = _step_record(sol)
     e = torch.tensor(tab.b_error, dtype=rec.k.dtype, device=rec.k.device)
     err = torch.einsum("s,nsbd->nbd", e, rec.k) * rec.h[..., None]
@@ -91,11 +112,67 @@ class ErrorRegularizer:
 
     def __call__(self, source: Union[NeuralODE, Solution]) -> torch.Tensor:
         """``weight * R_E`` as a 0-dim tensor."""
-        sol = source.last_solution if isinstance(source, NeuralODE) else source
-        if not isinstance(sol, Solution):
-            raise InvalidArgumentError("source", "a NeuralODE after a forward pass, or a "
-                                       "Solution", source)
-        err, h = local_error_estimates(sol)
+        err, h = local_error_estimates(_solution(source))
         tiny = torch.finfo(err.dtype).tiny  # keeps the gradient finite for zero errors
         norms = err.square().mean(dim=-1).clamp_min(tiny).sqrt()  # (S, B)
         return self.weight * (norms * h.abs()).sum(dim=0).mean()
+
+
+def stiffness_estimates(sol: Solution) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dominant-eigenvalue estimates of every recorded step of an adaptive solve.
+
+    Parameters
+    ----------
+    sol : Solution
+        From ``solve(ODEProblem, AdaptiveRK, dense=True)``.
+
+    Returns
+    -------
+    lam : torch.Tensor, shape (S, B)
+        ``||k_S - k_{S-1}|| / ||g_S - g_{S-1}||`` per step and trajectory:
+        for a linear problem ``y' = A y`` this is a Rayleigh-like quotient of
+        ``A`` bounded by its spectral norm. Differentiable under direct backprop.
+    h : torch.Tensor, shape (S, B)
+        Step sizes (0 for rejected steps of a batched solve).
+    """
+    tab = _adaptive_tableau(sol)
+    rec = _step_record(sol)
+    if len(tab.c) < 2:
+        raise InvalidArgumentError("sol", "a method with at least two stages", sol.alg)
+    k = rec.k  # (S, stages, B, D)
+    n = len(tab.c)  # tab.a holds the rows of stages 2..n (stage 1 is y itself)
+    rows = [(0.0,) * n] + [tuple(r) + (0.0,) * (n - len(r)) for r in tab.a]
+    a = torch.tensor(rows[-2:], dtype=k.dtype, device=k.device)  # last two stage rows
+    # g_i - g_j = h sum_m (a_im - a_jm) k_m: the stage states share y and differ by slopes
+    dg = torch.einsum("m,nmbd->nbd", a[1] - a[0], k) * rec.h[..., None]
+    dk = k[:, -1] - k[:, -2]
+    tiny = torch.finfo(k.dtype).tiny
+    lam = dk.norm(dim=-1) / dg.norm(dim=-1).clamp_min(tiny)
+    return torch.where(rec.h != 0, lam, torch.zeros_like(lam)), rec.h
+
+
+class StiffnessRegularizer:
+    """SRNODE regularizer ``R_S = mean_b sum_n lambda_{n,b}`` over accepted steps.
+
+    Parameters
+    ----------
+    weight : float
+        Factor applied to ``R_S``.
+
+    Notes
+    -----
+    Used like :class:`ErrorRegularizer`: on a :class:`~opflow.layers.NeuralODE`
+    built with ``record_steps=True`` right after its forward pass, or on a
+    ``Solution`` from ``solve(..., dense=True)``; direct backprop only. See
+    :func:`stiffness_estimates` for the estimate.
+    """
+
+    def __init__(self, weight: float = 1.0):
+        if not weight >= 0:
+            raise InvalidArgumentError("weight", "a non-negative factor", weight)
+        self.weight = float(weight)
+
+    def __call__(self, source: Union[NeuralODE, Solution]) -> torch.Tensor:
+        """``weight * R_S`` as a 0-dim tensor."""
+        lam, _ = stiffness_estimates(_solution(source))
+        return self.weight * lam.sum(dim=0).mean()
