@@ -39,7 +39,15 @@ from .operators import FNO, DeepONet, MgNO, POD_DeepONet, build_operator
 from .problems import ODEProblem, remake
 from .solution import ReturnCode, Solution, SolverStats
 from .solve import solve
-from .solvers.ode import RK4, BacksolveAdjoint, DirectBackprop, Dopri5, Euler, Tsit5
+from .solvers.ode import (
+    RK4,
+    BacksolveAdjoint,
+    DirectBackprop,
+    Dopri5,
+    Euler,
+    InterpolatingAdjoint,
+    Tsit5,
+)
 from .solvers.pde import (
     BurgersProblem,
     DarcyProblem,
@@ -57,6 +65,7 @@ __all__ = [
     "open_dataset", "save",
     "ODEProblem", "remake", "solve", "Solution", "ReturnCode", "SolverStats",
     "Euler", "RK4", "Tsit5", "Dopri5", "DirectBackprop", "BacksolveAdjoint",
+    "InterpolatingAdjoint",
     "PoissonProblem", "DarcyProblem", "Multigrid",
     "BurgersProblem", "NavierStokes2DProblem", "PseudoSpectral",
     "SDEProblem", "EulerMaruyama", "Milstein", "SRA1", "BrownianInterval",

@@ -21,7 +21,14 @@ from opflow.layers import (
     stiffness_estimates,
 )
 from opflow.layers.regularizers import _step_record
-from opflow.solvers.ode import RK4, BacksolveAdjoint, DirectBackprop, Dopri5, Tsit5
+from opflow.solvers.ode import (
+    RK4,
+    BacksolveAdjoint,
+    DirectBackprop,
+    Dopri5,
+    InterpolatingAdjoint,
+    Tsit5,
+)
 
 torch.set_num_threads(1)
 F64 = torch.float64
@@ -70,13 +77,14 @@ def test_adjoint_and_direct_gradients_agree(batched):
     ts = torch.linspace(0.0, 1.0, 6, dtype=F64)
     solver = Tsit5(rtol=1e-9, atol=1e-11)
     grads = []
-    for sensealg in (DirectBackprop(), BacksolveAdjoint()):
+    for sensealg in (DirectBackprop(), BacksolveAdjoint(), InterpolatingAdjoint(5)):
         model = NeuralODE(field, solver=solver, sensealg=sensealg, t=ts, batched=batched)
         y = y0.clone().requires_grad_(True)
         loss = (model(y) ** 2).sum() + model(y)[-1, :, 0].sum()
         gs = torch.autograd.grad(loss, [y, *field.parameters()])
         grads.append(torch.cat([g.reshape(-1) for g in gs]))
     assert torch.allclose(grads[0], grads[1], rtol=1e-6, atol=1e-8)
+    assert torch.allclose(grads[0], grads[2], rtol=1e-6, atol=1e-8)
 
 
 def test_stats_exposed_and_follow_tolerance():

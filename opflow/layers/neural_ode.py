@@ -12,7 +12,7 @@ from ..errors import InvalidArgumentError, ShapeError
 from ..problems import ODEProblem
 from ..solution import ReturnCode, Solution, SolverStats
 from ..solve import AbstractAlgorithm, solve
-from ..solvers.ode import BacksolveAdjoint, DirectBackprop, Tsit5
+from ..solvers.ode import BacksolveAdjoint, DirectBackprop, InterpolatingAdjoint, Tsit5
 
 __all__ = ["NeuralODE"]
 
@@ -45,7 +45,7 @@ class NeuralODE(nn.Module):
         Any algorithm ``solve`` accepts for an :class:`~opflow.ODEProblem`
         (``Tsit5``, ``Dopri5``, ``RK4(dt)``, ``Euler(dt)``). Default
         ``Tsit5(rtol=1e-6, atol=1e-8)``.
-    sensealg : DirectBackprop or BacksolveAdjoint, optional
+    sensealg : DirectBackprop, BacksolveAdjoint or InterpolatingAdjoint, optional
         How gradients flow back: ``None`` / ``DirectBackprop()`` records the
         steps; ``BacksolveAdjoint()`` solves the continuous adjoint
         (O(1) memory in steps). The adjoint differentiates with respect to
@@ -99,7 +99,8 @@ class NeuralODE(nn.Module):
     """
 
     def __init__(self, vector_field: nn.Module, solver: Optional[AbstractAlgorithm] = None,
-                 sensealg: Optional[Union[DirectBackprop, BacksolveAdjoint]] = None,
+                 sensealg: Optional[Union[DirectBackprop, BacksolveAdjoint,
+                                          InterpolatingAdjoint]] = None,
                  t: TimeLike = (0.0, 1.0), autonomous: bool = False,
                  return_trajectory: bool = True, batched: Optional[bool] = None,
                  max_steps: Optional[int] = None, record_steps: bool = False):
@@ -109,9 +110,10 @@ class NeuralODE(nn.Module):
         solver = Tsit5(rtol=1e-6, atol=1e-8) if solver is None else solver
         if not isinstance(solver, AbstractAlgorithm):
             raise InvalidArgumentError("solver", "an opflow ODE algorithm such as Tsit5()", solver)
-        if sensealg is not None and not isinstance(sensealg, (DirectBackprop, BacksolveAdjoint)):
-            raise InvalidArgumentError("sensealg", "None, DirectBackprop() or BacksolveAdjoint()",
-                                       sensealg)
+        kinds = (DirectBackprop, BacksolveAdjoint, InterpolatingAdjoint)
+        if sensealg is not None and not isinstance(sensealg, kinds):
+            raise InvalidArgumentError("sensealg", "None, DirectBackprop(), BacksolveAdjoint() "
+                                       "or InterpolatingAdjoint()", sensealg)
         self.vector_field = vector_field
         # not registered as a submodule: the parameters stay under `vector_field` only
         object.__setattr__(self, "_rhs", _Autonomous(vector_field) if autonomous

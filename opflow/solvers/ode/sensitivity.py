@@ -6,6 +6,12 @@
   together with the state. Memory does not grow with the number of steps
   (O(1) in steps, O(K) in save points); gradients match the true ones to the
   tolerance of the backward solve.
+* :class:`InterpolatingAdjoint`: the continuous adjoint of the cost state
+  only, with the forward state read from the dense output of forward
+  re-solves between checkpoints. Memory is bounded by the checkpoints and
+  the recorded steps of one short segment, not the whole solve; unlike the
+  backsolve it never integrates the state backwards (which is unstable for
+  dissipative dynamics).
 """
 
 from __future__ import annotations
@@ -17,7 +23,10 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 from torch import nn
 
-__all__ = ["DirectBackprop", "BacksolveAdjoint", "collect_parameters", "backsolve"]
+from ...errors import InvalidArgumentError
+
+__all__ = ["DirectBackprop", "BacksolveAdjoint", "InterpolatingAdjoint", "collect_parameters",
+           "backsolve", "interpolating_adjoint"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,44 @@ class BacksolveAdjoint:
     rtol: Optional[float] = None
     atol: Optional[float] = None
     params: Optional[Sequence[torch.Tensor]] = None
+
+
+@dataclass(frozen=True)
+class InterpolatingAdjoint:
+    """Continuous adjoint with the state interpolated from checkpointed re-solves.
+
+    The forward pass keeps only the states at the save times. The backward
+    pass walks the save intervals in reverse; each is split into segments of
+    about ``steps_per_checkpoint`` solver steps (estimated from the forward
+    step count), whose start states are recomputed without a graph; each
+    segment is then re-solved with its steps recorded, and the adjoint is
+    integrated back across it with the state taken from that dense output.
+
+    Parameters
+    ----------
+    steps_per_checkpoint : int
+        Steps recorded at once in the backward pass (memory: one segment's
+        stages, plus one state per checkpoint).
+    rtol, atol : float, optional
+        Tolerances of the backward adjoint solve (default: the algorithm's).
+    params : sequence of torch.Tensor, optional
+        As for :class:`BacksolveAdjoint`.
+
+    Notes
+    -----
+    Adaptive methods only (the dense output is the method's interpolant).
+    Costs about three forward solves plus the adjoint solve.
+    """
+
+    steps_per_checkpoint: int = 32
+    rtol: Optional[float] = None
+    atol: Optional[float] = None
+    params: Optional[Sequence[torch.Tensor]] = None
+
+    def __post_init__(self):
+        n = self.steps_per_checkpoint
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise InvalidArgumentError("steps_per_checkpoint", "a positive integer", n)
 
 
 def collect_parameters(f: Any, p: Any) -> list[torch.Tensor]:
@@ -101,6 +148,7 @@ class _AdjointRunner:
         self.forward_solve, self.integrate = forward_solve, integrate
 
     def forward(self, y0):
+        self.y0 = y0.detach()
         return self.forward_solve(y0)
 
     def _augmented(self, shape):
@@ -115,9 +163,7 @@ class _AdjointRunner:
                 fy = F(-s, y_)
                 grads = torch.autograd.grad(fy, (y_, *params), a, allow_unused=True)
             parts = [-fy.reshape(-1), grads[0].reshape(-1)]
-            parts += [torch.zeros(q.numel(), dtype=z.dtype, device=z.device) if g is None
-                      else g.reshape(-1).to(z.dtype) for q, g in zip(params, grads[1:])]
-            return torch.cat(parts)
+            return torch.cat(parts + _param_grads(grads[1:], params, z))
 
         return G, n
 
@@ -145,4 +191,83 @@ class _AdjointRunner:
 def backsolve(F, y0, t0: float, ts, params, forward_solve, integrate):
     """Run ``forward_solve`` under the backsolve adjoint; returns ``ys (K, *y0.shape)``."""
     runner = _AdjointRunner(F, params, t0, ts, forward_solve, integrate)
+    return _Backsolve.apply(runner, y0, *runner.params)
+
+
+def _param_grads(grads, params, like: torch.Tensor) -> list[torch.Tensor]:
+    return [torch.zeros(q.numel(), dtype=like.dtype, device=like.device) if g is None
+            else g.reshape(-1).to(like.dtype) for q, g in zip(params, grads)]
+
+
+class _InterpolatingRunner(_AdjointRunner):
+    """Backward pass of :class:`InterpolatingAdjoint` (see its notes).
+
+    ``resolve(y, t_from, times, record) -> (ys, record)`` re-solves forward
+    from ``y`` at ``t_from`` to the times ``times`` (1-D tensor);
+    ``interp(record, t) -> y`` evaluates a recorded segment's dense output;
+    ``total_steps()`` is the forward solve's step count.
+    """
+
+    def __init__(self, F, params, t0, ts, forward_solve, integrate, resolve, interp,
+                 total_steps, steps_per_checkpoint: int):
+        super().__init__(F, params, t0, ts, forward_solve, integrate)
+        self.resolve, self.interp, self.total_steps = resolve, interp, total_steps
+        self.per_segment = steps_per_checkpoint
+
+    def _cost_dynamics(self, rec, shape):
+        """Time-reversed adjoint dynamics on ``[a, g]`` with ``y`` from the record."""
+        params, F, n = self.params, self.F, math.prod(shape)
+
+        def G(s, z):
+            a = z[:n].view(shape)
+            with torch.enable_grad():
+                y_ = self.interp(rec, -s).detach().requires_grad_(True)
+                fy = F(-s, y_)
+                grads = torch.autograd.grad(fy, (y_, *params), a, allow_unused=True)
+            return torch.cat([grads[0].reshape(-1), *_param_grads(grads[1:], params, z)])
+
+        return G
+
+    def _segments(self, y_from, t_from: float, t_to: float):
+        """Checkpoint times and start states splitting ``[t_from, t_to]``."""
+        span = float(self.ts[-1]) - self.t0
+        steps = self.total_steps() * (t_to - t_from) / span if span > 0 else 1
+        m = max(1, math.ceil(steps / self.per_segment))
+        knots = torch.linspace(t_from, t_to, m + 1, dtype=y_from.dtype, device=y_from.device)
+        starts = [y_from]
+        if m > 1:
+            with torch.no_grad():
+                ys, _ = self.resolve(y_from, t_from, knots[1:-1], False)
+            starts += list(ys)
+        return knots.tolist(), starts
+
+    def backward(self, ys, grad_ys):
+        shape = tuple(ys.shape[1:])
+        n, sizes = math.prod(shape), [q.numel() for q in self.params]
+        a = grad_ys[-1]
+        g = [torch.zeros(q.numel(), dtype=ys.dtype, device=ys.device) for q in self.params]
+        ts = self.ts.tolist()
+        for k in range(len(ts) - 1, -1, -1):
+            t_prev, y_prev = (ts[k - 1], ys[k - 1]) if k > 0 else (self.t0, self.y0)
+            if ts[k] > t_prev:
+                knots, starts = self._segments(y_prev, t_prev, ts[k])
+                for j in range(len(starts) - 1, -1, -1):
+                    end = torch.tensor([knots[j + 1]], dtype=ys.dtype, device=ys.device)
+                    with torch.no_grad():
+                        _, rec = self.resolve(starts[j], knots[j], end, True)
+                    z = torch.cat([a.reshape(-1), *g])
+                    z = self.integrate(self._cost_dynamics(rec, shape), z, -knots[j + 1],
+                                       -knots[j])
+                    a = z[:n].view(shape)
+                    g = list(torch.split(z[n:], sizes)) if self.params else []
+            if k > 0:
+                a = a + grad_ys[k - 1]
+        return a, [gi.view_as(q).to(q.dtype) for gi, q in zip(g, self.params)]
+
+
+def interpolating_adjoint(F, y0, t0: float, ts, params, forward_solve, integrate, resolve,
+                          interp, total_steps, steps_per_checkpoint: int = 32):
+    """Run ``forward_solve`` under :class:`InterpolatingAdjoint`; returns ``ys``."""
+    runner = _InterpolatingRunner(F, params, t0, ts, forward_solve, integrate, resolve, interp,
+                                  total_steps, steps_per_checkpoint)
     return _Backsolve.apply(runner, y0, *runner.params)

@@ -29,7 +29,14 @@ from .runge_kutta import (
     integrate_adaptive_shared,
     integrate_fixed,
 )
-from .sensitivity import BacksolveAdjoint, DirectBackprop, backsolve, collect_parameters
+from .sensitivity import (
+    BacksolveAdjoint,
+    DirectBackprop,
+    InterpolatingAdjoint,
+    backsolve,
+    collect_parameters,
+    interpolating_adjoint,
+)
 from .state import DirectState, StateLayout
 
 __all__ = ["solve_ode"]
@@ -101,7 +108,23 @@ def _forward_runner(alg, plan: _Plan, t0, t1, ts, max_steps, record, progress):
     return run, info
 
 
-def _reverse_integrator(alg, sensealg: BacksolveAdjoint, max_steps):
+def _resolver(alg, plan: _Plan, max_steps):
+    """``resolve(y, t_from, times, record) -> (ys, record)``: forward re-solves."""
+    integrate = integrate_adaptive_shared if plan.shared else integrate_adaptive
+
+    def resolve(y, t_from, times, record):
+        opts = alg.options(max_steps=max_steps)
+        ys, _, _, rec = integrate(plan.F, alg.tableau, y, t_from, float(times[-1]), times, opts,
+                                  record)
+        return ys, rec
+
+    def interp(rec, t):
+        return evaluate_record(alg.tableau, rec, t.reshape(1))[0].reshape(plan.shape)
+
+    return resolve, interp
+
+
+def _reverse_integrator(alg, sensealg, max_steps):
     """``integrate(G, z, s0, s1)`` on 1-D states, used by the adjoint's backward pass."""
 
     def integrate(G, z, s0, s1):
@@ -133,7 +156,7 @@ def solve_ode(prob: ODEProblem, alg, saveat=None, dense: bool = False, sensealg=
     dense : bool
         Keep every step so that ``sol(t)`` interpolates with the method's
         dense output (memory grows with the number of steps).
-    sensealg : DirectBackprop or BacksolveAdjoint, optional
+    sensealg : DirectBackprop, BacksolveAdjoint or InterpolatingAdjoint, optional
         How gradients flow back (default: direct backprop).
     max_steps : int, optional
         Overrides ``alg.max_steps``.
@@ -147,19 +170,30 @@ def solve_ode(prob: ODEProblem, alg, saveat=None, dense: bool = False, sensealg=
         ``sol.u`` stacks the states at ``sol.t`` along a new first dimension.
     """
     sensealg = DirectBackprop() if sensealg is None else sensealg
-    if not isinstance(sensealg, (DirectBackprop, BacksolveAdjoint)):
-        raise InvalidArgumentError("sensealg", "DirectBackprop() or BacksolveAdjoint()", sensealg)
+    if not isinstance(sensealg, (DirectBackprop, BacksolveAdjoint, InterpolatingAdjoint)):
+        raise InvalidArgumentError("sensealg", "DirectBackprop(), BacksolveAdjoint() or "
+                                   "InterpolatingAdjoint()", sensealg)
+    if isinstance(sensealg, InterpolatingAdjoint) and not isinstance(alg, AdaptiveRK):
+        raise InvalidArgumentError("sensealg", "BacksolveAdjoint() or DirectBackprop() with a "
+                                   "fixed-step method (InterpolatingAdjoint needs the dense "
+                                   "output of an adaptive one)", sensealg)
     if max_steps is not None and not (isinstance(max_steps, int) and max_steps > 0):
         raise InvalidArgumentError("max_steps", "a positive integer", max_steps)
     plan = _Plan(prob, alg)
     t0, t1 = prob.tspan
     ts = _save_times(saveat, t0, t1, plan.y0.dtype, plan.y0.device)
     run, info = _forward_runner(alg, plan, t0, t1, ts, max_steps, dense, progress)
-    if isinstance(sensealg, BacksolveAdjoint):
+    if isinstance(sensealg, (BacksolveAdjoint, InterpolatingAdjoint)):
         params = list(sensealg.params) if sensealg.params is not None else collect_parameters(
             prob.f, prob.p)
-        ys = backsolve(plan.scalar_time_rhs(), plan.y0, t0, ts, params, run,
-                       _reverse_integrator(alg, sensealg, max_steps))
+        reverse = _reverse_integrator(alg, sensealg, max_steps)
+        if isinstance(sensealg, BacksolveAdjoint):
+            ys = backsolve(plan.scalar_time_rhs(), plan.y0, t0, ts, params, run, reverse)
+        else:
+            resolve, interp = _resolver(alg, plan, max_steps)
+            ys = interpolating_adjoint(plan.scalar_time_rhs(), plan.y0, t0, ts, params, run,
+                                       reverse, resolve, interp, lambda: info["stats"].steps,
+                                       sensealg.steps_per_checkpoint)
     else:
         ys = run(plan.y0)
     interpolant = None
