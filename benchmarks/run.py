@@ -11,8 +11,10 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
+import bench_adjoint_memory  # noqa: E402
 import bench_burgers_accuracy  # noqa: E402
 import bench_darcy_accuracy  # noqa: E402
+import bench_kernels  # noqa: E402
 import bench_multigrid  # noqa: E402
 import bench_ode  # noqa: E402
 import bench_operators  # noqa: E402
@@ -22,12 +24,14 @@ from common import RESULTS_DIR, machine  # noqa: E402
 
 BENCHMARKS = {
     "ode_neural_dopri5": bench_ode.main,
+    "adjoint_memory": bench_adjoint_memory.main,
     "multigrid_darcy": bench_multigrid.main,
     "sde_neural_euler": bench_sde.main,
     "operators": bench_operators.main,
     "pinn": bench_pinn.main,
     "darcy_accuracy": bench_darcy_accuracy.main,
     "burgers_accuracy": bench_burgers_accuracy.main,
+    "kernels": bench_kernels.main,
 }
 
 

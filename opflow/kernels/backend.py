@@ -18,15 +18,29 @@ Backends
 ``"dft"``
     Spectral convolution as a truncated discrete Fourier transform written as
     real matrix products (fast on CPU for few modes).
+``"triton"``
+    Fused Triton kernels (:mod:`opflow.kernels.triton_spectral`,
+    :mod:`opflow.kernels.triton_multigrid`). Needs the optional ``triton``
+    package, imported only when first used; on CUDA tensors it compiles for
+    the GPU. CPU tensors run only under Triton's interpreter
+    (``TRITON_INTERPRET=1`` set before the kernels are first used), which is
+    slow and meant for tests. ``"auto"`` picks it only for CUDA tensors.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+from types import ModuleType
+
 from ..errors import InvalidArgumentError
 
-__all__ = ["BACKENDS", "current_backend", "use", "resolve_backend"]
+__all__ = ["BACKENDS", "current_backend", "use", "resolve_backend", "triton_available",
+           "triton_module"]
 
-BACKENDS: tuple[str, ...] = ("auto", "torch", "fft", "dft")
+BACKENDS: tuple[str, ...] = ("auto", "torch", "fft", "dft", "triton")
+
+_TRITON_MISSING = "the `triton` package installed (pip install triton; Linux x86_64)"
 
 _state = {"backend": "auto"}
 
@@ -58,8 +72,13 @@ def use(backend: str) -> _Restore:
 
     Parameters
     ----------
-    backend : {"auto", "torch", "fft", "dft"}
+    backend : {"auto", "torch", "fft", "dft", "triton"}
         See the module docstring.
+
+    Raises
+    ------
+    InvalidArgumentError
+        Unknown name, or ``"triton"`` without the triton package.
 
     Returns
     -------
@@ -77,6 +96,8 @@ def use(backend: str) -> _Restore:
     'auto'
     """
     backend = _check(backend, "backend")
+    if backend == "triton" and not triton_available():
+        raise InvalidArgumentError("backend", _TRITON_MISSING + " for 'triton'", backend)
     previous = _state["backend"]
     _state["backend"] = backend
     return _Restore(previous)
@@ -90,3 +111,26 @@ def current_backend() -> str:
 def resolve_backend(backend: str | None) -> str:
     """The backend a call runs with: its own ``backend=`` argument, else the default."""
     return current_backend() if backend is None else _check(backend, "backend")
+
+
+def triton_available() -> bool:
+    """Whether the optional ``triton`` package can be imported (not imported here)."""
+    return importlib.util.find_spec("triton") is not None
+
+
+def triton_module(name: str) -> ModuleType:
+    """Import ``opflow.kernels.<name>`` (a Triton kernel module) on first use.
+
+    Kept lazy so that opflow imports without triton, and so that
+    ``TRITON_INTERPRET`` is read when the kernels are defined, not when
+    opflow is imported.
+
+    Raises
+    ------
+    InvalidArgumentError
+        triton is not installed.
+    """
+    if not triton_available():
+        raise InvalidArgumentError("backend", _TRITON_MISSING + " for 'triton'", "triton")
+    return importlib.import_module(f"{__package__}.{name}")
+

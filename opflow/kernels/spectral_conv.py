@@ -42,9 +42,16 @@ Implementations
     The truncated transforms as real matrix products with cached cos/sin
     matrices (:mod:`opflow.kernels.dft`): ``O(N K)`` work per axis instead of
     ``O(N log N)``, but dense BLAS; on a CPU it wins for few modes.
+``"triton"``
+    ``torch.fft`` transforms around one Triton kernel that reads the kept
+    modes straight from the ``rfftn`` spectrum, mixes channels on
+    real/imaginary pairs and writes the zero-padded spectrum
+    (:mod:`opflow.kernels.triton_spectral`, custom backward). float32 and
+    float64; CUDA, or the CPU under ``TRITON_INTERPRET=1`` (tests only).
 ``"auto"`` (default)
-    ``"fft"`` off the CPU; on the CPU ``"dft"`` when its estimated work is
-    below a threshold measured with CPU BLAS (:func:`choose_backend`).
+    ``"triton"`` for float32/float64 CUDA tensors when triton is installed,
+    ``"fft"`` on other devices; on the CPU ``"dft"`` when its estimated work
+    is below a threshold measured with CPU BLAS (:func:`choose_backend`).
 
 Both give the same result to rounding (tested against each other and against
 a naive DFT) and both are differentiable in ``x`` and ``weight``.
@@ -58,7 +65,7 @@ from typing import Sequence, Union
 import torch
 
 from ..errors import InvalidArgumentError, ShapeError
-from .backend import resolve_backend
+from .backend import resolve_backend, triton_available, triton_module
 from .dft import irdft_matrix, rdft_matrix, trig_matrices
 
 __all__ = ["spectral_conv", "choose_backend", "weight_shape", "SpectralWeight"]
@@ -175,6 +182,9 @@ def choose_backend(x: torch.Tensor, modes: Sequence[int], backend: str | None = 
         return "fft"
     if backend != "auto":
         return backend
+    if x.device.type == "cuda" and x.dtype in (torch.float32, torch.float64) and (
+            triton_available()):
+        return "triton"
     if x.device.type != "cpu":
         return "fft"
     spatial = tuple(x.shape[2:])
@@ -317,7 +327,7 @@ def spectral_conv(
     modes : int or sequence of int, optional
         Modes to use per axis (``m_j``), at most those of ``weight`` (the low
         block of the weight is used). Default: all modes of ``weight``.
-    backend : {"auto", "torch", "fft", "dft"}, optional
+    backend : {"auto", "torch", "fft", "dft", "triton"}, optional
         Implementation for this call; default from :func:`opflow.kernels.use`.
     bias : torch.Tensor, shape (C_out,), optional
         Added to every output point; the DFT path adds it to the zero mode
@@ -333,7 +343,9 @@ def spectral_conv(
     ShapeError
         ``x`` or ``weight`` has the wrong number of dimensions or channels.
     InvalidArgumentError
-        ``modes`` exceed the weight, or the grid is too coarse to hold them.
+        ``modes`` exceed the weight, or the grid is too coarse to hold them;
+        ``backend="triton"`` without triton, for a dtype other than
+        float32/float64, or for a CPU tensor outside the interpreter.
     """
     wr, wi = _as_pair(weight)
     use_modes = _check(x, wr, modes)
@@ -345,4 +357,6 @@ def spectral_conv(
     impl = choose_backend(x, use_modes, backend)
     if impl == "dft":
         return _spectral_conv_dft(x, wr, wi, use_modes, bias)
+    if impl == "triton":
+        return triton_module("triton_spectral").spectral_conv_triton(x, wr, wi, use_modes, bias)
     return _spectral_conv_fft(x, wr, wi, use_modes, bias)
