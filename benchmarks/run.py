@@ -16,6 +16,7 @@ import bench_burgers_accuracy  # noqa: E402
 import bench_darcy_accuracy  # noqa: E402
 import bench_kernels  # noqa: E402
 import bench_multigrid  # noqa: E402
+import bench_multitask  # noqa: E402
 import bench_ode  # noqa: E402
 import bench_operators  # noqa: E402
 import bench_pinn  # noqa: E402
@@ -32,6 +33,7 @@ BENCHMARKS = {
     "darcy_accuracy": bench_darcy_accuracy.main,
     "burgers_accuracy": bench_burgers_accuracy.main,
     "kernels": bench_kernels.main,
+    "multitask": bench_multitask.main,
 }
 
 

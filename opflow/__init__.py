@@ -35,7 +35,7 @@ from .layers import (
     NeuralSDE,
     StiffnessRegularizer,
 )
-from .operators import FNO, DeepONet, MgNO, POD_DeepONet, build_operator
+from .operators import FNO, DeepONet, MgNO, MultiTaskDeepONet, POD_DeepONet, build_operator
 from .problems import ODEProblem, remake
 from .solution import ReturnCode, Solution, SolverStats
 from .solve import solve
@@ -73,6 +73,7 @@ __all__ = [
     "layers", "NeuralODE", "LangevinSDE", "LinearNoiseSDE", "GeometricSDE", "NeuralSDE",
     "NaturalCubicSpline", "ErrorRegularizer", "StiffnessRegularizer",
     "train", "Trainer",
-    "kernels", "operators", "FNO", "DeepONet", "POD_DeepONet", "MgNO", "build_operator",
+    "kernels", "operators", "FNO", "DeepONet", "POD_DeepONet", "MgNO", "MultiTaskDeepONet",
+    "build_operator",
     "__version__",
 ]

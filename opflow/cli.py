@@ -16,6 +16,7 @@ import argparse
 import sys
 from typing import Callable
 
+from .data.generation import RECIPES
 from .train.commands import add_predict_parser, add_train_parser
 
 __all__ = ["main", "build_parser"]
@@ -82,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="darcy: multiply the default epochs (quick runs: 0.1)")
     demo.set_defaults(func=_demo)
     gen = sub.add_parser("generate", help="generate a benchmark data set with opflow's solvers")
-    gen.add_argument("problem", choices=["darcy", "burgers", "navier-stokes", "grf"])
+    gen.add_argument("problem", choices=sorted(RECIPES))
     gen.add_argument("--n", type=int, required=True, help="number of samples")
     gen.add_argument("--resolution", type=int, default=None,
                      help="grid points per axis (recipe default when omitted)")

@@ -1,4 +1,4 @@
-"""Neural operators: FNO, DeepONet, POD-DeepONet and MgNO.
+"""Neural operators: FNO, DeepONet, POD-DeepONet, MgNO and the multi-task DeepONet.
 
 Every model takes a :class:`~opflow.Field` (and returns a Field on the grid it
 maps to) or a plain tensor (and returns a tensor), and has a ``config`` dict
@@ -17,6 +17,7 @@ from .deeponet import DeepONet
 from .fno import FNO, FourierLayer
 from .interop import deeponet_from_deepxde, fno_from_neuraloperator
 from .mgno import MgNO, VCycle
+from .multitask import MultiTaskDeepONet, fine_tune, freeze, masked_rel_l2
 from .pod_deeponet import POD_DeepONet
 
 __all__ = [
@@ -24,12 +25,16 @@ __all__ = [
     "FNO",
     "FourierLayer",
     "MgNO",
+    "MultiTaskDeepONet",
     "NeuralOperator",
     "POD_DeepONet",
     "VCycle",
     "build_operator",
     "deeponet_from_deepxde",
+    "fine_tune",
     "fno_from_neuraloperator",
+    "freeze",
+    "masked_rel_l2",
     "register_operator",
     "registered_operators",
 ]
