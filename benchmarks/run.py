@@ -12,6 +12,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
 import bench_adjoint_memory  # noqa: E402
+import bench_batch  # noqa: E402
 import bench_burgers_accuracy  # noqa: E402
 import bench_darcy_accuracy  # noqa: E402
 import bench_kernels  # noqa: E402
@@ -34,6 +35,7 @@ BENCHMARKS = {
     "burgers_accuracy": bench_burgers_accuracy.main,
     "kernels": bench_kernels.main,
     "multitask": bench_multitask.main,
+    "batch": bench_batch.main,
 }
 
 

@@ -4,10 +4,11 @@
     opflow generate PROBLEM ...    make a benchmark data set (netCDF), resumable
     opflow train --model NAME --data FILE.nc --input a --output u --epochs E --out RUN_DIR
     opflow predict --checkpoint RUN_DIR/best.pt --input FILE.nc --out PRED.nc [--chunk K]
+    opflow solve PROBLEM --input IN.nc --var a --out OUT.nc [--chunk K] [--scheduler ...]
+                                   solve a problem per sample (chunked, resumable)
     opflow info                    versions and available solvers
 
-Later subcommands (``generate``, ``solve``, ``train``, ``predict``) plug into
-the same parser: one function per subcommand, registered in ``COMMANDS``.
+Each subcommand is one ``add_*_parser`` function next to the code it runs.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import sys
 from typing import Callable
 
+from .batch.commands import add_solve_parser
 from .data.generation import RECIPES
 from .train.commands import add_predict_parser, add_train_parser
 
@@ -98,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=_info)
     add_train_parser(sub)
     add_predict_parser(sub)
+    add_solve_parser(sub)
     return parser
 
 

@@ -53,16 +53,16 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .._version import __version__
+from ..batch.jobs import check_output_path, run_job
 from ..errors import InvalidArgumentError, OpflowError, UnknownVariableError
 from ..io._atomic import atomic_path
 from ..io.convert import to_field
 from ..io.files import open_dataset
-from .trainer import Builder, Trainer, build_model
+from .model_setup import complete_config, prepare_model
+from .trainer import Builder, Trainer, _fit_normalizers, build_model
 
 __all__ = ["add_predict_parser", "add_train_parser", "predict_command", "predict_file",
            "train_command"]
@@ -166,6 +166,8 @@ def add_predict_parser(subparsers: argparse._SubParsersAction,
                    help="input variables (default: those the model was trained on)")
     p.add_argument("--sample-dim", help="dimension indexing samples (default: as trained)")
     p.add_argument("--device", help="torch device (default: cuda if available)")
+    p.add_argument("--restart", action="store_true",
+                   help="discard an unfinished run with other inputs or settings")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=functools.partial(predict_command, builder=builder))
     return p
@@ -277,12 +279,12 @@ def _train(args: argparse.Namespace, builder: Builder | None) -> int:
 
     settings = _resolve(args)
     model_cfg, data, train = settings["model"], settings["data"], settings["train"]
-    model = build_model(model_cfg, builder)
-    if getattr(model, "config", None) is None:
-        model.config = dict(model_cfg)
     dataset = OperatorDataset(data["path"], data["input"], data["output"],
                               sample_dim=data["sample_dim"])
     try:
+        if len(dataset) < 2:
+            raise InvalidArgumentError("--data", "a data set with at least 2 samples",
+                                       f"{len(dataset)} sample(s) in {data['path']}")
         n_val = int(round(float(data["val_fraction"]) * len(dataset)))
         if not 0 <= n_val < len(dataset):
             raise InvalidArgumentError("--val-fraction", "a fraction in [0, 1) leaving training "
@@ -291,11 +293,22 @@ def _train(args: argparse.Namespace, builder: Builder | None) -> int:
             train_set, val_set = dataset.split([len(dataset) - n_val, n_val], seed=train["seed"])
         else:
             train_set, val_set = dataset, None
+        a0, u0 = dataset[0]
+        model_cfg = complete_config(model_cfg, a0.grid.shape, u0.grid.shape, len(train_set))
+        settings["model"] = model_cfg
+        model = build_model(model_cfg, builder)
+        if getattr(model, "config", None) is None:
+            model.config = dict(model_cfg)
+        normalizers = "auto" if train["normalize"] else None
+        if not (args.resume and (Path(args.out) / "last.pt").exists()):
+            if normalizers == "auto":  # fitted here: POD modes live in normalised units
+                normalizers = _fit_normalizers(train_set, train["batch_size"])
+            prepare_model(model, train_set, normalizers[1] if normalizers else None)
         trainer = Trainer(
             model, loss=train["loss"],
             scheduler=_scheduler_factory(train["scheduler"], train["lr"]),
             epochs=train["epochs"], batch_size=train["batch_size"],
-            normalizers="auto" if train["normalize"] else None, grad_clip=train["grad_clip"],
+            normalizers=normalizers, grad_clip=train["grad_clip"],
             amp=train["amp"] if isinstance(train["amp"], str) else bool(train["amp"]),
             early_stopping=train["early_stopping"], out_dir=args.out,
             device=train["device"], progress=not args.quiet, seed=train["seed"],
@@ -327,24 +340,12 @@ def predict_command(args: argparse.Namespace, builder: Builder | None = None) ->
         path = predict_file(args.checkpoint, args.input, args.out, chunk=args.chunk,
                             batch_size=args.batch_size, variables=args.input_vars,
                             sample_dim=args.sample_dim, device=args.device, builder=builder,
-                            progress=not args.quiet)
+                            progress=not args.quiet,
+                            restart=getattr(args, "restart", False))
     except (OpflowError, FileNotFoundError) as e:
         return _fail("predict", e)
     print(f"opflow predict: wrote {path}")
     return 0
-
-
-def _append(path: Path, part, sample_dim: str, start: int) -> None:
-    """Write the sample-dim slices of ``part`` at ``start`` into an open netCDF4 file."""
-    import netCDF4
-
-    with netCDF4.Dataset(path, "a") as nc:
-        for name, var in part.variables.items():
-            if sample_dim not in var.dims:
-                continue
-            if var.dims[0] != sample_dim:
-                raise InvalidArgumentError("sample_dim", f"the first dim of {name!r}", var.dims)
-            nc[name][start:start + var.shape[0], ...] = np.asarray(var.values)
 
 
 def predict_file(
@@ -359,6 +360,7 @@ def predict_file(
     device: str | torch.device | None = None,
     builder: Builder | None = None,
     progress: bool | str = False,
+    restart: bool = False,
 ) -> Path:
     """Predictions of a checkpointed model for every sample of a file, chunk by chunk.
 
@@ -384,6 +386,9 @@ def predict_file(
         Default: the one recorded at training time, else ``"sample"``.
     device, progress
         As for :class:`~opflow.train.Trainer`.
+    restart : bool
+        Discard an unfinished run of other inputs or settings (see
+        :func:`opflow.batch.run_job`) instead of raising.
 
     Returns
     -------
@@ -392,6 +397,7 @@ def predict_file(
     """
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise InvalidArgumentError("chunk", "a positive number of samples", chunk)
+    out = check_output_path(out, suffix=False)
     trainer = Trainer.from_checkpoint(checkpoint, builder, device=device,
                                       batch_size=batch_size or chunk)
     info = trainer.metadata.get("data", {})
@@ -400,7 +406,6 @@ def predict_file(
         raise InvalidArgumentError("variables", "the input variable names (the checkpoint does "
                                    "not record them)", variables)
     sample_dim = sample_dim or info.get("sample_dim") or "sample"
-    out = Path(out)
     params = list(trainer.model.parameters())
     dtype = params[0].dtype if params else torch.float32
     with warnings.catch_warnings():  # --chunk need not align with the file's own chunks
@@ -413,34 +418,27 @@ def predict_file(
         if sample_dim not in ds[names[0]].dims:
             raise UnknownVariableError("sample_dim", sample_dim, list(ds[names[0]].dims))
         grid_dims = info.get("input_grid") if not variables else None
-        grid_dims = grid_dims or [d for d in ds[names[0]].dims if d != sample_dim]
-        n = int(ds.sizes[sample_dim])
-        if n == 0:
-            raise InvalidArgumentError("input", f"a file with samples along {sample_dim!r}",
-                                       str(input))
-        show = progress == "always" or (bool(progress) and sys.stderr.isatty())
-        with atomic_path(out) as tmp, tqdm(total=n, desc="predict", unit="sample",
-                                           disable=not show) as bar:
-            for start in range(0, n, chunk):
-                sub = ds.isel({sample_dim: slice(start, start + chunk)})
-                a = to_field(sub[names], names=names, grid_dims=grid_dims, dtype=dtype)
-                pred = trainer.predict(a)
-                dims = [sample_dim, *(f"batch_{i}" for i in range(1, len(pred.batch_shape)))]
-                part = pred.to_xarray(batch_dims=dims)
-                if sample_dim in sub.coords:
-                    part = part.assign_coords({sample_dim: sub[sample_dim].values})
-                if start == 0:
-                    part.attrs.update(Conventions="CF-1.8", opflow_version=__version__,
-                                      source=str(input), checkpoint=str(checkpoint),
-                                      model_config=json.dumps(trainer.config))
-                    encoding = {v: {"zlib": True, "complevel": 4, "shuffle": True,
-                                    "chunksizes": (chunk, *part[v].shape[1:])}
-                                for v in part.data_vars}
-                    part.to_netcdf(tmp, engine="netcdf4", format="NETCDF4",
-                                   unlimited_dims=[sample_dim], encoding=encoding)
-                else:
-                    _append(tmp, part, sample_dim, start)
-                bar.update(pred.batch_shape[0])
+        grid_dims = list(grid_dims or [d for d in ds[names[0]].dims if d != sample_dim])
+        settings = {"command": "predict", "variables": names, "sample_dim": sample_dim,
+                    "grid_dims": grid_dims, "batch_size": batch_size or chunk,
+                    "device": str(trainer.device), "model_config": trainer.config}
+        attrs = {"source": str(input), "checkpoint": str(checkpoint),
+                 "model_config": json.dumps(trainer.config)}
+        task = functools.partial(_predict_chunk, trainer, names, grid_dims, dtype, sample_dim)
+        return run_job(ds, task, out, variables=names, sample_dim=sample_dim, chunk=chunk,
+                       settings=settings, inputs={"input": input, "checkpoint": checkpoint},
+                       attrs=attrs, progress=progress, restart=restart, desc="predict")
     finally:
         ds.close()
-    return out
+
+
+def _predict_chunk(trainer: Trainer, names: list[str], grid_dims: list[str], dtype: torch.dtype,
+                   sample_dim: str, sub):
+    """Predictions for the samples of one chunk, as a Dataset with ``sample_dim`` first."""
+    a = to_field(sub[names], names=names, grid_dims=grid_dims, dtype=dtype)
+    pred = trainer.predict(a)
+    dims = [sample_dim, *(f"batch_{i}" for i in range(1, len(pred.batch_shape)))]
+    part = pred.to_xarray(batch_dims=dims)
+    if sample_dim in sub.coords:
+        part = part.assign_coords({sample_dim: sub[sample_dim].values})
+    return part

@@ -1,0 +1,127 @@
+"""Sensible model settings from the data, for ``opflow train --model NAME``.
+
+A user who types ``opflow train --model fno --data darcy.nc ...`` should not
+have to know that FNO needs ``modes`` or that DeepONet's branch width is the
+number of sensors. :func:`complete_config` fills in what the data decide
+(channel counts, sensors, grid dimension, POD output shape) and a default
+size for the rest; anything given in the config or on the command line wins.
+The generic flags ``--width`` and ``--layers`` are translated to each model's
+own arguments. :func:`prepare_model` does the data-dependent set-up that
+happens after the model is built (POD modes for POD-DeepONet).
+
+Defaults (``opflow train`` only; the classes keep their own signatures):
+
+==============  ==============================================================
+fno             modes 12 per axis (at most n // 2), width 32, 4 layers
+mgno            levels as many as the grid allows (at most 5), width 16, 4 layers
+deeponet        branch ``[C_in * n_points, 128, 128, 128]``, trunk ``[ndim, 128, 128, 128]``
+pod-deeponet    branch ``[C_in * n_points, 128, 128, n_modes]``, 32 modes (at most N - 1)
+==============  ==============================================================
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from ..errors import InvalidArgumentError
+from ..field import Field
+
+__all__ = ["complete_config", "prepare_model"]
+
+_HIDDEN, _DEPTH, _POD_MODES = 128, 3, 32
+
+
+def _key(name: Any) -> str:
+    return str(name).lower().replace("-", "").replace("_", "")
+
+
+def _levels(shape: Sequence[int], most: int = 5) -> int:
+    """Largest level count whose coarsest grid keeps at least 2 intervals per axis."""
+    levels = 1
+    while levels < most and min(shape) >= 2 ** levels + 1:
+        levels += 1
+    return levels
+
+
+def complete_config(config: Mapping[str, Any], in_shape: Sequence[int],
+                    out_shape: Sequence[int], n_train: int) -> dict[str, Any]:
+    """Fill in data-dependent and default model settings.
+
+    Parameters
+    ----------
+    config : mapping
+        ``{"name": ..., "in_channels": C_in, "out_channels": C_out, **options}``.
+    in_shape, out_shape : sequence of int
+        Grid shapes of one input and one output sample (no channel axis).
+    n_train : int
+        Number of training samples (bounds the POD mode count).
+
+    Returns
+    -------
+    dict
+        Constructor arguments for :func:`opflow.operators.build_operator`.
+        Names other than fno, mgno, deeponet and pod-deeponet pass through.
+    """
+    cfg = dict(config)
+    kind = _key(cfg.get("name", ""))
+    if kind == "fno":
+        cfg.setdefault("modes", [max(1, min(12, n // 2)) for n in in_shape])
+        if isinstance(cfg["modes"], int):  # `--modes 12`: the same on every axis
+            cfg["modes"] = [cfg["modes"]] * len(in_shape)
+        cfg.setdefault("width", 32)
+        cfg.setdefault("n_layers", cfg.pop("layers", 4))
+    elif kind == "mgno":
+        cfg.setdefault("levels", _levels(in_shape))
+        cfg.setdefault("width", 16)
+        cfg.setdefault("n_layers", cfg.pop("layers", 4))
+        cfg.setdefault("ndim", len(in_shape))
+    elif kind in ("deeponet", "poddeeponet"):
+        c_in, c_out = cfg.pop("in_channels", 1), cfg.pop("out_channels", 1)
+        width, depth = cfg.pop("width", _HIDDEN), cfg.pop("layers", _DEPTH)
+        sensors = c_in * math.prod(in_shape)
+        if kind == "deeponet":
+            cfg.setdefault("branch_layers", [sensors] + [width] * depth)
+            cfg.setdefault("trunk_layers", [len(out_shape)] + [width] * depth)
+            cfg.setdefault("n_outputs", c_out)
+        else:
+            modes = max(1, min(_POD_MODES, n_train - 1))
+            cfg.setdefault("branch_layers", [sensors] + [width] * (depth - 1) + [modes])
+            cfg.setdefault("out_channels", c_out)
+            cfg.setdefault("output_shape", list(out_shape))
+    return cfg
+
+
+def prepare_model(model: torch.nn.Module, train_set, output_normalizer=None,
+                  batch_size: int = 64) -> None:
+    """Data-dependent set-up after building: POD modes of the (normalised) training outputs.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The freshly built model; only POD-DeepONet needs anything.
+    train_set : Dataset
+        Yields ``(input, output)`` Field pairs (an ``OperatorDataset`` split).
+    output_normalizer : UnitGaussianNormalizer, optional
+        The Trainer's output normaliser: the model predicts normalised outputs,
+        so its modes are those of the normalised data.
+    """
+    from ..operators import POD_DeepONet
+
+    if not isinstance(model, POD_DeepONet):
+        return
+    if len(train_set) < model.n_modes:
+        raise InvalidArgumentError("--data", f"at least {model.n_modes} training samples for "
+                                   f"{model.n_modes} POD modes", len(train_set))
+    loader = torch.utils.data.DataLoader(train_set, batch_size=batch_size,
+                                         collate_fn=_collate_outputs)
+    outputs = torch.cat([batch for batch in loader])
+    if output_normalizer is not None:
+        outputs = output_normalizer.encode(outputs)
+    model.fit_modes(outputs)
+
+
+def _collate_outputs(pairs) -> torch.Tensor:
+    return torch.stack([u.values if isinstance(u, Field) else u for _, u in pairs])
