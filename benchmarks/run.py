@@ -16,6 +16,7 @@ import bench_batch  # noqa: E402
 import bench_burgers_accuracy  # noqa: E402
 import bench_darcy_accuracy  # noqa: E402
 import bench_kernels  # noqa: E402
+import bench_lemon  # noqa: E402
 import bench_multigrid  # noqa: E402
 import bench_multitask  # noqa: E402
 import bench_ode  # noqa: E402
@@ -36,6 +37,7 @@ BENCHMARKS = {
     "kernels": bench_kernels.main,
     "multitask": bench_multitask.main,
     "batch": bench_batch.main,
+    "lemon": bench_lemon.main,
 }
 
 

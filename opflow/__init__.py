@@ -19,7 +19,7 @@ The public surface, re-exported here:
 * training: :class:`Trainer` (:mod:`opflow.train`)
 """
 
-from . import calculus, data, errors, kernels, layers, norms, operators, testing, train
+from . import calculus, data, errors, kernels, layers, meta, norms, operators, testing, train
 from ._version import __version__
 from .field import Field
 from .grid import Axis, Grid
@@ -35,7 +35,15 @@ from .layers import (
     NeuralSDE,
     StiffnessRegularizer,
 )
-from .operators import FNO, DeepONet, MgNO, MultiTaskDeepONet, POD_DeepONet, build_operator
+from .operators import (
+    FNO,
+    DeepONet,
+    LoRA,
+    MgNO,
+    MultiTaskDeepONet,
+    POD_DeepONet,
+    build_operator,
+)
 from .problems import ODEProblem, remake
 from .solution import ReturnCode, Solution, SolverStats
 from .solve import solve
@@ -73,7 +81,7 @@ __all__ = [
     "layers", "NeuralODE", "LangevinSDE", "LinearNoiseSDE", "GeometricSDE", "NeuralSDE",
     "NaturalCubicSpline", "ErrorRegularizer", "StiffnessRegularizer",
     "train", "Trainer",
-    "kernels", "operators", "FNO", "DeepONet", "POD_DeepONet", "MgNO", "MultiTaskDeepONet",
-    "build_operator",
+    "kernels", "meta", "operators", "LoRA", "FNO", "DeepONet", "POD_DeepONet", "MgNO",
+    "MultiTaskDeepONet", "build_operator",
     "__version__",
 ]

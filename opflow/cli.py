@@ -6,6 +6,8 @@
     opflow predict --checkpoint RUN_DIR/best.pt --input FILE.nc --out PRED.nc [--chunk K]
     opflow solve PROBLEM --input IN.nc --var a --out OUT.nc [--chunk K] [--scheduler ...]
                                    solve a problem per sample (chunked, resumable)
+    opflow pretrain --families advection diffusion ... --backbone fno --out RUN_DIR
+    opflow finetune --checkpoint RUN_DIR/pretrained.pt --data FAMILY|FILE.nc --lora-rank R --shots K
     opflow info                    versions and available solvers
 
 Each subcommand is one ``add_*_parser`` function next to the code it runs.
@@ -19,6 +21,7 @@ from typing import Callable
 
 from .batch.commands import add_solve_parser
 from .data.generation import RECIPES
+from .meta.commands import add_finetune_parser, add_pretrain_parser
 from .train.commands import add_predict_parser, add_train_parser
 
 __all__ = ["main", "build_parser"]
@@ -101,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(sub)
     add_predict_parser(sub)
     add_solve_parser(sub)
+    add_pretrain_parser(sub)
+    add_finetune_parser(sub)
     return parser
 
 

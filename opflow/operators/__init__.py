@@ -1,4 +1,4 @@
-"""Neural operators: FNO, DeepONet, POD-DeepONet, MgNO and the multi-task DeepONet.
+"""Neural operators: FNO, DeepONet, POD-DeepONet, MgNO, the multi-task DeepONet and LoRA.
 
 Every model takes a :class:`~opflow.Field` (and returns a Field on the grid it
 maps to) or a plain tensor (and returns a tensor), and has a ``config`` dict
@@ -16,6 +16,7 @@ from .base import NeuralOperator, build_operator, register_operator, registered_
 from .deeponet import DeepONet
 from .fno import FNO, FourierLayer
 from .interop import deeponet_from_deepxde, fno_from_neuraloperator
+from .lora import LoRA, add_lora, merge_lora, remove_lora, unmerge_lora
 from .mgno import MgNO, VCycle
 from .multitask import MultiTaskDeepONet, fine_tune, freeze, masked_rel_l2
 from .pod_deeponet import POD_DeepONet
@@ -24,17 +25,22 @@ __all__ = [
     "DeepONet",
     "FNO",
     "FourierLayer",
+    "LoRA",
     "MgNO",
     "MultiTaskDeepONet",
     "NeuralOperator",
     "POD_DeepONet",
     "VCycle",
+    "add_lora",
     "build_operator",
     "deeponet_from_deepxde",
     "fine_tune",
     "fno_from_neuraloperator",
     "freeze",
     "masked_rel_l2",
+    "merge_lora",
+    "remove_lora",
+    "unmerge_lora",
     "register_operator",
     "registered_operators",
 ]
