@@ -26,7 +26,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check opflow tests benchmarks
+	$(VENV)/bin/ruff check opflow tests benchmarks examples notebooks
 
 clean:
 	rm -rf $(VENV) demo_out demo_output

@@ -19,7 +19,7 @@ The public surface, re-exported here:
 * training: :class:`Trainer` (:mod:`opflow.train`)
 """
 
-from . import calculus, data, errors, kernels, layers, meta, norms, operators, testing, train
+from . import calculus, data, errors, kernels, layers, meta, norms, operators, plot, testing, train
 from ._version import __version__
 from .field import Field
 from .grid import Axis, Grid
@@ -81,7 +81,7 @@ __all__ = [
     "layers", "NeuralODE", "LangevinSDE", "LinearNoiseSDE", "GeometricSDE", "NeuralSDE",
     "NaturalCubicSpline", "ErrorRegularizer", "StiffnessRegularizer",
     "train", "Trainer",
-    "kernels", "meta", "operators", "LoRA", "FNO", "DeepONet", "POD_DeepONet", "MgNO",
+    "kernels", "meta", "plot", "operators", "LoRA", "FNO", "DeepONet", "POD_DeepONet", "MgNO",
     "MultiTaskDeepONet", "build_operator",
     "__version__",
 ]

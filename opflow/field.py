@@ -270,14 +270,11 @@ class Field:
 
         return to_field(obj, names=names, grid_dims=grid_dims, **kw)
 
-    def plot(self, index: int | tuple = 0, channel: str | None = None, **kw):
-        """Plot one sample and channel with xarray/matplotlib; returns the artist."""
-        ds = self.to_xarray()
-        name = channel or self.names[0]
-        da = ds[name]
-        for d in list(da.dims)[: len(self.batch_shape)]:
-            da = da.isel({d: index if isinstance(index, int) else index[0]})
-        return da.plot(**kw)
+    def plot(self, ax=None, **kw):
+        """Plot one sample and channel (xarray, with units); see :func:`opflow.plot.plot_field`."""
+        from .plot import plot_field
+
+        return plot_field(self, ax, **kw)
 
     def __repr__(self) -> str:
         return (f"Field(names={list(self.names)}, batch={tuple(self.batch_shape)}, "

@@ -20,7 +20,6 @@ from pathlib import Path
 import torch
 
 from ..data import OperatorDataset, generate
-from ..io._atomic import atomic_path
 from ..operators import DeepONet, MgNO
 from ..train import Trainer
 
@@ -90,36 +89,14 @@ def run(out_dir: str | Path = "demo_out", n_train: int = 200, n_test: int = 40,
 
 
 def _plot(test: OperatorDataset, predictions: dict, path: Path, n_show: int = 3) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(predictions)
-    cols = ["coefficient a", "truth u"] + [f"{m} prediction" for m in names] + \
-        [f"{m} error" for m in names]
-    fig, axes = plt.subplots(n_show, len(cols), figsize=(2.6 * len(cols), 2.4 * n_show),
-                             squeeze=False)
-    for row in range(n_show):
-        a, u = test[row]
-        panels = [a.values[0], u.values[0]]
-        panels += [predictions[m].values[row, 0] for m in names]
-        panels += [predictions[m].values[row, 0] - u.values[0] for m in names]
-        for col, (title, data) in enumerate(zip(cols, panels)):
-            ax = axes[row, col]
-            img = data.detach().T.numpy()
-            kw = {"cmap": "viridis"}
-            if "error" in title:  # symmetric limits: zero error is white
-                lim = float(abs(img).max()) or 1.0
-                kw = {"cmap": "RdBu_r", "vmin": -lim, "vmax": lim}
-            im = ax.imshow(img, origin="lower", extent=(0, 1, 0, 1), **kw)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if row == 0:
-                ax.set_title(title, fontsize=9)
-            fig.colorbar(im, ax=ax, shrink=0.75)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:  # no half-written PNG under the final name
-        fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
+    from ..field import Field
+    from ..plot import comparison_panel
+
+    pairs = [test[i] for i in range(n_show)]
+    a, u = (Field(torch.stack([p[k].values for p in pairs]), pairs[0][k].grid,
+                  pairs[0][k].names, pairs[0][k].units) for k in (0, 1))
+    shown = {m: p[:n_show] for m, p in predictions.items()}
+    plt.close(comparison_panel(a, u, shown, n=n_show, path=path, dpi=80))
     return path

@@ -16,7 +16,6 @@ import torch
 
 from .. import Field, Grid, ODEProblem, Tsit5, norms, solve
 from ..io import open_dataset, save, to_field
-from ..io._atomic import atomic_path
 
 __all__ = ["random_periodic_field", "exact_heat", "run"]
 
@@ -79,25 +78,12 @@ def run(out_dir: str | Path = "demo_output", n: int = 64, batch: int = 8, nu: fl
 
 
 def _plot(pred: Field, exact: Field, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("initial condition", pred.values[0, 0, 0]), ("solved, t end", pred.values[-1, 0, 0]),
-              ("exact, t end", exact.values[-1, 0, 0]),
-              ("error", pred.values[-1, 0, 0] - exact.values[-1, 0, 0])]
-    fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
-    x0, x1 = pred.grid.bounds[0]
-    y0, y1 = pred.grid.bounds[1]
-    for ax, (title, data) in zip(axes, panels):
-        im = ax.imshow(data.T.numpy(), origin="lower", extent=(x0, x1, y0, y1), cmap="RdBu_r")
-        ax.set_title(title)
-        ax.set_xlabel("x [m]")
-        ax.set_ylabel("y [m]")
-        fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:  # no half-written PNG under the final name
-        fig.savefig(tmp, dpi=90, format="png")
+    from ..plot import comparison_panel
+
+    # one row: initial condition | exact | solved | |error| of the first sample at t end
+    fig = comparison_panel(pred[0, :1], exact[-1, :1], {"Tsit5": pred[-1, :1]}, n=1, path=path,
+                           dpi=90)
     plt.close(fig)
     return path

@@ -49,6 +49,20 @@ SIZES_HELP = ("non-periodic axes with n - 1 = m * 2**L nodes (L >= 1, m >= 2: e.
               "129, 257, 513, or 85 = 21 * 4 + 1) and periodic axes with an even n >= 4")
 
 
+def cycle_kernels(ndim: int, device: torch.device):
+    """The module whose ``residual``, ``jacobi``, ``rbgs``, ``restrict`` and ``prolong``
+    the cycles call: the fused Triton kernels for 2-D grids when the kernel backend
+    (:func:`opflow.kernels.use`) is ``"triton"``, or ``"auto"`` on CUDA with triton
+    installed; the torch reference (:mod:`.operators`) otherwise (3-D, or CPU under
+    ``"auto"``)."""
+    from ....kernels.backend import resolve_backend, triton_available, triton_module
+
+    backend = resolve_backend(None)
+    fused = backend == "triton" or (backend == "auto" and torch.device(device).type == "cuda"
+                                    and triton_available())
+    return triton_module("triton_multigrid") if fused and ndim == 2 else ops
+
+
 def _can_coarsen(n: int, kind: str) -> bool:
     if kind == "P":
         return n % 2 == 0 and n // 2 >= 2
@@ -181,6 +195,7 @@ class Hierarchy:
             coef, diag = ops.stencil(ops.face_coefficients(a, self.kinds), spacing, self.kinds)
             self._exact = (coef, diag, free.to(a.dtype))
             a = a.to(dtype)
+        self.kernels = cycle_kernels(self.ndim, device)
         self.weights = [ops.boundary_weights(s, self.kinds, dtype, device) for s in shapes]
         faces = ops.face_coefficients(a, self.kinds)
         free_l = free.to(dtype)
@@ -210,7 +225,7 @@ class Hierarchy:
         """``free * (f - A u)`` on ``level`` (in the cycle dtype)."""
         lv = self.levels[level]
         self.nfe += 1
-        return ops.residual(u, f, lv.coef, lv.diag, self.kinds).mul_(lv.free)
+        return self.kernels.residual(u, f, lv.coef, lv.diag, self.kinds).mul_(lv.free)
 
     def exact_residual(self, u: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
         """``free * (f - A u)`` on the finest level in the problem's dtype."""
@@ -235,17 +250,19 @@ class Hierarchy:
         lv = self.levels[level]
         if self.smoother == "rbgs":
             first, second = (lv.smooth_b, lv.smooth_a) if post else (lv.smooth_a, lv.smooth_b)
-            self.nfe += ops.rbgs(u, f, lv.coef, lv.diag, self.kinds, first, second, sweeps)
+            self.nfe += self.kernels.rbgs(u, f, lv.coef, lv.diag, self.kinds, first, second,
+                                          sweeps)
         else:
-            self.nfe += ops.jacobi(u, f, lv.coef, lv.diag, self.kinds, lv.smooth_a, sweeps)
+            self.nfe += self.kernels.jacobi(u, f, lv.coef, lv.diag, self.kinds, lv.smooth_a,
+                                            sweeps)
 
     def restrict(self, level: int, r: torch.Tensor) -> torch.Tensor:
         """Full-weighting restriction from ``level`` to ``level + 1`` (masked)."""
-        return ops.restrict(r, self.kinds).mul_(self.levels[level + 1].free)
+        return self.kernels.restrict(r, self.kinds).mul_(self.levels[level + 1].free)
 
     def correct(self, level: int, u: torch.Tensor, e_coarse: torch.Tensor) -> None:
         """``u += free * P e_coarse`` in place on ``level``."""
-        u.addcmul_(ops.prolong(e_coarse, self.kinds), self.levels[level].free)
+        u.addcmul_(self.kernels.prolong(e_coarse, self.kinds), self.levels[level].free)
 
     # ---------------------------------------------------------- coarsest solve
     def _factor_coarsest(self, shape) -> None:
