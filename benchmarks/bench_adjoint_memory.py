@@ -13,13 +13,11 @@ latter one segment's recorded stages at a time.
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import write_result  # noqa: E402
+from common import run_child, write_result  # noqa: E402
 
 CHILD = r"""
 import json, resource, sys, time, torch
@@ -58,18 +56,11 @@ print(json.dumps({"steps": steps, "extra_peak_MiB": (peak - base) / 1024, "secon
 """
 
 
-def _case(name: str, t_end: float) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, name, str(t_end)], capture_output=True,
-                         text=True, check=True, env={"OMP_NUM_THREADS": "1",
-                                                     **__import__("os").environ})
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> dict:
     results = {}
     for name in ("direct", "backsolve", "interpolating"):
         for t_end in (4.0, 16.0, 48.0):
-            r = _case(name, t_end)
+            r = run_child(CHILD, name, str(t_end))
             results[f"{name}_T{int(t_end)}"] = r
             print(f"{name:13s} T={t_end:4.0f}: {r['steps']:4d} steps, "
                   f"+{r['extra_peak_MiB']:7.1f} MiB, {r['seconds']:.1f} s")

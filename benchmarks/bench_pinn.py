@@ -1,9 +1,17 @@
-"""Physics-informed solvers: PINN step time and the convection failure-mode study.
+"""Physics-informed solvers: PINN step time, derivative paths, the convection failure-mode
+study and viscous Burgers.
 
 1. Adam step time of a PINN on 2D Poisson (-Lap u = 2 pi^2 sin(pi x) sin(pi y) on the
    unit square, u = 0 on the boundary), 3x50 tanh MLP, 2000 interior + 400 boundary
-   points: the DeepXDE setting of ANCHORS.md (about 13.5 ms per step). Measured as the
-   difference between solves with 20 and 0 Adam iterations, divided by 20.
+   points: the DeepXDE setting of ANCHORS.md (about 13.5 ms per step on another machine).
+   Measured as the difference between runs of 25 and 5 Adam iterations, divided by 20,
+   interleaved in the same run with DeepXDE (PyTorch backend, same network, points,
+   optimiser and learning rate) when deepxde is installed.
+1b. Derivative paths: the Laplacian of the same 3x50 tanh MLP at 2000 points plus the
+   backward pass of its mean-square residual, by batched autograd (opflow's choice) and
+   by torch.func (vmap of hessian, of jacfwd(jacrev), and of forward-over-forward jvp).
+   Batched autograd was fastest (about 1.5x faster than the hessian paths), so it stays
+   opflow's derivative path (opflow/solvers/pinn/derivatives.py).
 2. Convection failure modes (Krishnapriyan et al. 2021): u_t + beta u_x = 0,
    u(x, 0) = sin x, periodic on [0, 2 pi) x [0, 1], for beta = 1, 10, 20, 30, 40.
    Relative L2 error against the exact sin(x - beta t) on a 51 x 128 (t, x) grid of
@@ -16,6 +24,13 @@
    Reduced size for a 2-core CPU; the paper trains longer on larger networks, so the
    published numbers (vanilla and curriculum PINN) are for reference, not a like-for-like
    match. The plot is written to results/pinn_convection.png.
+3. Viscous Burgers u_t + u u_x = nu u_xx, nu = 0.01/pi, u0 = -sin(pi x), periodic on
+   [-1, 1), up to t = 0.3 (before the inviscid shock time 1/pi) and t = 0.5 (after it).
+   Reference: opflow's PseudoSpectral solver (ETDRK4, 2048 modes, dt 5e-5; 1024 modes
+   differ by < 2e-5), compared on an 11 x 256 (t, x) grid (relative L2). Same budget
+   for both: 3x32 tanh networks (LPINN: two of them, inputs (cos, sin, t)), 1000
+   collocation points, 1000 Adam steps (lr 3e-3) then at most 1000 L-BFGS iterations;
+   the PINN has 128 points per condition (initial, weight 10, and periodic in x).
 """
 
 from __future__ import annotations
@@ -27,11 +42,13 @@ import time
 from pathlib import Path
 
 import torch
+from torch.func import hessian, jacfwd, jacrev, jvp, vmap
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import RESULTS_DIR, time_interleaved, write_result  # noqa: E402
 
-from opflow import Grid, solve  # noqa: E402
+from opflow import Field, Grid, solve  # noqa: E402
+from opflow.solvers.pde.spectral import BurgersProblem, PseudoSpectral  # noqa: E402
 from opflow.solvers.pinn import (  # noqa: E402
     LPINN,
     PINN,
@@ -43,6 +60,7 @@ from opflow.solvers.pinn import (  # noqa: E402
     PINNProblem,
     Rectangle,
     TimeSpace,
+    ViscousBurgersProblem,
     d,
     laplacian,
 )
@@ -51,6 +69,7 @@ BETAS = (1.0, 10.0, 20.0, 30.0, 40.0)
 # Krishnapriyan et al. 2021, relative L2 error (ANCHORS.md).
 PUBLISHED_PINN = {1.0: 7.84e-3, 10.0: 1.08e-2, 20.0: 0.750, 30.0: 0.897, 40.0: 0.961}
 PUBLISHED_CURRICULUM = {20.0: 9.84e-3, 30.0: 2.02e-2, 40.0: 5.33e-2}
+BURGERS_T = (0.3, 0.5)
 
 
 def _mlp(dim_in: int, width: int, depth: int) -> torch.nn.Module:
@@ -61,10 +80,34 @@ def _mlp(dim_in: int, width: int, depth: int) -> torch.nn.Module:
     return torch.nn.Sequential(*layers, torch.nn.Linear(n, 1))
 
 
+def _poisson_source(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return 2 * math.pi ** 2 * torch.sin(math.pi * x) * torch.sin(math.pi * y)
+
+
+def _deepxde_runner():
+    """``n -> callable`` running ``n`` DeepXDE Adam steps on the Poisson case, or None."""
+    os.environ.setdefault("DDE_BACKEND", "pytorch")
+    try:
+        import deepxde as dde
+    except ImportError:
+        return None
+    torch.set_num_threads(1)  # deepxde may have changed it on import
+
+    def pde(x, y):
+        lap = dde.grad.hessian(y, x, i=0, j=0) + dde.grad.hessian(y, x, i=1, j=1)
+        return -lap - _poisson_source(x[:, 0:1], x[:, 1:2])
+
+    geom = dde.geometry.Rectangle([0.0, 0.0], [1.0, 1.0])
+    bc = dde.icbc.DirichletBC(geom, lambda x: 0.0, lambda x, on_boundary: on_boundary)
+    data = dde.data.PDE(geom, pde, bc, num_domain=2000, num_boundary=400)
+    model = dde.Model(data, dde.nn.FNN([2, 50, 50, 50, 1], "tanh", "Glorot normal"))
+    model.compile("adam", lr=1e-3, verbose=0)
+    return lambda n: lambda: model.train(iterations=n, display_every=10 ** 6, verbose=0)
+
+
 def _poisson_step_ms() -> dict:
     def residual(x, u):
-        return -laplacian(u, x) - 2 * math.pi ** 2 * torch.sin(math.pi * x["x"]) * torch.sin(
-            math.pi * x["y"])
+        return -laplacian(u, x) - _poisson_source(x["x"], x["y"])
 
     prob = PINNProblem(residual, Rectangle({"x": (0.0, 1.0), "y": (0.0, 1.0)}), [Dirichlet(0.0)])
     net = _mlp(2, 50, 3)
@@ -73,9 +116,62 @@ def _poisson_step_ms() -> dict:
         return lambda: solve(prob, PINN(net, n_interior=2000, n_boundary=400,
                                         iterations=iterations))
 
-    t = time_interleaved({"0": run(0), "20": run(20)}, repeat=5, warmup=1)
-    step = (t["20"]["median_ms"] - t["0"]["median_ms"]) / 20
-    return {"adam_step_ms": step, "deepxde_anchor_ms": 13.5}
+    cases = {"opflow5": run(5), "opflow25": run(25)}
+    dde_run = _deepxde_runner()
+    if dde_run is not None:
+        cases.update({"deepxde5": dde_run(5), "deepxde25": dde_run(25)})
+    t = time_interleaved(cases, repeat=5, warmup=1)
+    out = {"adam_step_ms": (t["opflow25"]["median_ms"] - t["opflow5"]["median_ms"]) / 20,
+           "deepxde_anchor_ms": 13.5}
+    if dde_run is not None:
+        out["deepxde_step_ms"] = (t["deepxde25"]["median_ms"] - t["deepxde5"]["median_ms"]) / 20
+        out["speedup_vs_deepxde"] = out["deepxde_step_ms"] / out["adam_step_ms"]
+    return out
+
+
+def _laplacian_paths() -> dict:
+    """Laplacian + backward of a 3x50 tanh MLP at 2000 points by each derivative path."""
+    torch.manual_seed(0)
+    net = _mlp(2, 50, 3)
+    pts = torch.rand(2000, 2)
+    source = _poisson_source(pts[:, 0], pts[:, 1])
+
+    def batched_autograd() -> torch.Tensor:
+        x = pts.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(net(x).sum(), x, create_graph=True)
+        return sum(torch.autograd.grad(g[:, i].sum(), x, create_graph=True)[0][:, i]
+                   for i in range(2))
+
+    def single(p: torch.Tensor) -> torch.Tensor:
+        return net(p[None])[0, 0]
+
+    def second_jvp(p: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        return jvp(lambda q: jvp(single, (q,), (e,))[1], (p,), (e,))[1]
+
+    eye = torch.eye(2)
+    paths = {
+        "batched_autograd": batched_autograd,
+        "func_hessian": lambda: vmap(hessian(single))(pts).diagonal(dim1=1, dim2=2).sum(1),
+        "func_jacfwd_jacrev": lambda: vmap(jacfwd(jacrev(single)))(pts).diagonal(
+            dim1=1, dim2=2).sum(1),
+        "func_jvp_jvp": lambda: sum(vmap(second_jvp, in_dims=(0, None))(pts, eye[i])
+                                    for i in range(2)),
+    }
+    ref = batched_autograd().detach()
+    for name, fn in paths.items():  # every path computes the same Laplacian
+        assert torch.allclose(fn().detach().reshape(-1), ref, atol=1e-4), name
+
+    def step(fn):
+        def run():
+            net.zero_grad(set_to_none=True)
+            (fn().reshape(-1) + source).pow(2).mean().backward()
+        return run
+
+    t = time_interleaved({k: step(fn) for k, fn in paths.items()}, repeat=15, warmup=2)
+    out = {f"{k}_ms": v["median_ms"] for k, v in t.items()}
+    out["fastest_is_batched_autograd"] = float(min(t, key=lambda k: t[k]["median_ms"])
+                                               == "batched_autograd")
+    return out
 
 
 def _error(f, beta: float, grid: Grid) -> float:
@@ -139,15 +235,60 @@ def _plot(rows: list[dict], path: Path) -> None:
     os.replace(tmp, path)
 
 
+BURGERS_NU = 0.01 / math.pi
+
+
+def _burgers_reference(t_end: float, ts: list[float]) -> torch.Tensor:
+    """Spectral solution on 2048 points, subsampled to 256: shape (len(ts), 256)."""
+    grid = Grid.uniform(x=(-1.0, 1.0, 2048), periodic=("x",))
+    (x,) = grid.mesh(dtype=torch.float64)
+    u0 = Field(-torch.sin(math.pi * x)[None], grid)
+    sol = solve(BurgersProblem(u0, BURGERS_NU, (0.0, t_end)),
+                PseudoSpectral(dt=5e-5, scheme="etdrk4"), saveat=ts)
+    return sol.u.values[:, 0, ::8]
+
+
+def _burgers(t_end: float) -> dict:
+    ts = [t_end * k / 10 for k in range(11)]
+    ref = _burgers_reference(t_end, ts)
+    grid = Grid.uniform(t=(0.0, t_end, 11), x=(-1.0, 1.0, 256), periodic=("x",))
+
+    def err(f) -> float:
+        v = f.values[0].double()
+        return float((v - ref).norm() / ref.norm())
+
+    budget = dict(lr=3e-3, iterations=1000, lbfgs_iterations=1000)
+    torch.manual_seed(0)
+    start = time.perf_counter()
+    sol = solve(ViscousBurgersProblem(BURGERS_NU, tspan=(0.0, t_end)),
+                LPINN(_mlp(3, 32, 3), _mlp(3, 32, 3), n_interior=1000, **budget))
+    lpinn_s, lpinn_err = time.perf_counter() - start, err(sol.u(grid))
+
+    def residual(x, u):
+        return d(u, x, "t") + u * d(u, x, "x") - BURGERS_NU * d(u, x, "x", 2)
+
+    domain = TimeSpace((0.0, t_end), Interval(-1.0, 1.0))
+    prob = PINNProblem(residual, domain, [
+        Initial(lambda x: -torch.sin(math.pi * x["x"]), weight=10.0), Periodic("x")])
+    torch.manual_seed(0)
+    start = time.perf_counter()
+    sol = solve(prob, PINN(_mlp(2, 32, 3), n_interior=1000, n_boundary=128, **budget))
+    pinn_s, pinn_err = time.perf_counter() - start, err(sol.u(grid))
+    return {"t_end": t_end, "nu": BURGERS_NU, "pinn_rel_l2": pinn_err, "pinn_seconds": pinn_s,
+            "lpinn_rel_l2": lpinn_err, "lpinn_seconds": lpinn_s}
+
+
 def main() -> dict:
     torch.set_num_threads(1)
     start = time.perf_counter()
     grid = Grid.uniform(t=(0.0, 1.0, 51), x=(0.0, 2 * math.pi, 128), periodic=("x",))
-    results = {"poisson2d_step": _poisson_step_ms()}
+    results = {"poisson2d_step": _poisson_step_ms(), "laplacian_paths": _laplacian_paths()}
     rows = []
     for beta in BETAS:
         rows.append(_convection(beta, grid))
         results[f"convection_beta{beta:g}"] = rows[-1]
+    for t_end in BURGERS_T:
+        results[f"burgers_t{t_end:g}"] = _burgers(t_end)
     for name, r in results.items():
         print(name, {k: round(v, 4) for k, v in r.items()})
     print(f"{'beta':>5} {'PINN':>10} {'LPINN':>10} {'published':>10}")

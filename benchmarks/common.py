@@ -7,6 +7,8 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -66,3 +68,18 @@ def write_result(name: str, payload: dict) -> Path:
     tmp.write_text(json.dumps(payload, indent=2))
     os.replace(tmp, path)
     return path
+
+
+def run_child(code: str, *args: str) -> dict:
+    """Run ``code`` in a fresh single-threaded Python with ``args`` as ``sys.argv[1:]``.
+
+    The child prints one JSON object on its last line (for memory figures,
+    ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` before and after the
+    measured work: a fresh process keeps other cases' allocations out).
+    """
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                         env=env)
+    if out.returncode != 0:
+        raise RuntimeError(f"benchmark child failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])

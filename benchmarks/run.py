@@ -15,6 +15,7 @@ import bench_adjoint_memory  # noqa: E402
 import bench_batch  # noqa: E402
 import bench_burgers_accuracy  # noqa: E402
 import bench_darcy_accuracy  # noqa: E402
+import bench_fno_memory  # noqa: E402
 import bench_kernels  # noqa: E402
 import bench_lemon  # noqa: E402
 import bench_multigrid  # noqa: E402
@@ -35,6 +36,7 @@ BENCHMARKS = {
     "darcy_accuracy": bench_darcy_accuracy.main,
     "burgers_accuracy": bench_burgers_accuracy.main,
     "kernels": bench_kernels.main,
+    "fno_memory": bench_fno_memory.main,
     "multitask": bench_multitask.main,
     "batch": bench_batch.main,
     "lemon": bench_lemon.main,

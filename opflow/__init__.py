@@ -64,7 +64,15 @@ from .solvers.pde import (
     PoissonProblem,
     PseudoSpectral,
 )
-from .solvers.pinn import LPINN, PINN, ConvectionProblem, PINNProblem
+from .solvers.pinn import (
+    LPINN,
+    PINN,
+    RAR,
+    ConvectionProblem,
+    MaskDomain,
+    PINNProblem,
+    ViscousBurgersProblem,
+)
 from .solvers.sde import SRA1, BrownianInterval, EulerMaruyama, Milstein, SDEProblem
 from .train import Trainer
 
@@ -77,7 +85,8 @@ __all__ = [
     "PoissonProblem", "DarcyProblem", "Multigrid",
     "BurgersProblem", "NavierStokes2DProblem", "PseudoSpectral",
     "SDEProblem", "EulerMaruyama", "Milstein", "SRA1", "BrownianInterval",
-    "PINNProblem", "PINN", "ConvectionProblem", "LPINN",
+    "PINNProblem", "PINN", "ConvectionProblem", "LPINN", "ViscousBurgersProblem",
+    "MaskDomain", "RAR",
     "layers", "NeuralODE", "LangevinSDE", "LinearNoiseSDE", "GeometricSDE", "NeuralSDE",
     "NaturalCubicSpline", "ErrorRegularizer", "StiffnessRegularizer",
     "train", "Trainer",

@@ -1,21 +1,31 @@
 """Physics-informed neural networks: derivatives of networks, domains, samplers,
 conditions, :class:`PINNProblem` and the :class:`PINN` algorithm for :func:`opflow.solve`;
-:class:`LPINN` (Lagrangian PINN) for :class:`ConvectionProblem`."""
+:class:`LPINN` (Lagrangian PINN) for :class:`ConvectionProblem` and
+:class:`ViscousBurgersProblem`; residual-based adaptive refinement (:class:`RAR`) and
+domains from a mask on a Grid (:class:`MaskDomain`)."""
 
 from .algorithm import PINN, PINNFunction, solve_pinn
 from .conditions import Condition, Dirichlet, Initial, Neumann, Periodic
 from .derivatives import Coordinates, d, gradient, laplacian
 from .domains import Box, Disk, Domain, Interval, Rectangle, TimeSpace
-from .lpinn import LPINN, ConvectionProblem, LagrangianFunction, solve_lpinn
+from .lpinn import (
+    LPINN,
+    ConvectionProblem,
+    LagrangianFunction,
+    ViscousBurgersProblem,
+    solve_lpinn,
+)
+from .mask import MaskDomain
 from .problem import PINNProblem, hard_dirichlet
+from .refinement import RAR, rar_select
 from .sampling import SAMPLERS, latin_hypercube, sample_unit, sobol, uniform
 
 __all__ = [
     "Coordinates", "d", "gradient", "laplacian",
-    "Domain", "Interval", "Box", "Rectangle", "Disk", "TimeSpace",
+    "Domain", "Interval", "Box", "Rectangle", "Disk", "TimeSpace", "MaskDomain",
     "SAMPLERS", "uniform", "latin_hypercube", "sobol", "sample_unit",
     "Condition", "Dirichlet", "Neumann", "Periodic", "Initial",
-    "PINNProblem", "hard_dirichlet",
+    "PINNProblem", "hard_dirichlet", "RAR", "rar_select",
     "PINN", "PINNFunction", "solve_pinn",
-    "ConvectionProblem", "LPINN", "LagrangianFunction", "solve_lpinn",
+    "ConvectionProblem", "ViscousBurgersProblem", "LPINN", "LagrangianFunction", "solve_lpinn",
 ]

@@ -7,6 +7,11 @@ Adam runs for ``iterations`` steps, then optionally L-BFGS (strong Wolfe line
 search) for ``lbfgs_iterations``. With ``adaptive="lra"`` the condition
 weights follow learning-rate annealing (Wang, Teng, Perdikaris 2021): every
 ``lra_every`` Adam steps ``w_k <- (1 - a) w_k + a max|grad L_res| / mean|grad L_k|``.
+With ``refine=RAR(...)`` the interior set grows during Adam by residual-based
+adaptive refinement (:mod:`~opflow.solvers.pinn.refinement`).
+
+Everything runs in the dtype of the network's parameters: a float64 network
+(``net.double()``) gets float64 points, losses and evaluated Fields.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from ...solution import ReturnCode, Solution, SolverStats
 from ...solve import AbstractAlgorithm, register
 from .derivatives import Coordinates
 from .problem import PINNProblem
+from .refinement import RAR, rar_select
 from .sampling import SAMPLERS, check_count
 
 __all__ = ["PINN", "PINNFunction", "solve_pinn"]
@@ -65,6 +71,9 @@ class PINN(AbstractAlgorithm):
         tqdm bar with every loss term (shown on a terminal, or always).
     lra_every, lra_alpha : int, float
         Update period and smoothing of ``adaptive="lra"``.
+    refine : RAR, optional
+        Residual-based adaptive refinement of the interior points during Adam; the final
+        set has ``n_interior + rounds * k`` points (see ``PINNFunction.added_points``).
     """
 
     net: torch.nn.Module
@@ -81,6 +90,7 @@ class PINN(AbstractAlgorithm):
     progress: bool | str = False
     lra_every: int = 10
     lra_alpha: float = 0.1
+    refine: Optional[RAR] = None
 
     def __post_init__(self):
         if not isinstance(self.net, torch.nn.Module):
@@ -100,6 +110,8 @@ class PINN(AbstractAlgorithm):
             raise InvalidArgumentError("lr", "a positive number", self.lr)
         if self.weights is not None and not isinstance(self.weights, Mapping):
             raise InvalidArgumentError("weights", "a mapping {term name: weight}", self.weights)
+        if self.refine is not None and not isinstance(self.refine, RAR):
+            raise InvalidArgumentError("refine", "None or an RAR(...) setting", self.refine)
 
 
 class PINNFunction:
@@ -115,10 +127,13 @@ class PINNFunction:
         Final term weights (changed by ``adaptive="lra"``).
     history : dict of str to list of float
         Unweighted loss terms per Adam step / L-BFGS evaluation, plus ``"total"``.
+    added_points : torch.Tensor, shape (M, dim)
+        Interior points added by residual-based refinement (empty without ``refine``).
     """
 
     def __init__(self, net: torch.nn.Module, problem: PINNProblem):
         self.net, self.problem = net, problem
+        self.added_points = torch.empty(0, problem.domain.dim)
         self.losses: dict[str, float] = {}
         self.weights: dict[str, float] = {}
         self.history: dict[str, list[float]] = {}
@@ -243,6 +258,17 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
     history: dict[str, list[float]] = {n: [] for n in [*names, "total"]}
     stats = SolverStats()
 
+    added: list[torch.Tensor] = []
+
+    def refine(step: int) -> None:
+        nonlocal interior
+        rar = alg.refine
+        new = rar_select(lambda p: prob.residual_at(alg.net, Coordinates(p, cols)), domain,
+                         rar.k, rar.candidates, rar.sampler, alg.seed + 7 * step + 1, pdtype)
+        added.append(new)
+        interior = Coordinates(torch.cat([interior.values.detach(), new]).requires_grad_(True),
+                               cols)
+
     def terms() -> dict[str, torch.Tensor]:
         out = {"residual": prob.residual_at(alg.net, interior).pow(2).mean()}
         for name, c, x in zip(names[1:], prob.conditions, cond_pts):
@@ -277,6 +303,8 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
         if n_adam:
             opt = torch.optim.Adam(params, lr=alg.lr)
             for step in range(n_adam):
+                if alg.refine is not None and alg.refine.due(step, len(added)):
+                    refine(step)
                 opt.zero_grad(set_to_none=True)
                 t = terms()
                 if alg.adaptive == "lra" and step % alg.lra_every == 0:
@@ -304,5 +332,7 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
     fn = PINNFunction(alg.net, prob)
     fn.losses = {k: float(v) for k, v in final.items()}
     fn.weights, fn.history = dict(weights), history
+    if added:
+        fn.added_points = torch.cat(added)
     return Solution(t=torch.empty(0), u=fn, retcode=retcode, stats=stats, problem=prob, alg=alg,
                     interpolant=fn)

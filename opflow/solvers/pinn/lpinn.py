@@ -1,11 +1,18 @@
-"""Lagrangian PINN (Mojgani, Balajewicz, Hassanzadeh) for periodic linear convection.
+"""Lagrangian PINN (Mojgani, Balajewicz, Hassanzadeh) for periodic convection and Burgers.
 
-``u_t + beta u_x = 0`` on ``x in [a, a + L)`` (periodic), ``u(x, 0) = u0(x)``.
-Along characteristics ``X(xi, t)`` the equation splits into ``X_t = beta`` and
-``u_t = 0`` with ``X(xi, 0) = xi``, ``u(xi, 0) = u0(xi)``: smooth in the
-Lagrangian frame for any ``beta``, where a plain PINN fails for large ``beta``
-(Krishnapriyan et al. 2021). Two networks take ``(cos theta, sin theta, t)``,
-``theta = 2 pi (xi - a) / L``, which makes them periodic in ``xi``.
+Convection ``u_t + beta u_x = 0`` on ``x in [a, a + L)`` (periodic),
+``u(x, 0) = u0(x)``: along characteristics ``X(xi, t)`` the equation splits into
+``X_t = beta`` and ``u_t = 0`` with ``X(xi, 0) = xi``, ``u(xi, 0) = u0(xi)``:
+smooth in the Lagrangian frame for any ``beta``, where a plain PINN fails for
+large ``beta`` (Krishnapriyan et al. 2021).
+
+Viscous Burgers ``u_t + u u_x = nu u_xx``: the characteristics move with the
+solution, ``X_t = u``, and ``u_t = nu u_xx`` along them, where the Eulerian
+second derivative comes from the Lagrangian networks by the chain rule:
+``u_x = u_xi / X_xi`` and ``u_xx = (u_x)_xi / X_xi``.
+
+Two networks take ``(cos theta, sin theta, t)``, ``theta = 2 pi (xi - a) / L``,
+which makes them periodic in ``xi``.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ from .algorithm import _Bar, lbfgs_refine
 from .domains import Interval, TimeSpace
 from .sampling import SAMPLERS, check_count, sample_unit
 
-__all__ = ["ConvectionProblem", "LPINN", "LagrangianFunction", "solve_lpinn"]
+__all__ = ["ConvectionProblem", "ViscousBurgersProblem", "LPINN", "LagrangianFunction",
+           "solve_lpinn"]
 
 
 @dataclass(frozen=True)
@@ -63,15 +71,71 @@ class ConvectionProblem:
     def period(self) -> float:
         return float(self.xspan[1] - self.xspan[0])
 
+    @property
+    def velocity_scale(self) -> float:
+        """Scale of the characteristic speed, ``max(|beta|, 1)``."""
+        return max(abs(float(self.beta)), 1.0)
+
+
+def _neg_sin_pi(x: torch.Tensor) -> torch.Tensor:
+    return -torch.sin(math.pi * x)
+
+
+@dataclass(frozen=True)
+class ViscousBurgersProblem:
+    """Periodic viscous Burgers ``u_t + u u_x = nu u_xx`` for the Lagrangian PINN.
+
+    Parameters
+    ----------
+    nu : float
+        Viscosity, ``nu >= 0``.
+    u0 : callable ``(x: Tensor (N,)) -> Tensor (N,)``
+        Initial condition, periodic on ``xspan``; default ``-sin(pi x)``.
+    xspan : (float, float)
+        Periodic spatial interval ``[a, a + L)``; default ``(-1, 1)``.
+    tspan : (float, float)
+        Default ``(0, 0.5)``. Before a shock forms the characteristics stay apart;
+        past it they crowd into the shock layer (``X_xi`` tends to 0).
+
+    Examples
+    --------
+    >>> prob = ViscousBurgersProblem(0.01 / math.pi, tspan=(0.0, 0.3))
+    """
+
+    nu: float
+    u0: Callable[[torch.Tensor], torch.Tensor] = _neg_sin_pi
+    xspan: tuple[float, float] = (-1.0, 1.0)
+    tspan: tuple[float, float] = (0.0, 0.5)
+
+    def __post_init__(self):
+        if not callable(self.u0):
+            raise InvalidArgumentError("u0", "a callable x -> u0(x)", self.u0)
+        if isinstance(self.nu, bool) or not isinstance(self.nu, (int, float)) or not (
+                math.isfinite(self.nu) and self.nu >= 0):
+            raise InvalidArgumentError("nu", "a finite number >= 0", self.nu)
+        object.__setattr__(self, "domain", TimeSpace(self.tspan, Interval(*self.xspan)))
+
+    @property
+    def period(self) -> float:
+        return float(self.xspan[1] - self.xspan[0])
+
+    @property
+    def velocity_scale(self) -> float:
+        """``max(max |u0|, 1)`` on 256 points: the characteristic speed's scale."""
+        x = self.xspan[0] + self.period * torch.arange(256, dtype=torch.float64) / 256
+        return max(float(self.u0(x).abs().max()), 1.0)
+
 
 @dataclass(frozen=True)
 class LPINN(AbstractAlgorithm):
-    """Lagrangian PINN training for :class:`ConvectionProblem`.
+    """Lagrangian PINN training for :class:`ConvectionProblem` and
+    :class:`ViscousBurgersProblem`.
 
     The trial functions satisfy the initial conditions exactly (hard constraints):
     ``X = xi + s t net_x(f)``, ``u = u0(xi) + t net_u(f)`` with ``f = (cos, sin, t)`` and
-    the velocity scale ``s = max(|beta|, 1)``; the loss is
-    ``mean((X_t - beta)^2) / s^2 + mean(u_t^2)``. With ``hard_initial=False`` the networks
+    the velocity scale ``s`` (``problem.velocity_scale``); the loss is
+    ``mean((X_t - c)^2) / s^2 + mean((u_t - nu u_xx)^2)`` with ``c = beta, nu = 0``
+    (convection) or ``c = u`` (Burgers). With ``hard_initial=False`` the networks
     give ``X = xi + s net_x(f)`` and ``u = net_u(f)`` and the initial conditions enter the
     loss with weight ``initial_weight``, as in the paper.
 
@@ -127,7 +191,7 @@ class LagrangianFunction:
     history : dict of str to list of float
     """
 
-    def __init__(self, prob: ConvectionProblem, alg: LPINN):
+    def __init__(self, prob: ConvectionProblem | ViscousBurgersProblem, alg: LPINN):
         self.problem, self.alg = prob, alg
         self.losses: dict[str, float] = {}
         self.history: dict[str, list[float]] = {}
@@ -139,7 +203,7 @@ class LagrangianFunction:
         theta = 2 * math.pi * (xi - a) / prob.period
         tau = t - prob.tspan[0]
         feats = torch.stack([theta.cos(), theta.sin(), tau], dim=1)
-        s = max(abs(float(prob.beta)), 1.0)
+        s = prob.velocity_scale
         nx, nu = alg.net_x(feats).reshape(-1), alg.net_u(feats).reshape(-1)
         if alg.hard_initial:
             return xi + s * tau * nx, prob.u0(xi).reshape(-1) + tau * nu
@@ -171,9 +235,29 @@ class LagrangianFunction:
             "solver": "LPINN", **{f"loss_{k}": v for k, v in self.losses.items()}})
 
 
+def _derivative(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    (g,) = torch.autograd.grad(y.sum(), x, create_graph=True)
+    return g
+
+
+def _pde_terms(prob, X: torch.Tensor, u: torch.Tensor, xi: torch.Tensor, t: torch.Tensor,
+               scale: float) -> dict[str, torch.Tensor]:
+    """Characteristic and transport residuals (mean squares) at the collocation points."""
+    X_t, u_t = _derivative(X, t), _derivative(u, t)
+    if isinstance(prob, ConvectionProblem):
+        return {"characteristic": ((X_t - float(prob.beta)) / scale).pow(2).mean(),
+                "transport": u_t.pow(2).mean()}
+    jac = _derivative(X, xi)  # X_xi: > 0 while the characteristics do not cross
+    u_x = _derivative(u, xi) / jac
+    u_xx = _derivative(u_x, xi) / jac
+    return {"characteristic": ((X_t - u) / scale).pow(2).mean(),
+            "transport": (u_t - prob.nu * u_xx).pow(2).mean()}
+
+
+@register(ViscousBurgersProblem, LPINN)
 @register(ConvectionProblem, LPINN)
-def solve_lpinn(prob: ConvectionProblem, alg: LPINN, progress: bool | str | None = None
-                ) -> Solution:
+def solve_lpinn(prob: ConvectionProblem | ViscousBurgersProblem, alg: LPINN,
+                progress: bool | str | None = None) -> Solution:
     """Train the LPINN; ``sol.u(grid)`` gives a Field (see :class:`LagrangianFunction`).
 
     ``stats`` and ``retcode`` are filled as in :func:`~opflow.solvers.pinn.solve_pinn`.
@@ -186,11 +270,11 @@ def solve_lpinn(prob: ConvectionProblem, alg: LPINN, progress: bool | str | None
     dtype = next(iter(alg.net_u.parameters())).dtype
     pts = prob.domain.sample_interior(alg.n_interior, alg.sampler, alg.seed).to(dtype)
     t = pts[:, 0].clone().requires_grad_(True)
-    xi = pts[:, 1].clone()
+    xi = pts[:, 1].clone().requires_grad_(isinstance(prob, ViscousBurgersProblem))
     s0 = sample_unit(alg.n_initial, 1, alg.sampler, alg.seed + 101, dtype=dtype)[:, 0]
     xi0 = prob.xspan[0] + prob.period * s0
     t0 = torch.full_like(xi0, prob.tspan[0])
-    beta, scale = float(prob.beta), max(abs(float(prob.beta)), 1.0)
+    scale = prob.velocity_scale
     params = [p for m in (alg.net_x, alg.net_u) for p in m.parameters() if p.requires_grad]
     stats = SolverStats()
     names = ["characteristic", "transport"] + ([] if alg.hard_initial else ["initial_x",
@@ -199,10 +283,7 @@ def solve_lpinn(prob: ConvectionProblem, alg: LPINN, progress: bool | str | None
 
     def terms() -> dict[str, torch.Tensor]:
         X, u = fn.lagrangian(xi, t)
-        (X_t,) = torch.autograd.grad(X.sum(), t, create_graph=True)
-        (u_t,) = torch.autograd.grad(u.sum(), t, create_graph=True)
-        out = {"characteristic": ((X_t - beta) / scale).pow(2).mean(),
-               "transport": u_t.pow(2).mean()}
+        out = _pde_terms(prob, X, u, xi, t, scale)
         if not alg.hard_initial:
             X0, u0 = fn.lagrangian(xi0, t0)
             out["initial_x"] = ((X0 - xi0) / scale).pow(2).mean()
