@@ -199,6 +199,23 @@ def _param_grads(grads, params, like: torch.Tensor) -> list[torch.Tensor]:
             else g.reshape(-1).to(like.dtype) for q, g in zip(params, grads)]
 
 
+def _step_boundaries(rec, t_from: float, t_to: float, per_segment: int) -> list[float] | None:
+    """Times from ``t_from`` to ``t_to`` at which the recorded forward steps start or end.
+
+    The dense output is a polynomial inside each step but only continuous
+    across steps; an adaptive adjoint solve that steps across those kinks
+    rejects steps around every one. Stopping at them (starting each piece
+    with the forward step as its first step) keeps the right-hand side
+    smooth. Per-sample steps of a batched solve give too many distinct
+    boundaries: beyond ``8 * per_segment`` this returns None.
+    """
+    ends = torch.cat([rec.t[rec.h > 0], (rec.t + rec.h)[rec.h > 0]]).detach()
+    inner = torch.unique(ends[(ends > t_from) & (ends < t_to)]).tolist()
+    if len(inner) > 8 * per_segment:
+        return None
+    return [t_from, *inner, t_to]
+
+
 class _InterpolatingRunner(_AdjointRunner):
     """Backward pass of :class:`InterpolatingAdjoint` (see its notes).
 
@@ -208,9 +225,10 @@ class _InterpolatingRunner(_AdjointRunner):
     ``total_steps()`` is the forward solve's step count.
     """
 
-    def __init__(self, F, params, t0, ts, forward_solve, integrate, resolve, interp,
+    def __init__(self, F, params, t0, ts, forward_solve, integrate, step, resolve, interp,
                  total_steps, steps_per_checkpoint: int):
         super().__init__(F, params, t0, ts, forward_solve, integrate)
+        self.step = step
         self.resolve, self.interp, self.total_steps = resolve, interp, total_steps
         self.per_segment = steps_per_checkpoint
 
@@ -256,8 +274,12 @@ class _InterpolatingRunner(_AdjointRunner):
                     with torch.no_grad():
                         _, rec = self.resolve(starts[j], knots[j], end, True)
                     z = torch.cat([a.reshape(-1), *g])
-                    z = self.integrate(self._cost_dynamics(rec, shape), z, -knots[j + 1],
-                                       -knots[j])
+                    G = self._cost_dynamics(rec, shape)
+                    stops = _step_boundaries(rec, knots[j], knots[j + 1], self.per_segment)
+                    if stops is None:  # too many per-sample boundaries: adaptive solve
+                        z = self.integrate(G, z, -knots[j + 1], -knots[j])
+                    for lo, hi in zip(stops[-2::-1], stops[:0:-1]) if stops else ():
+                        z = self.step(G, z, -hi, -lo)
                     a = z[:n].view(shape)
                     g = list(torch.split(z[n:], sizes)) if self.params else []
             if k > 0:
@@ -265,9 +287,13 @@ class _InterpolatingRunner(_AdjointRunner):
         return a, [gi.view_as(q).to(q.dtype) for gi, q in zip(g, self.params)]
 
 
-def interpolating_adjoint(F, y0, t0: float, ts, params, forward_solve, integrate, resolve,
-                          interp, total_steps, steps_per_checkpoint: int = 32):
-    """Run ``forward_solve`` under :class:`InterpolatingAdjoint`; returns ``ys``."""
-    runner = _InterpolatingRunner(F, params, t0, ts, forward_solve, integrate, resolve, interp,
-                                  total_steps, steps_per_checkpoint)
+def interpolating_adjoint(F, y0, t0: float, ts, params, forward_solve, integrate, step,
+                          resolve, interp, total_steps, steps_per_checkpoint: int = 32):
+    """Run ``forward_solve`` under :class:`InterpolatingAdjoint`; returns ``ys``.
+
+    ``step(G, z, s0, s1)`` takes one step of the forward method (used across
+    each recorded forward step); ``integrate`` is the adaptive fallback.
+    """
+    runner = _InterpolatingRunner(F, params, t0, ts, forward_solve, integrate, step, resolve,
+                                  interp, total_steps, steps_per_checkpoint)
     return _Backsolve.apply(runner, y0, *runner.params)

@@ -24,10 +24,12 @@ from ...solution import ReturnCode, Solution, SolverStats
 from ...solve import register
 from .base import AdaptiveRK, FixedStepRK
 from .runge_kutta import (
+    _Coefficients,
     evaluate_record,
     integrate_adaptive,
     integrate_adaptive_shared,
     integrate_fixed,
+    rk_step,
 )
 from .sensitivity import (
     BacksolveAdjoint,
@@ -124,6 +126,31 @@ def _resolver(alg, plan: _Plan, max_steps):
     return resolve, interp
 
 
+def _reverse_stepper(alg):
+    """``step(G, z, s0, s1)``: one step of the method from ``s0`` to ``s1`` on a 1-D state.
+
+    The interpolating adjoint crosses each recorded forward step with one step
+    of the same method: the forward controller already sized the steps to the
+    tolerance, and the state's dense output is smooth only inside a step.
+    """
+    cache: dict = {}
+
+    def step(G, z, s0, s1):
+        key = (z.dtype, z.device)
+        if key not in cache:
+            cache[key] = _Coefficients(alg.tableau, z.dtype, z.device)
+        t = torch.tensor([s0], dtype=z.dtype, device=z.device)
+        h = torch.tensor([s1 - s0], dtype=z.dtype, device=z.device)
+
+        def F(s, v):
+            return G(s[0], v[0])[None]
+
+        y_new, _ = rk_step(F, alg.tableau, cache[key], t, z[None], h, F(t, z[None]))
+        return y_new[0]
+
+    return step
+
+
 def _reverse_integrator(alg, sensealg, max_steps):
     """``integrate(G, z, s0, s1)`` on 1-D states, used by the adjoint's backward pass."""
 
@@ -192,7 +219,8 @@ def solve_ode(prob: ODEProblem, alg, saveat=None, dense: bool = False, sensealg=
         else:
             resolve, interp = _resolver(alg, plan, max_steps)
             ys = interpolating_adjoint(plan.scalar_time_rhs(), plan.y0, t0, ts, params, run,
-                                       reverse, resolve, interp, lambda: info["stats"].steps,
+                                       reverse, _reverse_stepper(alg), resolve, interp,
+                                       lambda: info["stats"].steps,
                                        sensealg.steps_per_checkpoint)
     else:
         ys = run(plan.y0)
