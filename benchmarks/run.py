@@ -15,6 +15,7 @@ import bench_adjoint_memory  # noqa: E402
 import bench_batch  # noqa: E402
 import bench_burgers_accuracy  # noqa: E402
 import bench_darcy_accuracy  # noqa: E402
+import bench_ernode  # noqa: E402
 import bench_fno_memory  # noqa: E402
 import bench_kernels  # noqa: E402
 import bench_lemon  # noqa: E402
@@ -29,6 +30,7 @@ from common import RESULTS_DIR, machine  # noqa: E402
 BENCHMARKS = {
     "ode_neural_dopri5": bench_ode.main,
     "adjoint_memory": bench_adjoint_memory.main,
+    "ernode": bench_ernode.main,
     "multigrid_darcy": bench_multigrid.main,
     "sde_neural_euler": bench_sde.main,
     "operators": bench_operators.main,
