@@ -4,7 +4,9 @@ Setup (ANCHORS.md): MLP vector field 2 -> 64 -> 64 -> 2 (tanh), batch 256,
 20 save points on [0, 1], loss = mean square of the trajectory, rtol 1e-6 and
 atol 1e-6 for both; same network weights, same inputs, same run. Accuracy
 is the max error of the forward trajectory against a float64 reference solved
-at rtol 1e-12.
+at rtol 1e-12. The adjoint rows (opflow BacksolveAdjoint and
+InterpolatingAdjoint, torchdiffeq odeint_adjoint) use the same tolerances for
+the backward solve and are compared with torchdiffeq's odeint_adjoint.
 """
 
 from __future__ import annotations
@@ -105,6 +107,8 @@ def main() -> dict:
         "opflow_dopri5": lambda: opflow_step(),
         "opflow_dopri5_per_sample": lambda: opflow_step(batched=True),
         "opflow_dopri5_backsolve": lambda: opflow_step(sensealg=opflow.BacksolveAdjoint()),
+        "opflow_dopri5_interpolating": lambda: opflow_step(
+            sensealg=opflow.InterpolatingAdjoint()),
         "opflow_tsit5": lambda: opflow_step(alg=opflow.Tsit5),
     }
     try:
@@ -116,7 +120,14 @@ def main() -> dict:
             ys.square().mean().backward()
             return ys
 
+        def tde_adjoint_step():
+            f.zero_grad()
+            ys = torchdiffeq.odeint_adjoint(f, y0, ts, method="dopri5", rtol=RTOL, atol=ATOL)
+            ys.square().mean().backward()
+            return ys
+
         cases["torchdiffeq_dopri5"] = tde_step
+        cases["torchdiffeq_dopri5_adjoint"] = tde_adjoint_step
     except ImportError:
         print("torchdiffeq not installed: peer case skipped (pip install -e .[peers])")
 
@@ -133,8 +144,12 @@ def main() -> dict:
     if "torchdiffeq_dopri5" in results:
         _equal_accuracy_cases(results, f, y0, ts, ref, opflow_step)
         peer = results["torchdiffeq_dopri5"]["median_ms"]
+        adjoint_peer = results["torchdiffeq_dopri5_adjoint"]["median_ms"]
         for name in list(results):
             results[name]["speedup_vs_torchdiffeq"] = peer / results[name]["median_ms"]
+            if name.endswith(("backsolve", "interpolating", "_adjoint")):
+                results[name]["speedup_vs_torchdiffeq_adjoint"] = (
+                    adjoint_peer / results[name]["median_ms"])
         # Work-precision: opflow at rtol 1e-6 against torchdiffeq tightened to
         # the same (or better) accuracy.
         tight = results.get("torchdiffeq_dopri5_equal_accuracy")
