@@ -25,6 +25,7 @@ import bench_ode  # noqa: E402
 import bench_operators  # noqa: E402
 import bench_pinn  # noqa: E402
 import bench_sde  # noqa: E402
+import bench_stable_sde  # noqa: E402
 from common import RESULTS_DIR, machine  # noqa: E402
 
 BENCHMARKS = {
@@ -33,6 +34,7 @@ BENCHMARKS = {
     "ernode": bench_ernode.main,
     "multigrid_darcy": bench_multigrid.main,
     "sde_neural_euler": bench_sde.main,
+    "stable_sde": bench_stable_sde.main,
     "operators": bench_operators.main,
     "pinn": bench_pinn.main,
     "darcy_accuracy": bench_darcy_accuracy.main,
