@@ -19,6 +19,7 @@ import argparse
 import sys
 from typing import Callable
 
+from ._argparse import key_value
 from .batch.commands import add_solve_parser
 from .data.generation import RECIPES
 from .meta.commands import add_finetune_parser, add_pretrain_parser
@@ -43,13 +44,7 @@ def _demo(args) -> int:
 def _generate(args) -> int:
     from .data.generation import generate
 
-    options = {}
-    for item in args.option or []:
-        key, _, value = item.partition("=")
-        try:
-            options[key] = float(value) if any(c in value for c in ".e") else int(value)
-        except ValueError:
-            options[key] = value
+    options = dict(args.option or [])
     ds = generate(args.problem, n=args.n, resolution=args.resolution, seed=args.seed,
                   out=args.out, chunk=args.chunk, progress=True, **options)
     sizes = ", ".join(f"{k}={v}" for k, v in ds.sizes.items())
@@ -96,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0, help="base seed (default: %(default)s)")
     gen.add_argument("--chunk", type=int, default=16,
                      help="samples per chunk; a rerun resumes after the last complete chunk")
-    gen.add_argument("--option", action="append", metavar="KEY=VALUE",
+    gen.add_argument("--option", type=key_value, action="append", metavar="KEY=VALUE",
                      help="recipe option, e.g. --option nu=0.05 (repeatable)")
     gen.set_defaults(func=_generate)
     info = sub.add_parser("info", help="print versions and the registered solvers")

@@ -14,10 +14,10 @@ chunks (kept in ``.OUT.nc.parts/`` beside the output).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 
+from .._argparse import key_value
 from ..errors import OpflowError
 from .problems import PROBLEMS
 from .scheduler import SCHEDULERS
@@ -28,15 +28,6 @@ __all__ = ["add_solve_parser", "main", "solve_command"]
 # Flags that set a problem option (dest -> option name).
 _OPTION_FLAGS = {"t_final": "t_final", "nu": "nu", "dt": "dt", "rtol": "rtol"}
 
-
-def _option(text: str) -> tuple[str, object]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
 
 
 def add_solve_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -72,7 +63,7 @@ def add_solve_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     p.add_argument("--nu", type=float, help="burgers: viscosity (0.1); heat: diffusivity (1)")
     p.add_argument("--dt", type=float, help="burgers: time step (default: t_final / 1000)")
     p.add_argument("--rtol", type=float, help="darcy: multigrid relative residual (1e-8)")
-    p.add_argument("--option", type=_option, action="append", metavar="KEY=VALUE",
+    p.add_argument("--option", type=key_value, action="append", metavar="KEY=VALUE",
                    help="any other problem option, e.g. forcing=2.0 (repeatable)")
     p.add_argument("--restart", action="store_true",
                    help="discard an unfinished job with other inputs or settings")

@@ -84,7 +84,23 @@ def local_error_estimates(sol: Solution) -> tuple[torch.Tensor, torch.Tensor]:
     return err, rec.h
 
 
-class ErrorRegularizer:
+class _SolverRegularizer:
+    """``weight * penalty(solution)`` for a NeuralODE's last solve or a Solution."""
+
+    def __init__(self, weight: float = 1.0):
+        if not weight >= 0:
+            raise InvalidArgumentError("weight", "a non-negative factor", weight)
+        self.weight = float(weight)
+
+    def penalty(self, sol: Solution) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, source: Union[NeuralODE, Solution]) -> torch.Tensor:
+        """The weighted penalty as a 0-dim tensor."""
+        return self.weight * self.penalty(_solution(source))
+
+
+class ErrorRegularizer(_SolverRegularizer):
     """ERNODE regularizer ``R_E = mean_b sum_n ||err_{n,b}||_rms |h_{n,b}|``.
 
     Parameters
@@ -105,17 +121,12 @@ class ErrorRegularizer:
     regularizer contributes no gradient: use direct backprop.
     """
 
-    def __init__(self, weight: float = 1.0):
-        if not weight >= 0:
-            raise InvalidArgumentError("weight", "a non-negative factor", weight)
-        self.weight = float(weight)
-
-    def __call__(self, source: Union[NeuralODE, Solution]) -> torch.Tensor:
-        """``weight * R_E`` as a 0-dim tensor."""
-        err, h = local_error_estimates(_solution(source))
+    def penalty(self, sol: Solution) -> torch.Tensor:
+        """``R_E`` of one solve (without the weight)."""
+        err, h = local_error_estimates(sol)
         tiny = torch.finfo(err.dtype).tiny  # keeps the gradient finite for zero errors
         norms = err.square().mean(dim=-1).clamp_min(tiny).sqrt()  # (S, B)
-        return self.weight * (norms * h.abs()).sum(dim=0).mean()
+        return (norms * h.abs()).sum(dim=0).mean()
 
 
 def stiffness_estimates(sol: Solution) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,7 +162,7 @@ def stiffness_estimates(sol: Solution) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.where(rec.h != 0, lam, torch.zeros_like(lam)), rec.h
 
 
-class StiffnessRegularizer:
+class StiffnessRegularizer(_SolverRegularizer):
     """SRNODE regularizer ``R_S = mean_b sum_n lambda_{n,b}`` over accepted steps.
 
     Parameters
@@ -167,12 +178,7 @@ class StiffnessRegularizer:
     :func:`stiffness_estimates` for the estimate.
     """
 
-    def __init__(self, weight: float = 1.0):
-        if not weight >= 0:
-            raise InvalidArgumentError("weight", "a non-negative factor", weight)
-        self.weight = float(weight)
-
-    def __call__(self, source: Union[NeuralODE, Solution]) -> torch.Tensor:
-        """``weight * R_S`` as a 0-dim tensor."""
-        lam, _ = stiffness_estimates(_solution(source))
-        return self.weight * lam.sum(dim=0).mean()
+    def penalty(self, sol: Solution) -> torch.Tensor:
+        """``R_S`` of one solve (without the weight)."""
+        lam, _ = stiffness_estimates(sol)
+        return lam.sum(dim=0).mean()

@@ -55,6 +55,7 @@ from typing import Any
 
 import torch
 
+from .._argparse import key_value
 from .._version import __version__
 from ..batch.jobs import check_output_path, run_job
 from ..errors import InvalidArgumentError, OpflowError, UnknownVariableError
@@ -80,15 +81,6 @@ CHANNEL_KEYS = ("in_channels", "out_channels")
 
 
 # ------------------------------------------------------------------ parsers
-def _option(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
-
 
 def add_train_parser(subparsers: argparse._SubParsersAction,
                      builder: Builder | None = None) -> argparse.ArgumentParser:
@@ -143,7 +135,7 @@ def add_train_parser(subparsers: argparse._SubParsersAction,
     model.add_argument("--width", type=int, help="channel width")
     model.add_argument("--modes", type=int, nargs="+", help="Fourier modes (one or per axis)")
     model.add_argument("--layers", type=int, help="number of layers")
-    model.add_argument("--option", type=_option, action="append", metavar="KEY=VALUE",
+    model.add_argument("--option", type=key_value, action="append", metavar="KEY=VALUE",
                        help="any other model option; VALUE is read as JSON when it parses "
                             "(e.g. --option modes=[12,12]) (repeatable)")
     p.set_defaults(func=functools.partial(train_command, builder=builder))
