@@ -80,7 +80,10 @@ class Field:
         if not isinstance(grid, Grid):
             raise InvalidArgumentError("grid", "an opflow.Grid", grid)
         if not isinstance(values, torch.Tensor):
-            values = torch.as_tensor(values)
+            try:
+                values = torch.as_tensor(values)
+            except (TypeError, ValueError, RuntimeError):  # strings, objects, ragged lists
+                raise InvalidArgumentError("values", "a numeric tensor or array", values) from None
         trailing = tuple(values.shape[values.ndim - grid.ndim:])
         if values.ndim < grid.ndim + 1 or trailing != grid.shape:
             raise ShapeError(
@@ -180,7 +183,17 @@ class Field:
             if other.grid != self.grid:
                 raise GridMismatchError("other", f"a Field on {self.grid}", other.grid)
             return other.values
-        if isinstance(other, (numbers.Number, torch.Tensor)):
+        if isinstance(other, torch.Tensor):
+            try:  # a tensor must broadcast against the values (no silent resize either)
+                shape = torch.broadcast_shapes(other.shape, self.values.shape)
+            except RuntimeError:
+                shape = None
+            nd = self.grid.ndim
+            if shape is None or tuple(shape[len(shape) - nd:]) != self.grid.shape:
+                raise ShapeError("other", f"a tensor broadcastable to {tuple(self.values.shape)}",
+                                 other)
+            return other
+        if isinstance(other, numbers.Number):
             return other
         return NotImplemented
 

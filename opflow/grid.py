@@ -323,6 +323,9 @@ class Grid:
 
     def refine(self, factor: int = 2) -> "Grid":
         """Uniform grid with ``factor`` times finer spacing on the same bounds."""
+        if int(factor) != factor or factor < 1:
+            raise InvalidArgumentError("factor", "a positive integer", factor)
+        factor = int(factor)
         spec = {}
         for a in self._axes:
             n = a.size * factor if a.periodic else (a.size - 1) * factor + 1
@@ -335,6 +338,9 @@ class Grid:
 
     def with_shape(self, **sizes: int) -> "Grid":
         """Uniform grid on the same bounds with new numbers of points per axis."""
+        for name in sizes:
+            if name not in self.names:
+                raise UnknownVariableError("sizes", name, self.names)
         spec = {a.name: (a.bounds[0], a.bounds[1], sizes.get(a.name, a.size)) for a in self._axes}
         return Grid.uniform(
             periodic=[a.name for a in self._axes if a.periodic],

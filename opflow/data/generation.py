@@ -29,6 +29,7 @@ Recipes follow ``shared/ANCHORS.md``:
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import shutil
 from dataclasses import dataclass
@@ -41,12 +42,15 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from .._version import __version__
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, UnknownVariableError
 from ..field import Field
 from ..grid import Grid
 from .grf import grf
 
 __all__ = ["RECIPES", "Recipe", "generate", "sample_seed"]
+
+# Largest grid points per axis: a 2-D float64 field of 16384^2 points is already 2 GiB.
+MAX_RESOLUTION = 16384
 
 
 def sample_seed(seed: int, index: int) -> int:
@@ -154,9 +158,24 @@ def _check_args(problem: str, n: int, resolution: int, chunk: int) -> Recipe:
     if not (isinstance(resolution, int) and resolution >= 4):
         raise InvalidArgumentError("resolution", "an integer number of grid points >= 4",
                                    resolution)
+    if resolution > MAX_RESOLUTION:  # 2-D recipes: resolution**2 doubles per field and sample
+        raise InvalidArgumentError("resolution", f"at most {MAX_RESOLUTION} grid points per axis",
+                                   resolution)
     if not (isinstance(chunk, int) and chunk >= 1):
         raise InvalidArgumentError("chunk", "a positive number of samples per chunk", chunk)
     return RECIPES[problem]
+
+
+def _check_options(recipe: Recipe, options: dict) -> None:
+    """Refuse option names the recipe does not take (a typo would otherwise be a TypeError)."""
+    params = inspect.signature(recipe.make).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    known = [name for name, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY
+             or (p.default is not inspect.Parameter.empty)]
+    for name in options:
+        if name not in known:
+            raise UnknownVariableError("options", name, known)
 
 
 def _job_key(problem: str, n: int, resolution: int, seed: int, options: dict) -> str:
@@ -220,6 +239,7 @@ def generate(
     resolution = RECIPES[problem].default_resolution if (
         resolution is None and problem in RECIPES) else resolution
     recipe = _check_args(problem, n, resolution, chunk)
+    _check_options(recipe, options)
     key = _job_key(problem, n, resolution, seed, options)
     starts = range(0, n, chunk)
     show = progress == "always" or (progress and __import__("sys").stderr.isatty())
@@ -256,4 +276,8 @@ def _generate_to_file(recipe, key, out: Path, n, resolution, seed, chunk, starts
         for ds in opened:
             ds.close()
     shutil.rmtree(parts_dir, ignore_errors=True)
+    from ..batch.jobs import _remove_stale_temporaries
+
+    # a run killed while writing `out` left its temporary sibling behind
+    _remove_stale_temporaries(out.parent, f".{out.name}")
     return open_dataset(out)

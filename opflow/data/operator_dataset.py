@@ -187,6 +187,8 @@ class OperatorDataset(torch.utils.data.Dataset):
         grid_dims: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
         dtype: torch.dtype | None = torch.float32,
     ):
+        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise InvalidArgumentError("dtype", "None or a floating-point torch.dtype", dtype)
         in_ds, out_ds = _sources(source)
         in_gdims, out_gdims = _split_grid_dims(grid_dims)
         self._in = _variables(in_ds, "inputs", inputs, sample_dim, in_gdims)
@@ -195,6 +197,9 @@ class OperatorDataset(torch.utils.data.Dataset):
             raise ShapeError(
                 "outputs", f"{self._in.n_samples} samples along {sample_dim!r} (as the inputs)",
                 f"{self._out.n_samples} samples")
+        if self._in.n_samples == 0:
+            raise InvalidArgumentError("source", f"at least one sample along {sample_dim!r}",
+                                       "0 samples")
         self.dtype = dtype
         self._indices = np.arange(self._in.n_samples)
 

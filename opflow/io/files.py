@@ -117,7 +117,7 @@ def _open_xarray(path: Path, engine: str, chunks: Any) -> xr.Dataset:
 
 
 def open_dataset(path: str | os.PathLike, engine: str | None = None,
-                 chunks: Any = None) -> xr.Dataset:
+                 chunks: Any = None, verify: bool = False) -> xr.Dataset:
     """Open a netCDF (classic or 4) or HDF5 file as an ``xarray.Dataset``.
 
     CF conventions are decoded: ``_FillValue``/``missing_value`` become NaN,
@@ -136,6 +136,11 @@ def open_dataset(path: str | os.PathLike, engine: str | None = None,
     chunks : mapping of dim name to int, or int or "auto", optional
         ``None``: lazily indexed numpy-backed variables. Otherwise dask arrays
         with these chunks (e.g. ``{"sample": 64}``), for data larger than memory.
+    verify : bool
+        Read every variable once now (one at a time, then dropped), so a damaged
+        data block (a failed Fletcher-32 checksum, a broken zlib stream) raises
+        :class:`~opflow.errors.CorruptFileError` here rather than a bare
+        ``RuntimeError: NetCDF: HDF error`` at the first lazy read.
 
     Returns
     -------
@@ -163,7 +168,20 @@ def open_dataset(path: str | os.PathLike, engine: str | None = None,
             raise InvalidArgumentError("engine", "'netcdf4' (or None) for a netCDF classic file",
                                        engine)
         _check_classic_size(path)
-    return _open_xarray(path, engine or "netcdf4", chunks)
+    ds = _open_xarray(path, engine or "netcdf4", chunks)
+    if verify:
+        _verify(ds, path)
+    return ds
+
+
+def _verify(ds: xr.Dataset, path: Path) -> None:
+    """Read each variable once; close ``ds`` and raise CorruptFileError if one fails."""
+    try:
+        for var in ds.variables.values():
+            np.asarray(var.values)
+    except (OSError, RuntimeError, KeyError, ValueError) as e:
+        ds.close()
+        raise _corrupt(path, e) from e
 
 
 # -------------------------------------------------------------------- saving
@@ -218,8 +236,11 @@ def _variable_encoding(var: xr.Variable, sample_dim: str | None, chunk: int,
     if var.ndim == 0 or var.dtype.kind not in "fiub":
         return encoding
     chunks = _chunksizes(var, sample_dim, chunk)
+    # Fletcher-32 checksums per chunk: a flipped bit in the data then fails the read
+    # instead of loading a silently wrong number.
+    encoding.update(fletcher32=True, contiguous=False)
     if compression:
-        encoding.update(zlib=True, complevel=compression, shuffle=True, contiguous=False)
+        encoding.update(zlib=True, complevel=compression, shuffle=True)
     if chunks is not None:
         encoding.update(chunksizes=chunks, contiguous=False)
     return encoding

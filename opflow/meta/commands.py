@@ -114,11 +114,24 @@ def pretrain_command(args: argparse.Namespace) -> int:
         return _fail("pretrain", e)
 
 
+def _check_pretrain_flags(args: argparse.Namespace) -> None:
+    """Refuse bad sizes by their flag names before any folder is made or sample generated."""
+    for flag, value, low in (("--samples", args.samples, 2), ("--resolution", args.resolution, 8),
+                             ("--steps", args.steps, 1), ("--support", args.support, 1),
+                             ("--query", args.query, 1)):
+        if value < low:
+            raise InvalidArgumentError(flag, f"an integer >= {low}", value)
+    if args.support + args.query > args.samples:
+        raise InvalidArgumentError("--samples", f"at least --support + --query = "
+                                   f"{args.support + args.query} samples", args.samples)
+
+
 def _pretrain(args: argparse.Namespace) -> int:
     from ..train.checkpoint import save_checkpoint
     from .families import COEFFICIENT_SCALES, INPUTS, generate_family, save_family
     from .maml import build_backbone, pretrain, task_from_dataset
 
+    _check_pretrain_flags(args)
     out = Path(args.out)
     (out / "data").mkdir(parents=True, exist_ok=True)
     progress = not args.quiet

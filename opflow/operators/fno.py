@@ -76,6 +76,9 @@ def positional_channels(
     return torch.stack(torch.meshgrid(*axes, indexing="ij"))
 
 
+# Spectral weights beyond this (4 GiB of float32 per 1e9) are a typo, not a model.
+MAX_PARAMETERS = 1_000_000_000
+
 class FourierLayer(nn.Module):
     """One FNO layer: ``act(K h + W h + b)`` (and the optional channel MLP).
 
@@ -231,6 +234,13 @@ class FNO(NeuralOperator):
                        ("projection_channels", projection_channels)):
             if not isinstance(v, int) or v < 1:
                 raise InvalidArgumentError(arg, "a positive integer", v)
+        spectral = 2 * n_layers * width * width * math.prod(
+            weight_shape(width, width, modes_t)[2:])
+        if spectral > MAX_PARAMETERS:  # refuse before torch tries to allocate it
+            raise InvalidArgumentError(
+                "width", f"a size giving at most {MAX_PARAMETERS:.0e} spectral weights "
+                f"(width={width}, modes={list(modes_t)}, n_layers={n_layers} give "
+                f"{spectral:.1e})", width)
         if lifting_channels is not None and (not isinstance(lifting_channels, int)
                                              or lifting_channels < 1):
             raise InvalidArgumentError("lifting_channels", "a positive integer or None",

@@ -546,6 +546,9 @@ class Trainer:
             self.normalizers = tuple(n.to(self.device) for n in self.normalizers)
         if self.out_dir is not None and self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            from ..batch.jobs import _remove_stale_temporaries
+
+            _remove_stale_temporaries(self.out_dir, ".")  # debris of a run killed mid-write
         if self.stopped_early:
             return self.history
 
@@ -849,6 +852,7 @@ class Trainer:
             if not data.batch_shape:
                 return self.predict(data.with_values(data.values[None]),
                                     batch_size=batch_size)[0]
+            self._check_in_channels(data)
             parts = [self._forward(self.model, self._to_device(data[i:i + batch_size])).to("cpu")
                      for i in range(0, data.batch_shape[0], batch_size)]
         elif isinstance(data, Dataset) and hasattr(data, "__len__"):
@@ -860,10 +864,18 @@ class Trainer:
                 if not isinstance(a, Field):
                     raise InvalidArgumentError("data", "a dataset yielding input Fields or "
                                                "(input, output) pairs", a)
+                self._check_in_channels(a)
                 parts.append(self._forward(self.model, self._to_device(a)).to("cpu"))
         else:
             raise InvalidArgumentError("data", "a Field, a sequence of Fields or a Dataset", data)
         return parts[0].with_values(torch.cat([p.values for p in parts]))
+
+    def _check_in_channels(self, a: Field) -> None:
+        """Refuse inputs whose channel count differs from the model's config (not a torch error)."""
+        expected = (getattr(self.model, "config", None) or {}).get("in_channels")
+        if isinstance(expected, int) and a.channels != expected:
+            raise ShapeError("data", f"{expected} input channel(s), as the model was built with",
+                             a.values)
 
     def __repr__(self) -> str:
         return (f"Trainer(model={type(self.model).__name__}, loss={self.loss_name!r}, "

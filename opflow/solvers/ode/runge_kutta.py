@@ -19,6 +19,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from ...errors import InvalidArgumentError
 from ...progress import TimeProgress
 from ...solution import ReturnCode, SolverStats
 
@@ -84,6 +85,21 @@ class _Coefficients:
                          else torch.tensor(tab.interp.T.copy(), dtype=dtype, device=device))
 
 
+
+# A fixed-step march longer than this is a mistake (dt far too small or the time span far
+# too long): refuse it up front instead of running for days.
+MAX_FIXED_STEPS = 100_000_000
+
+
+def check_step_count(t0: float, ts, dt: float) -> None:
+    """Raise ``InvalidArgumentError("dt")`` if marching to ``max(ts)`` needs > MAX_FIXED_STEPS."""
+    t_end = max([float(t) for t in ts], default=t0)
+    steps = (t_end - t0) / dt
+    if not steps <= MAX_FIXED_STEPS:
+        raise InvalidArgumentError(
+            "dt", f"a step with at most {MAX_FIXED_STEPS} steps from t0={t0} to t={t_end}",
+            dt)
+
 def _combine(y, h, coeffs, ks):
     """``y + h * sum_j coeffs[j] * ks[j]`` with ``h`` of shape (B,), ``coeffs`` a tensor.
 
@@ -119,6 +135,7 @@ def integrate_fixed(F: RHS, tab: ButcherTableau, y0, t0: float, ts, dt: float,
     save time is hit exactly and the method keeps its order there.
     Returns ``(ys (K, B, D), stats, record or None)``.
     """
+    check_step_count(t0, ts.tolist(), dt)
     start = time.perf_counter()
     B, dtype, device = y0.shape[0], y0.dtype, y0.device
     out, y, t, steps, nfe = [], y0, t0, 0, 0

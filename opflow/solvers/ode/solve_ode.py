@@ -99,7 +99,10 @@ def _forward_runner(alg, plan: _Plan, t0, t1, ts, max_steps, record, progress):
     def run(y0):
         if isinstance(alg, FixedStepRK):
             ys, stats, rec = integrate_fixed(plan.F, alg.tableau, y0, t0, ts, alg.dt, record)
-            info.update(stats=stats, retcode=ReturnCode.Success, record=rec)
+            # a fixed step never rejects, so a NaN/Inf state is only seen here
+            finite = bool(torch.isfinite(ys.detach()).all())
+            info.update(stats=stats, retcode=ReturnCode.Success if finite
+                        else ReturnCode.Unstable, record=rec)
             return ys
         integrate = integrate_adaptive_shared if plan.shared else integrate_adaptive
         opts = alg.options(max_steps=max_steps, progress=progress)

@@ -65,6 +65,21 @@ class Stepper:
         raise NotImplementedError
 
 
+
+# A fixed-step march longer than this is a mistake (dt far too small or the time span far
+# too long): refuse it up front instead of running for days.
+MAX_FIXED_STEPS = 100_000_000
+
+
+def check_step_count(t0: float, ts, dt: float) -> None:
+    """Raise ``InvalidArgumentError("dt")`` if marching to ``max(ts)`` needs > MAX_FIXED_STEPS."""
+    t_end = max([float(t) for t in ts], default=t0)
+    steps = (t_end - t0) / dt
+    if not steps <= MAX_FIXED_STEPS:
+        raise InvalidArgumentError(
+            "dt", f"a step with at most {MAX_FIXED_STEPS} steps from t0={t0} to t={t_end}",
+            dt)
+
 def save_times(saveat, t0: float, t1: float) -> list[float]:
     """Save times from ``saveat`` (None, an interval, or a sequence).
 
@@ -132,6 +147,7 @@ def march(stepper: Stepper, v0: torch.Tensor, t0: float, ts: Sequence[float], dt
     stats : SolverStats
     retcode : ReturnCode
     """
+    check_step_count(t0, list(ts), dt)
     start = time.perf_counter()
     bar = TimeProgress(t0, max(ts[-1], t0 + dt), progress, desc)
     states: list = [None] * len(ts)

@@ -1,0 +1,409 @@
+"""Inputs a user gets wrong raise an ``opflow.errors`` exception naming the argument, fast.
+
+Each row of ``CASES`` is one test id ``<category>-<case>``: a call that must
+raise the given :class:`~opflow.errors.OpflowError` subclass, with the
+argument's name in the message, within ``FAST`` seconds (so before any heavy
+work: the "absurd size" rows would otherwise allocate tens of GiB or run for
+hours). ``CLI_CASES`` do the same through ``opflow.cli.main``: exit status 1
+and one ``error:`` line naming the flag.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+from conftest import GRID1, Stencil, pair_dataset, pairs
+
+import opflow
+from opflow import Field, Grid, solve
+from opflow.data import OperatorDataset, generate
+from opflow.errors import (
+    FileFormatError,
+    GridMismatchError,
+    InvalidArgumentError,
+    OpflowError,
+    ShapeError,
+    UnknownVariableError,
+)
+from opflow.io import open_dataset, save
+from opflow.train import Trainer, TrainingDivergedError, load_checkpoint, read_checkpoint
+
+FAST = 2.0  # seconds: an error "before heavy work"
+NAN = float("nan")
+G2 = Grid.uniform(x=(0.0, 1.0, 17), y=(0.0, 1.0, 17))
+GP2 = Grid.uniform(x=(0.0, 1.0, 16), y=(0.0, 1.0, 16), periodic=("x", "y"))
+
+
+def _field2(value: float = 1.0, grid: Grid = G2) -> Field:
+    return Field(torch.full((1, *grid.shape), value), grid)
+
+
+def _ode(u0=(1.0,), tspan=(0.0, 1.0)):
+    return opflow.ODEProblem(lambda t, u: -u, torch.tensor(u0), tspan)
+
+
+def _sde(u0=((1.0,),), tspan=(0.0, 1.0)):
+    return opflow.SDEProblem(lambda t, u: -u, lambda t, u: 0.1 * torch.ones_like(u),
+                             torch.tensor(u0), tspan)
+
+
+def _burgers(u0=None, nu=0.1):
+    u0 = Field(torch.sin(2 * math.pi * GRID1.mesh()[0])[None], GRID1) if u0 is None else u0
+    return opflow.BurgersProblem(u0, nu)
+
+
+def _fno(*args, **kw):
+    return opflow.FNO(*args, **kw)
+
+
+def _trainer(**kw):
+    kw.setdefault("progress", False)
+    kw.setdefault("device", "cpu")
+    return Trainer(kw.pop("model", Stencil()), **kw)
+
+
+def _fit(train, **kw):
+    return _trainer(epochs=1, batch_size=4, **kw).fit(train)
+
+
+# (category, id, call, exception, argument named in the message)
+CASES = [
+    # ------------------------------------------------------------- Grid
+    ("grid", "no-axes", lambda: Grid.uniform(), InvalidArgumentError, "axes"),
+    ("grid", "one-point", lambda: Grid.uniform(x=(0, 1, 1)), InvalidArgumentError, "x"),
+    ("grid", "reversed-bounds", lambda: Grid.uniform(x=(1, 0, 8)), InvalidArgumentError, "x"),
+    ("grid", "nan-bound", lambda: Grid.uniform(x=(NAN, 1, 8)), InvalidArgumentError, "x"),
+    ("grid", "inf-bound", lambda: Grid.uniform(x=(0, math.inf, 8)), InvalidArgumentError, "x"),
+    ("grid", "float-size", lambda: Grid.uniform(x=(0, 1, 8.5)), InvalidArgumentError, "x"),
+    ("grid", "not-a-tuple", lambda: Grid.uniform(x=8), InvalidArgumentError, "x"),
+    ("grid", "unknown-periodic", lambda: Grid.uniform(x=(0, 1, 8), periodic=("y",)),
+     UnknownVariableError, "periodic"),
+    ("grid", "unsorted-coords", lambda: Grid.from_coords({"x": np.array([0.0, 2.0, 1.0])}),
+     InvalidArgumentError, "x"),
+    ("grid", "nan-coords", lambda: Grid.from_coords({"x": np.array([0.0, NAN, 1.0])}),
+     InvalidArgumentError, "x"),
+    ("grid", "2d-coords", lambda: Grid.from_coords({"x": np.zeros((3, 3))}),
+     InvalidArgumentError, "x"),
+    ("grid", "unknown-axis", lambda: GRID1.index("y"), UnknownVariableError, "axis"),
+    ("grid", "axis-out-of-range", lambda: GRID1.index(3), InvalidArgumentError, "axis"),
+    ("grid", "coarsen-zero", lambda: GRID1.coarsen(0), InvalidArgumentError, "factor"),
+    ("grid", "coarsen-indivisible", lambda: G2.coarsen(3), InvalidArgumentError, "factor"),
+    ("grid", "refine-negative", lambda: GRID1.refine(-2), InvalidArgumentError, "factor"),
+    ("grid", "with-shape-unknown-axis", lambda: GRID1.with_shape(q=8), UnknownVariableError,
+     "sizes"),
+    # ------------------------------------------------------------ Field
+    ("field", "grid-not-a-grid", lambda: Field(torch.zeros(1, 16), "x"), InvalidArgumentError,
+     "grid"),
+    ("field", "wrong-trailing-shape", lambda: Field(torch.zeros(1, 15), GRID1), ShapeError,
+     "values"),
+    ("field", "no-channel-dim", lambda: Field(torch.zeros(16), GRID1), ShapeError, "values"),
+    ("field", "too-many-names", lambda: Field(torch.zeros(1, 16), GRID1, names=["a", "b"]),
+     InvalidArgumentError, "names"),
+    ("field", "duplicate-names", lambda: Field(torch.zeros(2, 16), GRID1, names=["a", "a"]),
+     InvalidArgumentError, "names"),
+    ("field", "wrong-units-count", lambda: Field(torch.zeros(1, 16), GRID1, units=["m", "s"]),
+     InvalidArgumentError, "units"),
+    ("field", "string-values", lambda: Field(np.array([["a"] * 16]), GRID1),
+     InvalidArgumentError, "values"),
+    ("field", "unknown-channel", lambda: Field(torch.zeros(1, 16), GRID1, "u")["v"],
+     UnknownVariableError, "key"),
+    ("field", "add-other-grid", lambda: _field2() + _field2(grid=G2.with_shape(x=9)),
+     GridMismatchError, "other"),
+    ("field", "add-wrong-shape-tensor", lambda: _field2() + torch.ones(5, 5),
+     ShapeError, "other"),
+    ("field", "partial-unknown-axis", lambda: _field2().partial("z"), UnknownVariableError,
+     "axis"),
+    ("field", "partial-order-zero", lambda: _field2().partial("x", order=0),
+     InvalidArgumentError, "order"),
+    ("field", "grad-two-channels", lambda: Field(torch.zeros(2, 17, 17), G2).grad(),
+     InvalidArgumentError, "field"),
+    ("field", "norm-unknown-kind", lambda: _field2().norm("l7"), InvalidArgumentError, "kind"),
+    ("field", "from-xarray-unknown-dim",
+     lambda: Field.from_xarray(pair_dataset()["a"], grid_dims=["y"]), UnknownVariableError,
+     "grid_dims"),
+    # --------------------------------------------------------------- IO
+    ("io", "open-directory", lambda: open_dataset("."), FileFormatError, "path"),
+    ("io", "open-text", lambda: open_dataset(__file__), FileFormatError, "path"),
+    ("io", "open-engine", lambda: open_dataset(__file__, engine="scipy"),
+     InvalidArgumentError, "engine"),
+    ("io", "save-suffix", lambda: save(pair_dataset(), "out.csv"), InvalidArgumentError, "path"),
+    ("io", "save-not-data", lambda: save([1, 2], "out.nc"), InvalidArgumentError, "obj"),
+    ("io", "save-compression", lambda: save(pair_dataset(), "out.nc", compression=11),
+     InvalidArgumentError, "compression"),
+    ("io", "save-chunk", lambda: save(pair_dataset(), "out.nc", chunk=0),
+     InvalidArgumentError, "chunk"),
+    ("io", "save-sample-dim", lambda: save(pair_dataset(), "out.nc", sample_dim="member"),
+     UnknownVariableError, "sample_dim"),
+    # ------------------------------------------------------------- data
+    ("data", "generate-unknown-problem", lambda: generate("heat", 2, progress=False),
+     InvalidArgumentError, "problem"),
+    ("data", "generate-negative-n", lambda: generate("grf", -1, progress=False),
+     InvalidArgumentError, "n"),
+    ("data", "generate-zero-n", lambda: generate("grf", 0, progress=False),
+     InvalidArgumentError, "n"),
+    ("data", "generate-chunk", lambda: generate("grf", 2, chunk=0, progress=False),
+     InvalidArgumentError, "chunk"),
+    ("data", "generate-resolution", lambda: generate("grf", 2, resolution=1, progress=False),
+     InvalidArgumentError, "resolution"),
+    ("data", "generate-absurd",
+     lambda: generate("grf", 10**9, resolution=10**5, progress=False),
+     InvalidArgumentError, "n"),
+    ("data", "generate-unknown-option",
+     lambda: generate("grf", 2, resolution=8, progress=False, colour=3),
+     UnknownVariableError, "colour"),
+    ("data", "dataset-unknown-input", lambda: OperatorDataset(pair_dataset(), "b", "u"),
+     UnknownVariableError, "inputs"),
+    ("data", "dataset-unknown-output", lambda: OperatorDataset(pair_dataset(), "a", "v"),
+     UnknownVariableError, "outputs"),
+    ("data", "dataset-sample-dim",
+     lambda: OperatorDataset(pair_dataset(), "a", "u", sample_dim="member"),
+     UnknownVariableError, "sample_dim"),
+    ("data", "dataset-empty", lambda: OperatorDataset(pair_dataset().isel(sample=[]), "a", "u"),
+     InvalidArgumentError, "source"),
+    ("data", "dataset-int-dtype",
+     lambda: OperatorDataset(pair_dataset(), "a", "u", dtype=torch.int64),
+     InvalidArgumentError, "dtype"),
+    ("data", "dataset-not-data", lambda: OperatorDataset(42, "a", "u"), InvalidArgumentError,
+     "source"),
+    ("data", "dataset-missing-file", lambda: OperatorDataset("nope.nc", "a", "u"),
+     FileNotFoundError, "nope.nc"),
+    # ------------------------------------------------------------ solve
+    ("solve", "ode-nan-u0", lambda: _ode(u0=(NAN,)), InvalidArgumentError, "u0"),
+    ("solve", "ode-inf-u0", lambda: _ode(u0=(math.inf,)), InvalidArgumentError, "u0"),
+    ("solve", "ode-reversed-tspan", lambda: _ode(tspan=(1.0, 0.0)), InvalidArgumentError,
+     "tspan"),
+    ("solve", "ode-nan-tspan", lambda: _ode(tspan=(0.0, NAN)), InvalidArgumentError, "tspan"),
+    ("solve", "ode-not-callable", lambda: opflow.ODEProblem(3, torch.ones(1), (0, 1)),
+     InvalidArgumentError, "f"),
+    ("solve", "ode-alg-string", lambda: solve(_ode(), "tsit5"), InvalidArgumentError, "alg"),
+    ("solve", "ode-rk4-dt-zero", lambda: opflow.RK4(dt=0.0), InvalidArgumentError, "dt"),
+    ("solve", "ode-rk4-dt-nan", lambda: opflow.RK4(dt=NAN), InvalidArgumentError, "dt"),
+    ("solve", "ode-tsit5-rtol", lambda: opflow.Tsit5(rtol=-1.0), InvalidArgumentError, "rtol"),
+    ("solve", "ode-tsit5-max-steps", lambda: opflow.Tsit5(max_steps=0), InvalidArgumentError,
+     "max_steps"),
+    ("solve", "ode-absurd-steps", lambda: solve(_ode(tspan=(0.0, 1e12)), opflow.RK4(dt=1e-3)),
+     InvalidArgumentError, "dt"),
+    ("solve", "ode-saveat-outside", lambda: solve(_ode(), opflow.Tsit5(), saveat=[0.5, 2.0]),
+     InvalidArgumentError, "saveat"),
+    ("solve", "sde-nan-u0", lambda: _sde(u0=((NAN,),)), InvalidArgumentError, "u0"),
+    ("solve", "sde-reversed-tspan", lambda: _sde(tspan=(1.0, 0.0)), InvalidArgumentError,
+     "tspan"),
+    ("solve", "sde-dt-negative", lambda: opflow.EulerMaruyama(dt=-0.1), InvalidArgumentError,
+     "dt"),
+    ("solve", "poisson-not-field", lambda: opflow.PoissonProblem(1.0), InvalidArgumentError,
+     "forcing"),
+    ("solve", "poisson-nan-forcing", lambda: opflow.PoissonProblem(_field2(NAN)),
+     InvalidArgumentError, "forcing"),
+    ("solve", "darcy-zero-coeff", lambda: opflow.DarcyProblem(_field2(0.0)),
+     InvalidArgumentError, "coeff"),
+    ("solve", "darcy-inf-coeff", lambda: opflow.DarcyProblem(_field2(math.inf)),
+     InvalidArgumentError, "coeff"),
+    ("solve", "darcy-bc", lambda: opflow.DarcyProblem(_field2(), bc="robin"),
+     InvalidArgumentError, "bc"),
+    ("solve", "darcy-forcing-grid",
+     lambda: opflow.DarcyProblem(_field2(), _field2(grid=G2.with_shape(x=9, y=9))),
+     GridMismatchError, "forcing"),
+    ("solve", "multigrid-cycle", lambda: opflow.Multigrid(cycle="Q"), InvalidArgumentError,
+     "cycle"),
+    ("solve", "multigrid-rtol", lambda: opflow.Multigrid(rtol=0.0), InvalidArgumentError,
+     "rtol"),
+    ("solve", "multigrid-max-cycles", lambda: opflow.Multigrid(max_cycles=0),
+     InvalidArgumentError, "max_cycles"),
+    ("solve", "burgers-negative-nu", lambda: _burgers(nu=-0.1), InvalidArgumentError, "nu"),
+    ("solve", "burgers-nan-u0",
+     lambda: _burgers(u0=Field(torch.full((1, 16), NAN), GRID1)), InvalidArgumentError, "u0"),
+    ("solve", "burgers-2d-u0", lambda: _burgers(u0=_field2(grid=GP2)), InvalidArgumentError,
+     "u0"),
+    ("solve", "burgers-nonperiodic",
+     lambda: _burgers(u0=Field(torch.ones(1, 16), Grid.uniform(x=(0, 1, 16)))),
+     InvalidArgumentError, "u0"),
+    ("solve", "ns-1d-w0", lambda: opflow.NavierStokes2DProblem(_burgers().u0, 1e-3),
+     InvalidArgumentError, "w0"),
+    ("solve", "spectral-dt", lambda: opflow.PseudoSpectral(dt=0.0), InvalidArgumentError, "dt"),
+    ("solve", "spectral-scheme", lambda: opflow.PseudoSpectral(dt=0.1, scheme="rk9"),
+     InvalidArgumentError, "scheme"),
+    ("solve", "spectral-absurd-steps",
+     lambda: solve(opflow.BurgersProblem(_burgers().u0, 0.1, tspan=(0.0, 1e9)),
+                   opflow.PseudoSpectral(dt=1e-4)),
+     InvalidArgumentError, "dt"),
+    # -------------------------------------------------------- operators
+    ("operators", "fno-modes-zero", lambda: _fno(1, 1, (4, 0), width=4), InvalidArgumentError,
+     "modes"),
+    ("operators", "fno-width-zero", lambda: _fno(1, 1, (4,), width=0), InvalidArgumentError,
+     "width"),
+    ("operators", "fno-in-channels", lambda: _fno(0, 1, (4,), width=4), InvalidArgumentError,
+     "in_channels"),
+    ("operators", "fno-activation", lambda: _fno(1, 1, (4,), width=4, activation="swoosh"),
+     InvalidArgumentError, "activation"),
+    ("operators", "fno-absurd-width", lambda: _fno(1, 1, (64, 64), width=10**6),
+     InvalidArgumentError, "width"),
+    ("operators", "fno-forward-channels",
+     lambda: _fno(2, 1, (4, 4), width=4)(torch.randn(3, 1, 16, 16)), ShapeError, "2 channels"),
+    ("operators", "fno-forward-ndim",
+     lambda: _fno(2, 1, (4, 4), width=4)(Field(torch.randn(3, 2, 16), GRID1)),
+     GridMismatchError, "2-D grid"),
+    ("operators", "fno-forward-dtype",
+     lambda: _fno(1, 1, (4,), width=4)(torch.ones(2, 1, 16, dtype=torch.int64)),
+     InvalidArgumentError, "dtype"),
+    ("operators", "deeponet-layers", lambda: opflow.DeepONet([16], [1, 8]),
+     InvalidArgumentError, "branch_layers"),
+    ("operators", "deeponet-width-mismatch", lambda: opflow.DeepONet([16, 8], [1, 9]),
+     InvalidArgumentError, "trunk_layers"),
+    ("operators", "mgno-levels", lambda: opflow.MgNO(1, 1, levels=0), InvalidArgumentError,
+     "levels"),
+    ("operators", "mgno-padding", lambda: opflow.MgNO(1, 1, padding="mirror"),
+     InvalidArgumentError, "padding"),
+    ("operators", "pod-deeponet-layers", lambda: opflow.POD_DeepONet([]),
+     InvalidArgumentError, "branch_layers"),
+    ("operators", "build-unknown", lambda: opflow.build_operator({"name": "Transformer"}),
+     UnknownVariableError, "Transformer"),
+    # ---------------------------------------------------------- Trainer
+    ("trainer", "model-not-module", lambda: Trainer("fno"), InvalidArgumentError, "model"),
+    ("trainer", "epochs-zero", lambda: _trainer(epochs=0), InvalidArgumentError, "epochs"),
+    ("trainer", "batch-size-zero", lambda: _trainer(batch_size=0), InvalidArgumentError,
+     "batch_size"),
+    ("trainer", "lr-negative", lambda: _trainer(lr=-1e-3), InvalidArgumentError, "lr"),
+    ("trainer", "lr-nan", lambda: _trainer(lr=NAN), InvalidArgumentError, "lr"),
+    ("trainer", "loss-unknown", lambda: _trainer(loss="mse2"), OpflowError, "loss"),
+    ("trainer", "grad-clip-negative", lambda: _trainer(grad_clip=-1.0), InvalidArgumentError,
+     "grad_clip"),
+    ("trainer", "device-unknown", lambda: _trainer(device="tpu"), InvalidArgumentError,
+     "device"),
+    ("trainer", "fit-not-data", lambda: _fit(42), InvalidArgumentError, "train"),
+    ("trainer", "fit-length-mismatch", lambda: _fit((pairs(8)[0], pairs(6)[1])),
+     ShapeError, "train"),
+    ("trainer", "fit-empty", lambda: _fit((pairs(8)[0][:0], pairs(8)[1][:0])),
+     InvalidArgumentError, "train"),
+    ("trainer", "fit-nan-inputs",
+     lambda: _fit((pairs(8)[0].apply(lambda v: v * NAN), pairs(8)[1])),
+     TrainingDivergedError, "check the data for NaN/Inf"),
+    ("trainer", "fit-inf-targets",
+     lambda: _fit((pairs(8)[0], pairs(8)[1].apply(lambda v: v * math.inf))),
+     TrainingDivergedError, "check the data for NaN/Inf"),
+    ("trainer", "fit-grid-mismatch",
+     lambda: _fit((pairs(8)[0], Field(torch.zeros(8, 1, 32), Grid.uniform(x=(0, 1, 32))))),
+     ShapeError, "model"),
+    ("trainer", "predict-wrong-channels",
+     lambda: _trainer().predict(Field(torch.zeros(2, 3, 16), GRID1)), ShapeError, "data"),
+    # ------------------------------------------------------ checkpoints
+    ("checkpoint", "missing", lambda: read_checkpoint("no-such.pt"), FileNotFoundError,
+     "no-such.pt"),
+    ("checkpoint", "directory", lambda: read_checkpoint("."), FileFormatError, "path"),
+    ("checkpoint", "netcdf-instead", lambda: read_checkpoint(__file__), FileFormatError, "path"),
+    ("checkpoint", "load-model-not-module",
+     lambda: load_checkpoint(__file__, model="stencil"), OpflowError, "path"),
+]
+
+def _ids(cases):
+    return [f"{c[0]}-{c[1]}" for c in cases]
+
+
+@pytest.mark.parametrize("category, name, call, error, argument", CASES, ids=_ids(CASES))
+def test_bad_input_raises_a_named_opflow_error_fast(category, name, call, error, argument,
+                                                   tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # "out.nc" and friends land in a scratch folder
+    start = time.perf_counter()
+    with pytest.raises(error) as info:
+        call()
+    elapsed = time.perf_counter() - start
+    if error is not FileNotFoundError:
+        assert isinstance(info.value, OpflowError)
+    assert argument in str(info.value), str(info.value)
+    assert elapsed < FAST, f"raised after {elapsed:.1f} s: not before heavy work"
+    assert not list(tmp_path.iterdir()), "a failed call left files behind"
+
+
+# --------------------------------------------------------------------- CLI
+CLI_CASES = [
+    ("generate-n", ["generate", "grf", "--n", "-3", "--out", "{tmp}/g.nc"], "n", None),
+    ("generate-resolution", ["generate", "grf", "--n", "2", "--resolution", "1",
+                             "--out", "{tmp}/g.nc"], "resolution", None),
+    # (opflow generate creates a missing output folder: not an error)
+    ("demo-resolution", ["demo", "heat", "--resolution", "-4", "--out", "{tmp}/d"],
+     "resolution", None),
+    ("train-missing-data", ["train", "--model", "fno", "--data", "{tmp}/none.nc", "--input", "a",
+                            "--output", "u", "--out", "{tmp}/run"], "none.nc", None),
+    ("train-unknown-var", ["train", "--model", "fno", "--data", "{data}", "--input", "b",
+                           "--output", "u", "--out", "{tmp}/run", "--quiet"], "'b'", None),
+    ("train-epochs", ["train", "--model", "fno", "--data", "{data}", "--input", "a", "--output",
+                      "u", "--out", "{tmp}/run", "--epochs", "0", "--quiet"], "epochs", None),
+    ("train-val-fraction", ["train", "--model", "fno", "--data", "{data}", "--input", "a",
+                            "--output", "u", "--out", "{tmp}/run", "--val-fraction", "1.5",
+                            "--quiet"], "val-fraction", None),
+    ("train-config-missing", ["train", "--config", "{tmp}/none.toml", "--out", "{tmp}/run"],
+     "none.toml", None),
+    ("predict-missing-checkpoint", ["predict", "--checkpoint", "{tmp}/none.pt", "--input",
+                                    "{data}", "--out", "{tmp}/p.nc"], "none.pt", None),
+    ("predict-not-a-checkpoint", ["predict", "--checkpoint", "{data}", "--input", "{data}",
+                                  "--out", "{tmp}/p.nc"], "path", None),
+    ("predict-chunk", ["predict", "--checkpoint", "{ckpt}", "--input", "{data}", "--out",
+                       "{tmp}/p.nc", "--chunk", "0", "--quiet"], "chunk", None),
+    ("solve-unknown-problem", ["solve", "wave", "--input", "{data}", "--var", "a", "--out",
+                               "{tmp}/s.nc"], "wave", None),
+    ("solve-unknown-var", ["solve", "burgers", "--input", "{data}", "--var", "q", "--out",
+                           "{tmp}/s.nc", "--quiet"], "'q'", None),
+    ("solve-chunk", ["solve", "burgers", "--input", "{data}", "--var", "a", "--out",
+                     "{tmp}/s.nc", "--chunk", "0", "--quiet"], "chunk", None),
+    ("solve-not-netcdf", ["solve", "burgers", "--input", "{ckpt}", "--var", "a", "--out",
+                          "{tmp}/s.nc", "--quiet"], "path", None),
+    ("pretrain-samples", ["pretrain", "--families", "advection", "--out", "{tmp}/pt",
+                          "--samples", "0", "--quiet"], "samples", None),
+    ("pretrain-resolution", ["pretrain", "--families", "advection", "--out", "{tmp}/pt",
+                             "--resolution", "3", "--quiet"], "resolution", None),
+    ("finetune-missing-checkpoint", ["finetune", "--checkpoint", "{tmp}/none.pt", "--data",
+                                     "advection", "--shots", "4", "--out", "{tmp}/ft"],
+     "none.pt", None),
+    ("finetune-not-pretrained", ["finetune", "--checkpoint", "{ckpt}", "--data", "advection",
+                                 "--shots", "4", "--out", "{tmp}/ft", "--quiet"], "--checkpoint",
+     None),
+]
+
+
+def _cli_params():
+    for name, argv, argument, mark in CLI_CASES:
+        yield pytest.param(argv, argument, id=f"cli-{name}", marks=[mark] if mark else [])
+
+
+@pytest.mark.parametrize("argv, argument", list(_cli_params()))
+def test_cli_bad_input_exits_1_with_one_error_line(argv, argument, tmp_path, data_file,
+                                                   checkpoint, capsys):
+    from opflow.cli import main
+
+    argv = [a.replace("{tmp}", str(tmp_path)).replace("{data}", str(data_file))
+            .replace("{ckpt}", str(checkpoint)) for a in argv]
+    before = set(tmp_path.rglob("*"))
+    start = time.perf_counter()
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's own refusals (exit 2, usage line)
+        code = e.code
+    elapsed = time.perf_counter() - start
+    err = capsys.readouterr().err.strip()
+    assert code in (1, 2), (code, err)
+    assert err.count("\n") <= 1 and "error:" in err and "Traceback" not in err, err
+    assert argument in err, err
+    assert elapsed < 3 * FAST, f"refused after {elapsed:.1f} s"
+    assert set(tmp_path.rglob("*")) == before, "a refused command left files behind"
+
+
+def test_case_table_covers_every_category():
+    counts = {}
+    for category, *_ in CASES:
+        counts[category] = counts.get(category, 0) + 1
+    assert set(counts) == {"grid", "field", "io", "data", "solve", "operators", "trainer",
+                           "checkpoint"}
+    assert min(counts.values()) >= 4, counts
+    assert len(CLI_CASES) >= 15
+
+
+def test_an_xarray_sample_of_the_table_data_is_valid():
+    """The rows above fail because of the one wrong input, not because the base data is bad."""
+    ds = OperatorDataset(pair_dataset(), "a", "u")
+    a, u = ds[0]
+    assert a.shape == (1, 16) and u.shape == (1, 16)
+    hist = _trainer(epochs=1, batch_size=4).fit(pairs(8))
+    assert len(hist) == 1 and math.isfinite(hist[0]["train_loss"])
