@@ -19,9 +19,9 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ...errors import InvalidArgumentError
 from ...progress import TimeProgress
 from ...solution import ReturnCode, SolverStats
+from .._limits import check_step_count
 
 __all__ = ["ButcherTableau", "StepRecord", "integrate_fixed", "integrate_adaptive",
            "integrate_adaptive_shared", "evaluate_record"]
@@ -86,19 +86,6 @@ class _Coefficients:
 
 
 
-# A fixed-step march longer than this is a mistake (dt far too small or the time span far
-# too long): refuse it up front instead of running for days.
-MAX_FIXED_STEPS = 100_000_000
-
-
-def check_step_count(t0: float, ts, dt: float) -> None:
-    """Raise ``InvalidArgumentError("dt")`` if marching to ``max(ts)`` needs > MAX_FIXED_STEPS."""
-    t_end = max([float(t) for t in ts], default=t0)
-    steps = (t_end - t0) / dt
-    if not steps <= MAX_FIXED_STEPS:
-        raise InvalidArgumentError(
-            "dt", f"a step with at most {MAX_FIXED_STEPS} steps from t0={t0} to t={t_end}",
-            dt)
 
 def _combine(y, h, coeffs, ks):
     """``y + h * sum_j coeffs[j] * ks[j]`` with ``h`` of shape (B,), ``coeffs`` a tensor.
