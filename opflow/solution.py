@@ -19,6 +19,7 @@ class ReturnCode(str, enum.Enum):
 
     Success = "Success"
     MaxIters = "MaxIters"            # hit the step limit (stiff or too tight a tolerance)
+    MaxTime = "MaxTime"              # hit the wall-clock limit (``max_seconds``)
     DtLessThanMin = "DtLessThanMin"  # the step size collapsed
     Unstable = "Unstable"            # the state became NaN or Inf
     Failure = "Failure"              # anything else (an iterative solver did not converge)

@@ -107,3 +107,35 @@ def test_an_absurd_fixed_step_count_is_refused_before_marching():
     with pytest.raises(opflow.errors.InvalidArgumentError, match="`dt`"):
         solve(prob, opflow.RK4(dt=1e-3))
     assert time.perf_counter() - start < 1.0
+
+
+def test_wall_clock_limits_end_long_solves_with_maxtime():
+    """A solve that would run far longer stops at ``max_seconds`` with ``MaxTime``."""
+    import time
+
+    import opflow
+    from opflow import Field, Grid, ODEProblem, ReturnCode, solve
+    from opflow.solvers.pde import BurgersProblem, PseudoSpectral
+
+    # stiff enough that Tsit5 would need millions of steps
+    prob = ODEProblem(lambda t, u: -1e7 * (u - torch.cos(t)), torch.zeros(4, dtype=torch.float64),
+                      (0.0, 100.0))
+    t0 = time.perf_counter()
+    sol = solve(prob, opflow.Tsit5(max_steps=10**9, max_seconds=0.3))
+    assert sol.retcode == ReturnCode.MaxTime and time.perf_counter() - t0 < 5
+    assert torch.isnan(sol.u[-1]).all()
+    batched = ODEProblem(lambda t, u: -1e7 * (u - 1.0),
+                         torch.zeros(3, 2, dtype=torch.float64), (0.0, 100.0), batched=True)
+    assert solve(batched, opflow.Dopri5(max_steps=10**9, max_seconds=0.3)).retcode \
+        == ReturnCode.MaxTime
+    grid = Grid.uniform(x=(0.0, 1.0, 64), periodic=("x",))
+    x = grid.mesh(torch.float64)[0]
+    burgers = BurgersProblem(Field(torch.sin(2 * torch.pi * x)[None], grid), nu=0.1,
+                             tspan=(0.0, 1e4))
+    t0 = time.perf_counter()
+    sol = solve(burgers, PseudoSpectral(dt=1e-4, max_seconds=0.3))
+    assert sol.retcode == ReturnCode.MaxTime and time.perf_counter() - t0 < 5
+    with pytest.raises(opflow.errors.InvalidArgumentError, match="max_seconds"):
+        opflow.Tsit5(max_seconds=0)
+    with pytest.raises(opflow.errors.InvalidArgumentError, match="max_seconds"):
+        PseudoSpectral(dt=0.1, max_seconds=-1.0)

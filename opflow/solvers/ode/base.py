@@ -55,6 +55,9 @@ class AdaptiveRK(AbstractAlgorithm):
     max_steps : int
         Iteration limit; reaching it gives ``ReturnCode.MaxIters`` (this is
         how a stiff problem ends instead of hanging).
+    max_seconds : float, optional
+        Wall-clock limit of the solve; reaching it gives ``ReturnCode.MaxTime``
+        with the states not reached as NaN.
     safety : float
         Safety factor of the step-size controller.
     """
@@ -65,6 +68,7 @@ class AdaptiveRK(AbstractAlgorithm):
     dtmin: Optional[float] = None
     dtmax: Optional[float] = None
     max_steps: int = 10_000
+    max_seconds: Optional[float] = None
     safety: float = 0.9
     tableau: ClassVar[ButcherTableau]
 
@@ -77,12 +81,17 @@ class AdaptiveRK(AbstractAlgorithm):
             raise InvalidArgumentError("rtol", "rtol > 0 or atol > 0", (self.rtol, self.atol))
         if not (isinstance(self.max_steps, int) and self.max_steps > 0):
             raise InvalidArgumentError("max_steps", "a positive integer", self.max_steps)
+        if self.max_seconds is not None and not (
+                isinstance(self.max_seconds, (int, float)) and self.max_seconds > 0):
+            raise InvalidArgumentError("max_seconds", "a positive number of seconds or None",
+                                       self.max_seconds)
         if self.dt0 is not None and not self.dt0 > 0:
             raise InvalidArgumentError("dt0", "a positive step or None", self.dt0)
 
     def options(self, **overrides) -> AdaptiveOptions:
         opts = AdaptiveOptions(rtol=self.rtol, atol=self.atol, dt0=self.dt0, dtmin=self.dtmin,
-                               dtmax=self.dtmax, max_steps=self.max_steps, safety=self.safety)
+                               dtmax=self.dtmax, max_steps=self.max_steps,
+                               max_seconds=self.max_seconds, safety=self.safety)
         for k, v in overrides.items():
             if v is not None:
                 setattr(opts, k, v)

@@ -147,6 +147,10 @@ def integrate_fixed(F: RHS, tab: ButcherTableau, y0, t0: float, ts, dt: float,
     return torch.stack(out), stats, _stack_records(records) if record else None
 
 
+def _out_of_time(start: float, opts: "AdaptiveOptions") -> bool:
+    return opts.max_seconds is not None and time.perf_counter() - start > opts.max_seconds
+
+
 def _stack_records(records) -> "StepRecord":
     return StepRecord(*(torch.stack([r[i] for r in records]) for i in range(4)))
 
@@ -160,6 +164,7 @@ class AdaptiveOptions:
     dtmin: Optional[float] = None
     dtmax: Optional[float] = None
     max_steps: int = 10_000
+    max_seconds: Optional[float] = None
     safety: float = 0.9
     factor_min: float = 0.2
     factor_max: float = 10.0
@@ -335,6 +340,9 @@ def integrate_adaptive(F: RHS, tab: ButcherTableau, y0, t0: float, t1: float, ts
             if it >= opts.max_steps:
                 retcode = ReturnCode.MaxIters
                 break
+            if _out_of_time(start, opts):
+                retcode = ReturnCode.MaxTime
+                break
     bar.close()
     stats = SolverStats(steps=int(n_accepted.max()), rejects=int(n_rejected.sum()), nfe=nfe,
                         iterations=it, wall_time=time.perf_counter() - start)
@@ -407,6 +415,9 @@ def integrate_adaptive_shared(F: RHS, tab: ButcherTableau, y0, t0: float, t1: fl
     while t < t1:
         if it >= opts.max_steps:
             retcode = ReturnCode.MaxIters
+            break
+        if _out_of_time(start, opts):
+            retcode = ReturnCode.MaxTime
             break
         it += 1
         last = t + h >= t1

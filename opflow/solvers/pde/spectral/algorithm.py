@@ -45,6 +45,9 @@ class PseudoSpectral(AbstractAlgorithm):
         Steps between two NaN/Inf checks of the state (each one a host
         synchronisation on a GPU); default 10 on CPU and 100 elsewhere. The
         last state is always checked.
+    max_seconds : float, optional
+        Wall-clock limit; reaching it ends the solve with
+        ``ReturnCode.MaxTime`` (save times not reached are NaN).
 
     Examples
     --------
@@ -55,6 +58,7 @@ class PseudoSpectral(AbstractAlgorithm):
     scheme: str = "cnab2"
     dealias: bool = True
     check_every: Optional[int] = None
+    max_seconds: Optional[float] = None
 
     def __post_init__(self):
         dt = self.dt
@@ -69,6 +73,10 @@ class PseudoSpectral(AbstractAlgorithm):
         c = self.check_every
         if c is not None and (isinstance(c, bool) or not isinstance(c, int) or c < 1):
             raise InvalidArgumentError("check_every", "a positive integer or None", c)
+        m = self.max_seconds
+        if m is not None and (isinstance(m, bool) or not isinstance(m, numbers.Real)
+                              or not m > 0):
+            raise InvalidArgumentError("max_seconds", "a positive number of seconds or None", m)
 
     @property
     def order(self) -> int:

@@ -71,7 +71,8 @@ def solve_spectral(prob, alg: PseudoSpectral, saveat=None, progress: bool | str 
     u0 = state0.values
     check_every = alg.check_every or (10 if u0.device.type == "cpu" else 100)
     states, stats, retcode = march(stepper, system.basis.forward(u0), t0, ts, alg.dt,
-                                   check_every, progress, desc=f"PseudoSpectral/{alg.scheme}")
+                                   check_every, progress, desc=f"PseudoSpectral/{alg.scheme}",
+                                   max_seconds=alg.max_seconds)
     missing = torch.full_like(u0, math.nan)
     values = [u0 if t == t0 else (missing if v is None else system.basis.inverse(v))
               for t, v in zip(ts, states)]

@@ -110,7 +110,8 @@ def _finite(v: torch.Tensor) -> bool:
 
 
 def march(stepper: Stepper, v0: torch.Tensor, t0: float, ts: Sequence[float], dt: float,
-          check_every: int, progress: bool | str = False, desc: str = "PseudoSpectral"):
+          check_every: int, progress: bool | str = False, desc: str = "PseudoSpectral",
+          max_seconds: float | None = None):
     """March ``v0`` from ``t0`` through the sorted save times ``ts``.
 
     Parameters
@@ -127,6 +128,8 @@ def march(stepper: Stepper, v0: torch.Tensor, t0: float, ts: Sequence[float], dt
         Steps between two finiteness checks of the state.
     progress : bool or "always"
         Progress bar over simulated time.
+    max_seconds : float, optional
+        Wall-clock limit, checked with the finiteness test (``ReturnCode.MaxTime``).
 
     Returns
     -------
@@ -151,6 +154,9 @@ def march(stepper: Stepper, v0: torch.Tensor, t0: float, ts: Sequence[float], dt
                     bar.update(t + (j + 1) * h)
                     if not _finite(v):
                         retcode = ReturnCode.Unstable
+                        break
+                    if max_seconds is not None and time.perf_counter() - start > max_seconds:
+                        retcode = ReturnCode.MaxTime
                         break
             if retcode is not ReturnCode.Success:
                 break
