@@ -38,8 +38,21 @@ __all__ = ["ConvectionProblem", "ViscousBurgersProblem", "LPINN", "LagrangianFun
            "solve_lpinn"]
 
 
+class _PeriodicProblem:
+    """What the problems LPINN solves share: ``u0`` checked, the ``(t, x)`` domain, the period."""
+
+    def _set_domain(self) -> None:
+        if not callable(self.u0):
+            raise InvalidArgumentError("u0", "a callable x -> u0(x)", self.u0)
+        object.__setattr__(self, "domain", TimeSpace(self.tspan, Interval(*self.xspan)))
+
+    @property
+    def period(self) -> float:
+        return float(self.xspan[1] - self.xspan[0])
+
+
 @dataclass(frozen=True)
-class ConvectionProblem:
+class ConvectionProblem(_PeriodicProblem):
     """Periodic linear convection ``u_t + beta u_x = 0``.
 
     Parameters
@@ -59,17 +72,11 @@ class ConvectionProblem:
     tspan: tuple[float, float] = (0.0, 1.0)
 
     def __post_init__(self):
-        if not callable(self.u0):
-            raise InvalidArgumentError("u0", "a callable x -> u0(x)", self.u0)
+        self._set_domain()
         try:
             float(self.beta)
         except (TypeError, ValueError):
             raise InvalidArgumentError("beta", "a number", self.beta) from None
-        object.__setattr__(self, "domain", TimeSpace(self.tspan, Interval(*self.xspan)))
-
-    @property
-    def period(self) -> float:
-        return float(self.xspan[1] - self.xspan[0])
 
     @property
     def velocity_scale(self) -> float:
@@ -82,7 +89,7 @@ def _neg_sin_pi(x: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class ViscousBurgersProblem:
+class ViscousBurgersProblem(_PeriodicProblem):
     """Periodic viscous Burgers ``u_t + u u_x = nu u_xx`` for the Lagrangian PINN.
 
     Parameters
@@ -108,16 +115,10 @@ class ViscousBurgersProblem:
     tspan: tuple[float, float] = (0.0, 0.5)
 
     def __post_init__(self):
-        if not callable(self.u0):
-            raise InvalidArgumentError("u0", "a callable x -> u0(x)", self.u0)
+        self._set_domain()
         if isinstance(self.nu, bool) or not isinstance(self.nu, (int, float)) or not (
                 math.isfinite(self.nu) and self.nu >= 0):
             raise InvalidArgumentError("nu", "a finite number >= 0", self.nu)
-        object.__setattr__(self, "domain", TimeSpace(self.tspan, Interval(*self.xspan)))
-
-    @property
-    def period(self) -> float:
-        return float(self.xspan[1] - self.xspan[0])
 
     @property
     def velocity_scale(self) -> float:
