@@ -32,14 +32,6 @@ from opflow.solvers.pde import BurgersProblem, DarcyProblem, Multigrid, PseudoSp
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def darcy_coefficients(n: int, size: int, seed: int = 0) -> Field:
     """Piecewise-constant 3/12 coefficients (smoothed noise thresholded at 0), float64."""
     rng = np.random.default_rng(seed)

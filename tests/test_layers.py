@@ -30,7 +30,6 @@ from opflow.solvers.ode import (
     Tsit5,
 )
 
-torch.set_num_threads(1)
 F64 = torch.float64
 SDE_CLASSES = [LangevinSDE, LinearNoiseSDE, GeometricSDE, NeuralSDE]
 

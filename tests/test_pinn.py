@@ -36,8 +36,6 @@ from opflow.solvers.pinn import (
     uniform,
 )
 
-torch.set_num_threads(1)
-
 
 def mlp(dim_in: int, width: int = 20, depth: int = 2, dim_out: int = 1) -> torch.nn.Module:
     layers, n = [], dim_in

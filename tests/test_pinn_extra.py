@@ -26,8 +26,6 @@ from opflow.solvers.pinn import (
     laplacian,
 )
 
-torch.set_num_threads(1)
-
 
 def mlp(dim_in: int, width: int = 32, depth: int = 2, dtype=torch.float32) -> torch.nn.Module:
     torch.manual_seed(0)

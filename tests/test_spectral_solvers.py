@@ -28,15 +28,6 @@ ORDER = {"cnab2": 2, "cnheun": 2, "etdrk4": 4}
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Small FFTs on a shared 2-core machine: OpenMP threads only add contention.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # ----------------------------------------------------------------- helpers
 def line(n: int) -> Grid:
     return Grid.uniform(x=(0.0, 1.0, n), periodic=("x",))

@@ -48,15 +48,6 @@ class Tiny(nn.Module):
         return Field(self.net(a.values), a.grid)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: OpenMP threads only spin-wait (badly so on shared CPUs)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_builder(config: dict) -> nn.Module:
     assert config["name"] == "tiny"
     return Tiny(**{k: v for k, v in config.items() if k != "name"})

@@ -50,14 +50,6 @@ def pair_dataset(n: int = 12, seed: int = 0) -> xr.Dataset:
         coords={"sample": np.arange(n), "x": GRID1.coords["x"]})
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def data_file(tmp_path) -> Path:
     """A netCDF file with 12 samples of variables ``a`` and ``u`` on 16 points."""
