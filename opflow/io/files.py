@@ -254,6 +254,18 @@ def _check_save_args(compression: int, chunk: int | None) -> None:
         raise InvalidArgumentError("chunk", "a positive integer number of samples", chunk)
 
 
+def _check_attrs(ds: xr.Dataset) -> None:
+    """netCDF stores text attributes as C strings: an embedded NUL would be cut off
+    (read back shortened, silently) or refused deep inside the library."""
+    owners = [("obj.attrs", ds.attrs)] + [(f"obj[{n!r}].attrs", v.attrs)
+                                          for n, v in ds.variables.items()]
+    for where, attrs in owners:
+        for key, value in attrs.items():
+            if isinstance(value, str) and "\x00" in value:
+                raise InvalidArgumentError(f"{where}[{key!r}]", "text without NUL characters "
+                                           "(netCDF cannot store them)", value)
+
+
 def save(
     obj: Any,
     path: str | os.PathLike,
@@ -296,6 +308,7 @@ def save(
     eng = _engine_for(path, engine)
     _check_save_args(compression, chunk)
     ds = _as_dataset(obj)
+    _check_attrs(ds)
     if "Conventions" not in ds.attrs:
         ds = ds.copy()
         ds.attrs["Conventions"] = "CF-1.8"
