@@ -6,12 +6,13 @@ study and viscous Burgers.
    points: the DeepXDE setting of ANCHORS.md (about 13.5 ms per step on another machine).
    Measured as the difference between runs of 25 and 5 Adam iterations, divided by 20,
    interleaved in the same run with DeepXDE (PyTorch backend, same network, points,
-   optimiser and learning rate) when deepxde is installed.
+   optimiser and learning rate) when deepxde is installed. opflow twice: the default
+   (batched autograd) and PINN(compile=True) (Taylor-mode derivatives compiled by
+   torch.compile; the warm-up run compiles, so compile time is not in the step time).
 1b. Derivative paths: the Laplacian of the same 3x50 tanh MLP at 2000 points plus the
-   backward pass of its mean-square residual, by batched autograd (opflow's choice) and
-   by torch.func (vmap of hessian, of jacfwd(jacrev), and of forward-over-forward jvp).
-   Batched autograd was fastest (about 1.5x faster than the hessian paths), so it stays
-   opflow's derivative path (opflow/solvers/pinn/derivatives.py).
+   backward pass of its mean-square residual, by batched autograd (opflow's default), by
+   opflow's Taylor mode (opflow/solvers/pinn/jet.py) eager and compiled, and by
+   torch.func (vmap of hessian, of jacfwd(jacrev), and of forward-over-forward jvp).
 2. Convection failure modes (Krishnapriyan et al. 2021): u_t + beta u_x = 0,
    u(x, 0) = sin x, periodic on [0, 2 pi) x [0, 1], for beta = 1, 10, 20, 30, 40.
    Relative L2 error against the exact sin(x - beta t) on a 51 x 128 (t, x) grid of
@@ -53,6 +54,7 @@ from opflow.solvers.pinn import (  # noqa: E402
     LPINN,
     PINN,
     ConvectionProblem,
+    Coordinates,
     Dirichlet,
     Initial,
     Interval,
@@ -64,6 +66,7 @@ from opflow.solvers.pinn import (  # noqa: E402
     d,
     laplacian,
 )
+from opflow.solvers.pinn.jet import MLPJet  # noqa: E402
 
 BETAS = (1.0, 10.0, 20.0, 30.0, 40.0)
 # Krishnapriyan et al. 2021, relative L2 error (ANCHORS.md).
@@ -112,20 +115,26 @@ def _poisson_step_ms() -> dict:
     prob = PINNProblem(residual, Rectangle({"x": (0.0, 1.0), "y": (0.0, 1.0)}), [Dirichlet(0.0)])
     net = _mlp(2, 50, 3)
 
-    def run(iterations: int):
+    def run(iterations: int, compile: bool = False):
         return lambda: solve(prob, PINN(net, n_interior=2000, n_boundary=400,
-                                        iterations=iterations))
+                                        iterations=iterations, compile=compile))
 
-    cases = {"opflow5": run(5), "opflow25": run(25)}
+    cases = {"opflow5": run(5), "opflow25": run(25),
+             "compiled5": run(5, True), "compiled25": run(25, True)}
     dde_run = _deepxde_runner()
     if dde_run is not None:
         cases.update({"deepxde5": dde_run(5), "deepxde25": dde_run(25)})
-    t = time_interleaved(cases, repeat=5, warmup=1)
-    out = {"adam_step_ms": (t["opflow25"]["median_ms"] - t["opflow5"]["median_ms"]) / 20,
+    t = time_interleaved(cases, repeat=5, warmup=1)  # the warm-up run compiles
+
+    def step_ms(name: str) -> float:
+        return (t[f"{name}25"]["median_ms"] - t[f"{name}5"]["median_ms"]) / 20
+
+    out = {"adam_step_ms": step_ms("opflow"), "adam_step_compiled_ms": step_ms("compiled"),
            "deepxde_anchor_ms": 13.5}
     if dde_run is not None:
-        out["deepxde_step_ms"] = (t["deepxde25"]["median_ms"] - t["deepxde5"]["median_ms"]) / 20
+        out["deepxde_step_ms"] = step_ms("deepxde")
         out["speedup_vs_deepxde"] = out["deepxde_step_ms"] / out["adam_step_ms"]
+        out["speedup_compiled_vs_deepxde"] = out["deepxde_step_ms"] / out["adam_step_compiled_ms"]
     return out
 
 
@@ -148,8 +157,13 @@ def _laplacian_paths() -> dict:
     def second_jvp(p: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         return jvp(lambda q: jvp(single, (q,), (e,))[1], (p,), (e,))[1]
 
+    def taylor(evaluator: MLPJet):
+        return lambda: laplacian(evaluator(pts), Coordinates(pts, ("x", "y")))
+
     eye = torch.eye(2)
     paths = {
+        "taylor": taylor(MLPJet(net)),
+        "taylor_compiled": taylor(MLPJet(net, compile=True)),
         "batched_autograd": batched_autograd,
         "func_hessian": lambda: vmap(hessian(single))(pts).diagonal(dim1=1, dim2=2).sum(1),
         "func_jacfwd_jacrev": lambda: vmap(jacfwd(jacrev(single)))(pts).diagonal(
@@ -169,8 +183,9 @@ def _laplacian_paths() -> dict:
 
     t = time_interleaved({k: step(fn) for k, fn in paths.items()}, repeat=15, warmup=2)
     out = {f"{k}_ms": v["median_ms"] for k, v in t.items()}
-    out["fastest_is_batched_autograd"] = float(min(t, key=lambda k: t[k]["median_ms"])
-                                               == "batched_autograd")
+    uncompiled = [k for k in t if k != "taylor_compiled"]
+    out["fastest_uncompiled_is_batched_autograd"] = float(
+        min(uncompiled, key=lambda k: t[k]["median_ms"]) == "batched_autograd")
     return out
 
 

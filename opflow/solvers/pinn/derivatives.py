@@ -6,22 +6,29 @@ that acts on each point independently (an MLP on the rows) has a block
 diagonal Jacobian, so the gradient of ``u.sum()`` with respect to the points
 gives every point's derivative in one backward pass.
 
-Why batched autograd and not ``torch.func``: ``benchmarks/bench_pinn.py``
-(``laplacian_paths``) times the Laplacian of a 3x50 tanh MLP at 2000 points plus
-the backward pass of its loss. On one CPU thread (torch 2.13) batched autograd
-took 26 ms (39 ms on a busier machine), ``vmap(hessian)`` and
-``vmap(jacfwd(jacrev))`` 41-42 ms (60 ms), forward-over-forward ``jvp`` 82 ms
-(105 ms): the per-point Jacobian transforms do more work than one reverse pass
-over the whole batch, so batched autograd stays the default.
+Why batched autograd by default: ``benchmarks/bench_pinn.py`` (``laplacian_paths``)
+times the Laplacian of a 3x50 tanh MLP at 2000 points plus the backward pass of its
+loss. The per-point ``torch.func`` transforms (``vmap(hessian)``,
+``vmap(jacfwd(jacrev))``, ``jvp`` over ``jvp``) do more work than one reverse pass
+over the whole batch and were 1.5-2.5x slower. Taylor mode
+(:mod:`~opflow.solvers.pinn.jet`) is faster still, but only for plain MLPs, and its
+outputs must stay differentiable in the points for the fallback, which eats the
+gain unless compiled; ``PINN(compile=True)`` turns it on.
+
+When ``u`` carries a Taylor-mode jet at the same points (attached by
+:class:`~opflow.solvers.pinn.jet.MLPJet`), :func:`gradient`, :func:`d` (orders 1
+and 2) and :func:`laplacian` read their result off the jet; everything else goes
+through autograd.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
 from ...errors import InvalidArgumentError, ShapeError, UnknownVariableError
+from .jet import Jet, attach, jet_of
 
 __all__ = ["Coordinates", "d", "gradient", "laplacian"]
 
@@ -95,12 +102,44 @@ def _column(u: torch.Tensor, n: int) -> torch.Tensor:
     return u.reshape(n, 1)
 
 
+def _served(u: torch.Tensor, x: Coordinates, order: int):
+    """The Taylor-mode jet of a one-channel ``u`` at ``x`` when it holds ``order``."""
+    jet = jet_of(u, x.values)
+    if order > 2 or jet is None or jet.grad is None or jet.grad.shape[-1] != 1:
+        return None
+    return jet
+
+
+def _from_jet(jet: Jet, x: Coordinates, value: torch.Tensor,
+              again: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """``value`` read off ``jet``; from a compiled jet it carries an autograd twin
+    (``again`` applied to the plain forward output) for any further derivative."""
+    if jet.compiled:
+        attach(value, Jet(x.values, None, None, lambda: again(jet.autograd_value()), True))
+    return value
+
+
+def _autograd_value(u: torch.Tensor, x: Coordinates) -> torch.Tensor:
+    """``u``, or for a compiled Taylor-mode output (whose graph cannot be differentiated
+    twice) the same quantity computed by autograd from an ordinary forward pass."""
+    jet = jet_of(u, x.values)
+    return u if jet is None else jet.autograd_value()
+
+
 def _grad(u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Full gradient ``(N, dim)`` of the ``(N, 1)`` column ``u`` at the points ``x``."""
     if not u.requires_grad:
         return torch.zeros_like(x)
-    (g,) = torch.autograd.grad(u, x, grad_outputs=torch.ones_like(u), create_graph=True,
-                               allow_unused=True)
+    try:
+        (g,) = torch.autograd.grad(u, x, grad_outputs=torch.ones_like(u), create_graph=True,
+                                   allow_unused=True)
+    except RuntimeError as err:
+        if "donated buffer" not in str(err) and "double backward" not in str(err):
+            raise
+        raise InvalidArgumentError(
+            "u", "the network output u, or a derivative of it from d / gradient / laplacian: "
+            "with PINN(compile=True) a tensor computed from u (a slice, product or reshape) "
+            "cannot be differentiated; differentiate u first, or use compile=False", u) from err
     return torch.zeros_like(x) if g is None else g
 
 
@@ -119,7 +158,10 @@ def gradient(u: torch.Tensor, x: Coordinates | torch.Tensor) -> torch.Tensor:
     torch.Tensor, shape (N, dim)
     """
     x = _points(x)
-    return _grad(_column(u, len(x)), x.values)
+    jet = _served(u, x, 1)
+    if jet is not None:
+        return _from_jet(jet, x, jet.grad[:, :, 0].t(), lambda v: gradient(v, x))
+    return _grad(_column(_autograd_value(u, x), len(x)), x.values)
 
 
 def d(u: torch.Tensor, x: Coordinates | torch.Tensor, axis: str | int,
@@ -153,7 +195,11 @@ def d(u: torch.Tensor, x: Coordinates | torch.Tensor, axis: str | int,
     if isinstance(order, bool) or not isinstance(order, int) or order < 1:
         raise InvalidArgumentError("order", "an integer >= 1", order)
     i = x.index(axis)
-    out = _column(u, len(x))
+    jet = _served(u, x, order)
+    if jet is not None:
+        value = (jet.grad if order == 1 else jet.second)[i].reshape(u.shape)
+        return _from_jet(jet, x, value, lambda v: d(v, x, axis, order))
+    out = _column(_autograd_value(u, x), len(x))
     for _ in range(order):
         out = _grad(out, x.values)[:, i:i + 1]
     return out.reshape(u.shape)
@@ -178,7 +224,11 @@ def laplacian(u: torch.Tensor, x: Coordinates | torch.Tensor,
     if axes is None:
         axes = [n for n in x.names if n != "t"]
     cols = [x.index(a) for a in axes]
-    g = _grad(_column(u, len(x)), x.values)
+    jet = _served(u, x, 2)
+    if jet is not None:
+        return _from_jet(jet, x, jet.second[cols].sum(0).reshape(u.shape),
+                         lambda v: laplacian(v, x, axes))
+    g = _grad(_column(_autograd_value(u, x), len(x)), x.values)
     total = torch.zeros(len(x), 1, dtype=x.values.dtype, device=x.values.device)
     for i in cols:
         total = total + _grad(g[:, i:i + 1], x.values)[:, i:i + 1]

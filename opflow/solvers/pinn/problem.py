@@ -16,6 +16,7 @@ __all__ = ["PINNProblem", "hard_dirichlet"]
 
 Residual = Callable[[Coordinates, torch.Tensor], torch.Tensor]
 Transform = Callable[[Coordinates, torch.Tensor], torch.Tensor]
+Forward = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -74,11 +75,16 @@ class PINNProblem:
     def channels(self) -> int:
         return len(self.names)
 
-    def model(self, net: torch.nn.Module) -> Callable[[Coordinates], torch.Tensor]:
-        """The trial function ``x -> u`` of shape ``(N, channels)`` (net plus transform)."""
+    def model(self, net: torch.nn.Module, forward: Optional[Forward] = None
+              ) -> Callable[[Coordinates], torch.Tensor]:
+        """The trial function ``x -> u`` of shape ``(N, channels)`` (net plus transform).
+
+        ``forward`` evaluates ``net`` on the points instead of ``net(points)``, e.g. an
+        :class:`~opflow.solvers.pinn.jet.MLPJet` that also carries the derivatives."""
+        forward = net if forward is None else forward
 
         def u(x: Coordinates) -> torch.Tensor:
-            out = net(x.values)
+            out = forward(x.values)
             if out.ndim == 1:
                 out = out[:, None]
             if self.transform is not None:
@@ -90,9 +96,10 @@ class PINNProblem:
 
         return u
 
-    def residual_at(self, net: torch.nn.Module, x: Coordinates) -> torch.Tensor:
-        """Residual at ``x`` as ``(N, k)``, checked."""
-        r = self.residual(x, self.model(net)(x))
+    def residual_at(self, net: torch.nn.Module, x: Coordinates,
+                    forward: Optional[Forward] = None) -> torch.Tensor:
+        """Residual at ``x`` as ``(N, k)``, checked (``forward`` as in :meth:`model`)."""
+        r = self.residual(x, self.model(net, forward)(x))
         if not isinstance(r, torch.Tensor) or r.ndim not in (1, 2) or r.shape[0] != len(x):
             raise ShapeError("residual", f"a callable returning shape ({len(x)},) or "
                              f"({len(x)}, k): one residual per collocation point", r)

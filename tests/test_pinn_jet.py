@@ -1,0 +1,151 @@
+"""Taylor-mode derivatives (opflow.solvers.pinn.jet) and PINN(compile=True).
+
+The jet must give the same value, gradient and pure second derivatives as
+autograd (float64, to rounding) for every supported activation, and a PINN
+trained with compile=True must follow the same loss history as the default path.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+import torch
+
+from opflow import solve
+from opflow.errors import InvalidArgumentError
+from opflow.solvers.pinn import (
+    PINN,
+    Coordinates,
+    Dirichlet,
+    Interval,
+    PINNProblem,
+    Rectangle,
+    d,
+    gradient,
+    hard_dirichlet,
+    laplacian,
+)
+from opflow.solvers.pinn.jet import MLPJet, jet_of
+
+
+def mlp(dim_in: int, act: type = torch.nn.Tanh, depth: int = 2, width: int = 16,
+        bias: bool = True, seed: int = 0) -> torch.nn.Sequential:
+    torch.manual_seed(seed)
+    layers, n = [], dim_in
+    for _ in range(depth):
+        layers += [torch.nn.Linear(n, width, bias=bias), act()]
+        n = width
+    return torch.nn.Sequential(*layers, torch.nn.Linear(n, 1)).double()
+
+
+def coords(n: int, dim: int) -> Coordinates:
+    g = torch.Generator().manual_seed(1)
+    names = ("t", "x", "y")[:dim]
+    return Coordinates(torch.rand(n, dim, generator=g, dtype=torch.float64)
+                       .requires_grad_(True), names)
+
+
+def autograd_derivatives(net, x: Coordinates):
+    u = net(x.values)
+    (g,) = torch.autograd.grad(u.sum(), x.values, create_graph=True)
+    second = torch.stack([torch.autograd.grad(g[:, i].sum(), x.values, create_graph=True)[0][:, i]
+                          for i in range(x.dim)], 1)
+    return u, g, second
+
+
+@pytest.mark.parametrize("act", [torch.nn.Tanh, torch.nn.Sigmoid, torch.nn.SiLU])
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_jet_matches_autograd(act, dim):
+    net, x = mlp(dim, act, depth=3), coords(40, dim)
+    u_ref, g_ref, s_ref = autograd_derivatives(net, x)
+    u = MLPJet(net)(x.values)
+    torch.testing.assert_close(u, u_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gradient(u, x), g_ref, rtol=1e-11, atol=1e-12)
+    for i, name in enumerate(x.names):
+        torch.testing.assert_close(d(u, x, name), g_ref[:, i:i + 1], rtol=1e-11, atol=1e-12)
+        torch.testing.assert_close(d(u, x, name, 2), s_ref[:, i:i + 1], rtol=1e-10,
+                                   atol=1e-11)
+    # the default Laplacian leaves out "t" (column 0 here)
+    torch.testing.assert_close(laplacian(u, x), s_ref[:, 1:].sum(1, keepdim=True),
+                               rtol=1e-10, atol=1e-11)
+    torch.testing.assert_close(laplacian(u, x, x.names), s_ref.sum(1, keepdim=True),
+                               rtol=1e-10, atol=1e-11)
+
+
+def test_jet_parameter_gradients_match_autograd():
+    net, x = mlp(2, bias=False), coords(30, 2)
+    params = list(net.parameters())[:-1]  # the output bias does not reach u''
+    _, _, s_ref = autograd_derivatives(net, x)
+    ref = torch.autograd.grad(s_ref.pow(2).sum(), params)
+    u = MLPJet(net)(x.values)
+    got = torch.autograd.grad((d(u, x, "t", 2).pow(2) + d(u, x, "x", 2).pow(2)).sum(), params)
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_affine_network_and_fallback_derivatives():
+    net, x = torch.nn.Sequential(torch.nn.Linear(2, 1)).double(), coords(10, 2)
+    u = MLPJet(net)(x.values)
+    assert torch.equal(d(u, x, "x", 2), torch.zeros(10, 1, dtype=torch.float64))
+    torch.testing.assert_close(gradient(u, x), net[0].weight.expand(10, 2))
+    # a mixed and a third derivative are not in the jet: autograd gives them
+    net, x = mlp(2, depth=2), coords(20, 2)
+    u = MLPJet(net)(x.values)
+    u_ref = net(x.values)
+    torch.testing.assert_close(d(d(u, x, "t"), x, "x"), d(d(u_ref, x, "t"), x, "x"))
+    torch.testing.assert_close(d(u, x, "x", 3), d(u_ref, x, "x", 3))
+    assert jet_of(u, x.values) is not None and jet_of(u, x.values.clone()) is None
+
+
+def test_unsupported_networks_are_refused():
+    assert not MLPJet.supports(torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(),
+                                                   torch.nn.Linear(4, 1)))
+    assert not MLPJet.supports(torch.nn.Linear(2, 1))  # not a Sequential
+    assert not MLPJet.supports(torch.nn.Sequential(torch.nn.Tanh(), torch.nn.Linear(2, 1)))
+    assert MLPJet.supports(mlp(2, torch.nn.SiLU))
+    with pytest.raises(InvalidArgumentError, match="net"):
+        MLPJet(torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU()))
+
+
+# ------------------------------------------------------------------ PINN(compile=True)
+def _poisson2d() -> PINNProblem:
+    def residual(x, u):
+        src = 2 * math.pi ** 2 * torch.sin(math.pi * x["x"]) * torch.sin(math.pi * x["y"])
+        return -laplacian(u, x) - src + 0.1 * d(d(u, x, "x"), x, "y")  # mixed via the twin
+
+    return PINNProblem(residual, Rectangle({"x": (0.0, 1.0), "y": (0.0, 1.0)}), [Dirichlet(0.0)])
+
+
+def test_compiled_pinn_follows_the_autograd_path():
+    def net():
+        return mlp(2, depth=2, width=20).float()
+
+    runs = {c: solve(_poisson2d(), PINN(net(), n_interior=256, n_boundary=64, iterations=30,
+                                        compile=c)) for c in (False, True)}
+    for term in ("residual", "dirichlet", "total"):
+        a, b = runs[False].u.history[term], runs[True].u.history[term]
+        assert len(a) == len(b) == 30
+        torch.testing.assert_close(torch.tensor(b), torch.tensor(a), rtol=1e-4, atol=1e-6)
+    assert runs[True].u.history["total"][-1] < runs[True].u.history["total"][0]
+
+
+def test_compiled_pinn_rejects_derived_tensors_and_warns_when_unsupported():
+    def residual(x, u):
+        return d(u.squeeze(1), x, "x") - 1.0  # differentiates a reshape of u
+
+    prob = PINNProblem(residual, Interval(0.0, 1.0, name="x"), [Dirichlet(0.0)])
+    with pytest.raises(InvalidArgumentError, match="compile=False"):
+        solve(prob, PINN(mlp(1).float(), n_interior=32, n_boundary=4, iterations=1,
+                         compile=True))
+    hard = PINNProblem(lambda x, u: d(u, x, "x") - 1.0, Interval(0.0, 1.0, name="x"),
+                       transform=hard_dirichlet(lambda x: x["x"]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sol = solve(hard, PINN(mlp(1).float(), n_interior=32, n_boundary=0, iterations=2,
+                               compile=True))
+    assert any("output transform" in str(w.message) for w in caught)
+    assert len(sol.u.history["total"]) == 2
+    with pytest.raises(InvalidArgumentError, match="compile"):
+        PINN(mlp(1), compile="yes")
