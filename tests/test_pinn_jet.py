@@ -149,3 +149,21 @@ def test_compiled_pinn_rejects_derived_tensors_and_warns_when_unsupported():
     assert len(sol.u.history["total"]) == 2
     with pytest.raises(InvalidArgumentError, match="compile"):
         PINN(mlp(1), compile="yes")
+
+
+def test_compiled_pinn_with_adaptive_weights_refinement_and_lbfgs():
+    """RAR grows the point set (a new shape for the compiled graph); LRA differentiates
+    the loss terms with retain_graph; L-BFGS re-evaluates the loss in its closure."""
+    from opflow.solvers.pinn import RAR
+
+    prob = PINNProblem(lambda x, u: -d(u, x, "x", 2) - 1.0, Interval(0.0, 1.0, name="x"),
+                       [Dirichlet(0.0)])
+    runs = {c: solve(prob, PINN(mlp(1, width=12).float(), n_interior=64, n_boundary=4,
+                                iterations=12, lbfgs_iterations=4, adaptive="lra",
+                                lra_every=3, refine=RAR(every=5, k=8, candidates=64),
+                                compile=c)) for c in (False, True)}
+    assert runs[True].u.added_points.shape == (16, 1)
+    torch.testing.assert_close(runs[True].u.added_points, runs[False].u.added_points)
+    torch.testing.assert_close(torch.tensor(runs[True].u.history["total"]),
+                               torch.tensor(runs[False].u.history["total"]), rtol=1e-4,
+                               atol=1e-6)

@@ -32,7 +32,7 @@ from ...grid import Grid
 from ...solution import ReturnCode, Solution, SolverStats
 from ...solve import AbstractAlgorithm, register
 from .derivatives import Coordinates
-from .jet import MLPJet
+from .jet import MLPJet, retained_backward
 from .problem import PINNProblem
 from .refinement import RAR, rar_select
 from .sampling import SAMPLERS, check_count
@@ -338,7 +338,8 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
                 opt.zero_grad(set_to_none=True)
                 t = terms()
                 if alg.adaptive == "lra" and step % alg.lra_every == 0:
-                    lra_update(t)
+                    with retained_backward():
+                        lra_update(t)
                 total = sum(weights[k] * v for k, v in t.items())
                 if not torch.isfinite(total):
                     retcode = ReturnCode.Unstable

@@ -31,7 +31,7 @@ import torch
 
 from ...errors import InvalidArgumentError
 
-__all__ = ["ACTIVATIONS", "MLPJet", "Jet", "attach", "jet_of"]
+__all__ = ["ACTIVATIONS", "MLPJet", "Jet", "attach", "jet_of", "retained_backward"]
 
 
 def _tanh(z: torch.Tensor):
@@ -105,12 +105,36 @@ def _propagate(kinds: tuple[str, ...], params: list[torch.Tensor], x: torch.Tens
 _compiled_propagate: Optional[Callable] = None
 
 
+def _no_donated_buffers():
+    """Context in which compiled graphs neither donate buffers nor refuse a backward pass
+    with ``retain_graph=True`` (which the adaptive loss weights need)."""
+    import torch._functorch.config as functorch_config
+
+    return functorch_config.patch(donated_buffer=False)
+
+
 def _compiled() -> Callable:
-    """``_propagate`` under ``torch.compile``, created once (compiled per architecture)."""
+    """``_propagate`` under ``torch.compile``, created once (compiled per architecture),
+    compiled without donated buffers (see :func:`retained_backward`)."""
     global _compiled_propagate
     if _compiled_propagate is None:
-        _compiled_propagate = torch.compile(_propagate, dynamic=None)
+        compiled = torch.compile(_propagate, dynamic=None)
+
+        def run(kinds, params, x):
+            with _no_donated_buffers():
+                return compiled(kinds, params, x)
+
+        _compiled_propagate = run
     return _compiled_propagate
+
+
+def retained_backward():
+    """Context for a backward pass with ``retain_graph=True`` through compiled jets.
+
+    torch checks at backward time whether a graph compiled with donated buffers is
+    differentiated with ``retain_graph=True``; the jets are compiled without them, and
+    this context turns the check off to match."""
+    return _no_donated_buffers()
 
 
 class Jet:
