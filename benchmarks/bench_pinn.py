@@ -11,7 +11,8 @@ study and viscous Burgers.
    torch.compile; the warm-up run compiles, so compile time is not in the step time).
 1b. Derivative paths: the Laplacian of the same 3x50 tanh MLP at 2000 points plus the
    backward pass of its mean-square residual, by batched autograd (opflow's default), by
-   opflow's Taylor mode (opflow/solvers/pinn/jet.py) eager and compiled, and by
+   opflow's Taylor mode (opflow/solvers/pinn/jet.py) eager and compiled (on points that
+   require grad, as PINN passes them: the output stays differentiable in them), and by
    torch.func (vmap of hessian, of jacfwd(jacrev), and of forward-over-forward jvp).
 2. Convection failure modes (Krishnapriyan et al. 2021): u_t + beta u_x = 0,
    u(x, 0) = sin x, periodic on [0, 2 pi) x [0, 1], for beta = 1, 10, 20, 30, 40.
@@ -158,7 +159,10 @@ def _laplacian_paths() -> dict:
         return jvp(lambda q: jvp(single, (q,), (e,))[1], (p,), (e,))[1]
 
     def taylor(evaluator: MLPJet):
-        return lambda: laplacian(evaluator(pts), Coordinates(pts, ("x", "y")))
+        def run() -> torch.Tensor:  # points differentiable, as PINN passes them
+            x = Coordinates(pts.clone().requires_grad_(True), ("x", "y"))
+            return laplacian(evaluator(x.values), x)
+        return run
 
     eye = torch.eye(2)
     paths = {

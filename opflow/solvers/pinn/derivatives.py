@@ -11,9 +11,10 @@ times the Laplacian of a 3x50 tanh MLP at 2000 points plus the backward pass of 
 loss. The per-point ``torch.func`` transforms (``vmap(hessian)``,
 ``vmap(jacfwd(jacrev))``, ``jvp`` over ``jvp``) do more work than one reverse pass
 over the whole batch and were 1.5-2.5x slower. Taylor mode
-(:mod:`~opflow.solvers.pinn.jet`) is faster still, but only for plain MLPs, and its
-outputs must stay differentiable in the points for the fallback, which eats the
-gain unless compiled; ``PINN(compile=True)`` turns it on.
+(:mod:`~opflow.solvers.pinn.jet`, plain MLPs only) is faster on that Laplacian
+alone, but a whole eager PINN step with it measured no faster than with batched
+autograd (16.7 vs 15.5 ms, a scratch run of the same Poisson step); compiled, the
+step drops to about 10 ms, so ``PINN(compile=True)`` turns it on.
 
 When ``u`` carries a Taylor-mode jet at the same points (attached by
 :class:`~opflow.solvers.pinn.jet.MLPJet`), :func:`gradient`, :func:`d` (orders 1
