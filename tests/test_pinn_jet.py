@@ -167,3 +167,28 @@ def test_compiled_pinn_with_adaptive_weights_refinement_and_lbfgs():
     torch.testing.assert_close(torch.tensor(runs[True].u.history["total"]),
                                torch.tensor(runs[False].u.history["total"]), rtol=1e-4,
                                atol=1e-6)
+
+
+def test_failed_compilation_falls_back_to_eager_with_a_warning(monkeypatch):
+    import torch._dynamo
+
+    from opflow.solvers.pinn import jet as jet_module
+
+    def broken():
+        def run(*args):
+            raise torch._dynamo.exc.BackendCompilerFailed(
+                None, RuntimeError("no C++ compiler"), None)
+        return run
+
+    monkeypatch.setattr(jet_module, "_compiled", broken)
+    monkeypatch.setattr(jet_module, "_compile_failed", False)
+    net, x = mlp(2), coords(20, 2)
+    evaluator = MLPJet(net, compile=True)
+    with pytest.warns(UserWarning, match="uncompiled"):
+        u = evaluator(x.values)
+    assert not evaluator.compiled and jet_module._compile_failed
+    _, _, s_ref = autograd_derivatives(net, x)
+    torch.testing.assert_close(d(u, x, "x", 2), s_ref[:, 1:2], rtol=1e-10, atol=1e-11)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # later jets skip compilation without warning again
+        MLPJet(net, compile=True)(x.values)

@@ -84,7 +84,8 @@ class PINN(AbstractAlgorithm):
         rounding; the first step compiles (about 10 s), later steps run about 1.7x faster
         on CPU (``benchmarks/RESULTS.md``, ``pinn``). The residual must differentiate the
         network output ``u`` itself (a slice or reshape of it cannot be differentiated
-        twice through the compiled graph: ``backward`` then raises).
+        twice through the compiled graph: an error says so). Where ``torch.compile``
+        fails (no C++ compiler), a warning, and Taylor mode runs uncompiled.
     """
 
     net: torch.nn.Module

@@ -25,9 +25,11 @@ to autograd on an ordinary forward pass, so results never depend on the path.
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable, Optional
 
 import torch
+import torch._dynamo
 
 from ...errors import InvalidArgumentError
 
@@ -103,6 +105,7 @@ def _propagate(kinds: tuple[str, ...], params: list[torch.Tensor], x: torch.Tens
 
 
 _compiled_propagate: Optional[Callable] = None
+_compile_failed = False  # set when torch.compile failed once: later jets run eagerly
 
 
 def _no_donated_buffers():
@@ -188,7 +191,8 @@ class MLPJet:
         ``Linear`` layers with activations from :data:`ACTIVATIONS` between them.
     compile : bool
         Compile the propagation with ``torch.compile`` (first call takes seconds; needs
-        a C++ compiler on CPU).
+        a C++ compiler on CPU). If compilation fails, a warning, and the propagation
+        runs uncompiled from then on (same results).
 
     Use :meth:`supports` first; :meth:`__call__` returns the output with its jet attached.
     """
@@ -201,12 +205,27 @@ class MLPJet:
                 f"{sorted(t.__name__ for t in ACTIVATIONS)} activations between them", net)
         self.net, self.compiled = net, compile
         self._kinds, self._linears = plan
-        self._propagate = _compiled() if compile else _propagate
 
     @staticmethod
     def supports(net: torch.nn.Module) -> bool:
         """Whether ``net`` is an MLP this evaluator handles."""
         return _plan(net) is not None
+
+    def _run(self, params: list[torch.Tensor], points: torch.Tensor):
+        global _compile_failed
+        if self.compiled and _compile_failed:
+            self.compiled = False
+        if self.compiled:
+            try:
+                return _compiled()(self._kinds, params, points)
+            except torch._dynamo.exc.BackendCompilerFailed as err:  # e.g. no C++ compiler
+                _compile_failed = True
+                self.compiled = False
+                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err)
+                warnings.warn(f"torch.compile could not compile the Taylor-mode pass "
+                              f"({first}); it runs uncompiled (same results, slower)",
+                              UserWarning, stacklevel=4)
+        return _propagate(self._kinds, params, points)
 
     def __call__(self, points: torch.Tensor) -> torch.Tensor:
         """Output ``(N, channels)`` with a :class:`Jet` at ``points`` attached.
@@ -217,6 +236,6 @@ class MLPJet:
         """
         params = [p for m in self._linears
                   for p in ((m.weight,) if m.bias is None else (m.weight, m.bias))]
-        u, grad, second = self._propagate(self._kinds, params, points)
+        u, grad, second = self._run(params, points)
         fallback = (lambda: self.net(points)) if self.compiled else (lambda: u)
         return attach(u, Jet(points, grad, second, fallback, self.compiled))
