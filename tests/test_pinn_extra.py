@@ -10,16 +10,21 @@ import pytest
 import torch
 
 from opflow import Field, Grid, solve
-from opflow.errors import InvalidArgumentError, ShapeError
+from opflow.errors import InvalidArgumentError, ShapeError, UnknownVariableError
 from opflow.solvers.pde.spectral import BurgersProblem, PseudoSpectral
 from opflow.solvers.pinn import (
     LPINN,
     PINN,
     RAR,
+    Coordinates,
     Dirichlet,
+    Disk,
     Interval,
     MaskDomain,
+    Neumann,
     PINNProblem,
+    Rectangle,
+    TimeSpace,
     ViscousBurgersProblem,
     d,
     hard_dirichlet,
@@ -216,3 +221,70 @@ def test_viscous_burgers_problem_bad_inputs():
                                                          "tspan")]:
         with pytest.raises(InvalidArgumentError, match=arg):
             ViscousBurgersProblem(**kwargs)
+
+
+# ------------------------------------------------------------------ named boundary parts
+def test_conditions_on_named_faces():
+    """-u'' = 0 on [0, 1], u(0) = 0 on x_min only, u'(1) = 1 on x_max only: u = x."""
+    box = Interval(0.0, 1.0)
+    assert box.boundaries == ("x_min", "x_max")
+    prob = PINNProblem(lambda x, u: d(u, x, "x", 2), box,
+                       [Dirichlet(0.0, on="x_min"), Neumann(1.0, on="x_max")])
+    sol = solve(prob, PINN(mlp(1), n_interior=64, n_boundary=8, iterations=1500, lr=3e-3))
+    x = torch.linspace(0, 1, 41)[:, None]
+    with torch.no_grad():
+        u = sol.u.net(x)
+    assert rel_l2(u, x) < 2e-2
+    rect = Rectangle({"x": (0.0, 1.0), "y": (0.0, 2.0)})
+    pts = Dirichlet(0.0, on=("x_min", "y_max")).sample(rect, 30)
+    on_x_min, on_y_max = pts[:, 0] == 0.0, pts[:, 1] == 2.0
+    assert bool((on_x_min | on_y_max).all())
+    assert int(on_x_min.sum()) == 20  # faces in proportion to their length (2 : 1)
+    space_time = TimeSpace((0.0, 1.0), Interval(-1.0, 1.0))
+    assert bool((Dirichlet(0.0, on="x_max").sample(space_time, 10)[:, 1] == 1.0).all())
+
+
+def test_unknown_boundary_parts_are_refused_when_the_problem_is_built():
+    with pytest.raises(UnknownVariableError, match="`on`.*'left'.*x_min"):
+        PINNProblem(lambda x, u: u, Rectangle({"x": (0, 1), "y": (0, 1)}),
+                    [Dirichlet(0.0, on="left")])
+    with pytest.raises(UnknownVariableError, match="`on`"):  # a circle has no named parts
+        PINNProblem(lambda x, u: u, Disk(), [Neumann(0.0, on="x_min")])
+    with pytest.raises(InvalidArgumentError, match="`on`"):
+        PINNProblem(lambda x, u: u, Interval(0.0, 1.0), [Dirichlet(0.0, on=())])
+
+
+# ------------------------------------------------------------------ given points, bad residuals
+def test_given_points_are_used_and_checked():
+    seen = []
+
+    def residual(x, u):
+        seen.append(len(x))
+        return d(u, x, "x", 2) + 1.0
+
+    prob = PINNProblem(residual, Interval(0.0, 1.0), [Dirichlet(0.0)])
+    pts = torch.linspace(0.05, 0.95, 19)[:, None]
+    solve(prob, PINN(mlp(1), points=pts, n_boundary=2, iterations=3))
+    assert set(seen) == {19}
+    for bad, what in [(torch.tensor([[0.5], [1.5]]), "1 of 2 lie outside"),
+                      (torch.tensor([[0.5], [float("nan")]]), "not finite"),
+                      (torch.rand(4, 2), "one column per domain axis")]:
+        with pytest.raises(InvalidArgumentError, match=f"`points`.*{what}"):
+            solve(prob, PINN(mlp(1), points=bad, n_boundary=2, iterations=1))
+    with pytest.raises(InvalidArgumentError, match="`points`"):
+        PINN(mlp(1), points=torch.empty(0, 1))
+
+
+def test_residual_that_ignores_the_network_is_refused():
+    prob = PINNProblem(lambda x, u: torch.sin(x["x"]), Interval(0.0, 1.0), [Dirichlet(0.0)])
+    with pytest.raises(InvalidArgumentError, match="`residual`.*gradient"):
+        solve(prob, PINN(mlp(1), n_interior=8, n_boundary=2, iterations=1))
+
+
+def test_derivative_of_a_tensor_not_computed_from_the_points_warns():
+    x = Coordinates(torch.rand(6, 1, requires_grad=True), ("x",))
+    detached = mlp(1)(x.values.detach())  # computed from a copy of the points
+    with pytest.warns(UserWarning, match="does not depend on the points"):
+        assert torch.equal(d(detached, x, "x"), torch.zeros(6, 1))
+    with pytest.warns(UserWarning, match="does not depend on the points"):
+        d(torch.ones(6, 1), x, "x")

@@ -76,6 +76,9 @@ class PINN(AbstractAlgorithm):
     refine : RAR, optional
         Residual-based adaptive refinement of the interior points during Adam; the final
         set has ``n_interior + rounds * k`` points (see ``PINNFunction.added_points``).
+    points : torch.Tensor, shape (N, dim), optional
+        Interior collocation points to use instead of sampling ``n_interior`` of them;
+        they must lie in the domain (columns in ``domain.names`` order).
     compile : bool
         Take the residual's derivatives in Taylor mode (:mod:`~opflow.solvers.pinn.jet`)
         compiled with ``torch.compile``: for a ``Sequential`` MLP of ``Linear`` layers and
@@ -103,6 +106,7 @@ class PINN(AbstractAlgorithm):
     lra_every: int = 10
     lra_alpha: float = 0.1
     refine: Optional[RAR] = None
+    points: Optional[torch.Tensor] = None
     compile: bool = False
 
     def __post_init__(self):
@@ -125,6 +129,11 @@ class PINN(AbstractAlgorithm):
             raise InvalidArgumentError("weights", "a mapping {term name: weight}", self.weights)
         if self.refine is not None and not isinstance(self.refine, RAR):
             raise InvalidArgumentError("refine", "None or an RAR(...) setting", self.refine)
+        if self.points is not None and not (
+                isinstance(self.points, torch.Tensor) and self.points.ndim == 2
+                and self.points.is_floating_point() and len(self.points) > 0):
+            raise InvalidArgumentError("points", "a floating-point tensor (N, dim) of N >= 1 "
+                                       "interior points", self.points)
         if not isinstance(self.compile, bool):
             raise InvalidArgumentError("compile", "True or False", self.compile)
 
@@ -235,6 +244,37 @@ class _Bar:
             self.bar.close()
 
 
+def _interior_points(domain, alg: PINN) -> torch.Tensor:
+    """``alg.points`` checked against the domain, or ``n_interior`` sampled points."""
+    if alg.points is None:
+        return domain.sample_interior(alg.n_interior, alg.sampler, alg.seed)
+    pts = alg.points.detach()
+    if pts.shape[1] != domain.dim:
+        raise InvalidArgumentError("points", f"a tensor (N, {domain.dim}): one column per "
+                                   f"domain axis {domain.names}", tuple(pts.shape))
+    inside = domain.contains(pts) & torch.isfinite(pts).all(dim=1)
+    if not bool(inside.all()):
+        bad = pts[~inside]
+        raise InvalidArgumentError(
+            "points", f"points inside the domain (axes {domain.names}, box {domain.box}): "
+            f"{len(bad)} of {len(pts)} lie outside or are not finite, e.g. {bad[0].tolist()}",
+            tuple(pts.shape))
+    return pts.clone()
+
+
+def _check_residual_reaches(residual: torch.Tensor, params: list[torch.Tensor]) -> None:
+    """Refuse a residual whose loss has no gradient with respect to the network: training
+    could not change it (typically a residual not computed from ``u``)."""
+    reaches = residual.grad_fn is not None and any(
+        g is not None for g in torch.autograd.grad(residual, params, retain_graph=True,
+                                                   allow_unused=True))
+    if not reaches:
+        raise InvalidArgumentError(
+            "residual", "a residual computed from the network output u: its loss has no "
+            "gradient with respect to the network's parameters, so training cannot reduce it",
+            residual.detach())
+
+
 def _taylor_forward(prob: PINNProblem, alg: PINN) -> Optional[MLPJet]:
     """The compiled Taylor-mode evaluator when ``alg.compile`` asks and the setup allows."""
     if not alg.compile:
@@ -270,8 +310,7 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
     start = time.perf_counter()
     domain, names = prob.domain, _term_names(prob)
     cols = domain.names
-    interior = Coordinates(domain.sample_interior(alg.n_interior, alg.sampler, alg.seed)
-                           .requires_grad_(True), cols)
+    interior = Coordinates(_interior_points(domain, alg).requires_grad_(True), cols)
     cond_pts = [Coordinates(c.sample(domain, alg.n_boundary, alg.sampler, alg.seed + 101 * (k + 1)),
                             cols) for k, c in enumerate(prob.conditions)]
     pdtype = next(iter(alg.net.parameters()), torch.empty(0)).dtype
@@ -326,6 +365,9 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
                 hat = g_max / mean
                 weights[name] = (1 - alg.lra_alpha) * weights[name] + alg.lra_alpha * hat
 
+    if params:
+        with retained_backward():
+            _check_residual_reaches(terms()["residual"], params)
     n_adam = alg.iterations if alg.optimizer == "adam" else 0
     n_lbfgs = alg.lbfgs_iterations + (alg.iterations if alg.optimizer == "lbfgs" else 0)
     bar = _Bar(n_adam + n_lbfgs, alg.progress if progress is None else progress)

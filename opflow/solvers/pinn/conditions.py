@@ -59,7 +59,8 @@ class Condition:
     def sample(self, domain: Domain, n: int, method: str = "uniform",
                seed: int = 0) -> torch.Tensor:
         """Points where the condition is enforced, shape ``(n, domain.dim)``."""
-        return domain.sample_boundary(n, method, seed)
+        return domain.sample_boundary(n, method, seed,
+                                      on=domain.boundary_parts(getattr(self, "on", None)))
 
     def loss(self, model: Model, x: Coordinates, domain: Domain) -> torch.Tensor:
         """Unweighted mean-square misfit (a scalar) at the points ``x``."""
@@ -68,11 +69,16 @@ class Condition:
 
 @dataclass(frozen=True)
 class Dirichlet(Condition):
-    """``u = value`` on the (lateral) boundary."""
+    """``u = value`` on the (lateral) boundary.
+
+    ``on`` names the boundary parts (``domain.boundaries``, e.g. ``"x_min"`` or
+    ``("x_min", "y_max")`` on a Box); default the whole boundary.
+    """
 
     value: Target = 0.0
     weight: float = 1.0
     name: str | None = None
+    on: str | tuple[str, ...] | None = None
     kind: ClassVar[str] = "dirichlet"
 
     def __post_init__(self):
@@ -85,11 +91,16 @@ class Dirichlet(Condition):
 
 @dataclass(frozen=True)
 class Neumann(Condition):
-    """Outward normal derivative ``du/dn = value`` on the (lateral) boundary."""
+    """Outward normal derivative ``du/dn = value`` on the (lateral) boundary.
+
+    ``on`` names the boundary parts (``domain.boundaries``, e.g. ``"x_min"`` or
+    ``("x_min", "y_max")`` on a Box); default the whole boundary.
+    """
 
     value: Target = 0.0
     weight: float = 1.0
     name: str | None = None
+    on: str | tuple[str, ...] | None = None
     kind: ClassVar[str] = "neumann"
 
     def __post_init__(self):

@@ -24,12 +24,13 @@ through autograd.
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable, Sequence
 
 import torch
 
 from ...errors import InvalidArgumentError, ShapeError, UnknownVariableError
-from .jet import Jet, attach, jet_of
+from .jet import Jet, attach, jet_of, through_compiled_graph
 
 __all__ = ["Coordinates", "d", "gradient", "laplacian"]
 
@@ -130,18 +131,25 @@ def _autograd_value(u: torch.Tensor, x: Coordinates) -> torch.Tensor:
 def _grad(u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Full gradient ``(N, dim)`` of the ``(N, 1)`` column ``u`` at the points ``x``."""
     if not u.requires_grad:
+        _warn_unconnected()
         return torch.zeros_like(x)
-    try:
-        (g,) = torch.autograd.grad(u, x, grad_outputs=torch.ones_like(u), create_graph=True,
-                                   allow_unused=True)
-    except RuntimeError as err:
-        if "donated buffer" not in str(err) and "double backward" not in str(err):
-            raise
+    if through_compiled_graph(u):
         raise InvalidArgumentError(
             "u", "the network output u, or a derivative of it from d / gradient / laplacian: "
             "with PINN(compile=True) a tensor computed from u (a slice, product or reshape) "
-            "cannot be differentiated; differentiate u first, or use compile=False", u) from err
-    return torch.zeros_like(x) if g is None else g
+            "cannot be differentiated; differentiate u first, or use compile=False", u)
+    (g,) = torch.autograd.grad(u, x, grad_outputs=torch.ones_like(u), create_graph=True,
+                               allow_unused=True)
+    if g is None:
+        _warn_unconnected()
+        return torch.zeros_like(x)
+    return g
+
+
+def _warn_unconnected() -> None:
+    warnings.warn("a derivative of a tensor that does not depend on the points x is zero: "
+                  "was u computed from x.values (net(x.values)), and x made with "
+                  "requires_grad=True?", UserWarning, stacklevel=4)
 
 
 def gradient(u: torch.Tensor, x: Coordinates | torch.Tensor) -> torch.Tensor:

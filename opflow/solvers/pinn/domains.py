@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Optional, Sequence
 
 import torch
 
-from ...errors import InvalidArgumentError
+from ...errors import InvalidArgumentError, UnknownVariableError
 from .sampling import check_count, sample_unit
 
 __all__ = ["Domain", "Interval", "Box", "Rectangle", "Disk", "TimeSpace"]
@@ -48,9 +48,35 @@ class Domain:
         """``n`` points inside the domain, shape ``(n, dim)``, columns ordered as ``names``."""
         raise NotImplementedError
 
-    def sample_boundary(self, n: int, method: str = "uniform", seed: int = 0) -> torch.Tensor:
-        """``n`` points on the boundary (for :class:`TimeSpace`: the lateral boundary)."""
+    def sample_boundary(self, n: int, method: str = "uniform", seed: int = 0,
+                        on: Optional[tuple[str, ...]] = None) -> torch.Tensor:
+        """``n`` points on the boundary (for :class:`TimeSpace`: the lateral boundary),
+        or on its parts named in ``on`` (see :attr:`boundaries`)."""
         raise NotImplementedError
+
+    @property
+    def boundaries(self) -> tuple[str, ...]:
+        """Names of the boundary parts a condition can select with ``on=``
+        (empty: the boundary is taken whole)."""
+        return ()
+
+    def boundary_parts(self, on: str | Sequence[str] | None) -> Optional[tuple[str, ...]]:
+        """``on`` checked against :attr:`boundaries`, as a tuple (None: the whole boundary).
+
+        Raises
+        ------
+        UnknownVariableError
+            A name that is not a boundary part of this domain.
+        """
+        if on is None:
+            return None
+        parts = (on,) if isinstance(on, str) else tuple(on)
+        if not parts:
+            raise InvalidArgumentError("on", f"boundary part names among {self.boundaries}", on)
+        for part in parts:
+            if part not in self.boundaries:
+                raise UnknownVariableError("on", part, self.boundaries)
+        return parts
 
     def normals(self, points: torch.Tensor) -> torch.Tensor:
         """Outward unit normals, shape ``(n, dim)``, at boundary ``points``."""
@@ -106,21 +132,29 @@ class Box(Domain):
         lo, hi = self._lo_hi(s.dtype)
         return lo + (hi - lo) * s
 
-    def sample_boundary(self, n: int, method: str = "uniform", seed: int = 0) -> torch.Tensor:
-        """Points on the ``2 dim`` faces, as many per face as its measure warrants
-        (in 1-D: the two end points, alternately)."""
+    @property
+    def boundaries(self) -> tuple[str, ...]:
+        """Faces ``"<axis>_min"`` and ``"<axis>_max"`` per axis, e.g. ``"x_min"``."""
+        return tuple(f"{name}_{end}" for name in self.names for end in ("min", "max"))
+
+    def sample_boundary(self, n: int, method: str = "uniform", seed: int = 0,
+                        on: Optional[tuple[str, ...]] = None) -> torch.Tensor:
+        """Points on the ``2 dim`` faces (or the faces named in ``on``), as many per face
+        as its measure warrants (in 1-D: the end points, alternately)."""
         check_count(n)
+        faces = [k for k, part in enumerate(self.boundaries)
+                 if part in (self.boundary_parts(on) or self.boundaries)]
         s = sample_unit(n, self.dim, method, seed)
         lo, hi = self._lo_hi(s.dtype)
         pts = lo + (hi - lo) * s
         lengths = (hi - lo).tolist()
         if self.dim == 1:
-            side = torch.arange(n) % 2
-            return torch.where(side[:, None] == 0, lo, hi).expand(n, 1).clone()
+            ends = torch.stack([lo, hi])[torch.tensor(faces)]  # (faces, 1)
+            return ends[torch.arange(n) % len(faces)].clone()
         measure = [math.prod(lengths[:i] + lengths[i + 1:]) for i in range(self.dim)]
-        counts = _split(n, [m for m in measure for _ in (0, 1)])
+        counts = _split(n, [measure[face // 2] for face in faces])
         start = 0
-        for face, c in enumerate(counts):
+        for face, c in zip(faces, counts):
             i, side = divmod(face, 2)
             pts[start:start + c, i] = hi[i] if side else lo[i]
             start += c
@@ -178,7 +212,9 @@ class Disk(Domain):
         c = torch.tensor(self.center, dtype=s.dtype)
         return c + torch.stack([r * theta.cos(), r * theta.sin()], dim=1)
 
-    def sample_boundary(self, n: int, method: str = "uniform", seed: int = 0) -> torch.Tensor:
+    def sample_boundary(self, n: int, method: str = "uniform", seed: int = 0,
+                        on: Optional[tuple[str, ...]] = None) -> torch.Tensor:
+        self.boundary_parts(on)  # a circle has no named parts
         s = sample_unit(n, 1, method, seed)
         theta = 2 * math.pi * s[:, 0]
         c = torch.tensor(self.center, dtype=s.dtype)
@@ -248,8 +284,14 @@ class TimeSpace(Domain):
             space = lo + (hi - lo) * s[:, 1:]
         return self._with_time(space, t0 + (t1 - t0) * s[:, 0])
 
-    def sample_boundary(self, n: int, method: str = "uniform", seed: int = 0) -> torch.Tensor:
-        return self._with_time(self.space.sample_boundary(n, method, seed),
+    @property
+    def boundaries(self) -> tuple[str, ...]:
+        """The boundary parts of ``space`` (the lateral boundary)."""
+        return self.space.boundaries
+
+    def sample_boundary(self, n: int, method: str = "uniform", seed: int = 0,
+                        on: Optional[tuple[str, ...]] = None) -> torch.Tensor:
+        return self._with_time(self.space.sample_boundary(n, method, seed, on=on),
                                self._times(n, method, seed))
 
     def sample_initial(self, n: int, method: str = "uniform", seed: int = 0) -> torch.Tensor:

@@ -33,7 +33,8 @@ import torch._dynamo
 
 from ...errors import InvalidArgumentError
 
-__all__ = ["ACTIVATIONS", "MLPJet", "Jet", "attach", "jet_of", "retained_backward"]
+__all__ = ["ACTIVATIONS", "MLPJet", "Jet", "attach", "jet_of", "retained_backward",
+           "through_compiled_graph"]
 
 
 def _tanh(z: torch.Tensor):
@@ -129,6 +130,23 @@ def _compiled() -> Callable:
 
         _compiled_propagate = run
     return _compiled_propagate
+
+
+def through_compiled_graph(u: torch.Tensor) -> bool:
+    """Whether ``u``'s autograd graph passes through a compiled jet (which autograd cannot
+    differentiate twice). Walks the graph only once a jet was compiled in this process."""
+    if _compiled_propagate is None or u.grad_fn is None:
+        return False
+    seen, stack = set(), [u.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if type(node).__name__.startswith("CompiledFunction"):
+            return True
+        stack.extend(nxt for nxt, _ in node.next_functions)
+    return False
 
 
 def retained_backward():

@@ -12,6 +12,7 @@ Periodic axes are treated like the others: the grid's edge is a boundary.
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import numpy as np
 import torch
@@ -130,7 +131,9 @@ class MaskDomain(Domain):
             out[:, i] = lo + (hi - lo) * s[:, i + 1].double().numpy()
         return torch.as_tensor(out, dtype=s.dtype)
 
-    def sample_boundary(self, n: int, method: str = "uniform", seed: int = 0) -> torch.Tensor:
+    def sample_boundary(self, n: int, method: str = "uniform", seed: int = 0,
+                        on: Optional[tuple[str, ...]] = None) -> torch.Tensor:
+        self.boundary_parts(on)  # a mask boundary has no named parts
         check_count(n)
         s = sample_unit(n, self.dim + 1, method, seed)
         faces = self._faces[self._pick(self._face_cdf, s[:, 0])]

@@ -63,6 +63,7 @@ class PINNProblem:
         for c in conds:
             if not isinstance(c, Condition):
                 raise InvalidArgumentError("conditions", "Condition objects (Dirichlet, ...)", c)
+            self.domain.boundary_parts(getattr(c, "on", None))  # unknown parts: an error now
         names = (self.names,) if isinstance(self.names, str) else tuple(self.names)
         if not names:
             raise InvalidArgumentError("names", "at least one channel name", self.names)
