@@ -17,3 +17,20 @@ def test_readme_example_runs(tmp_path, monkeypatch):
     sol = namespace["sol"]
     assert sol.success and sol.u.batch_shape[:2] == (5, 2)
     assert (tmp_path / "heat_continued.nc").exists()
+
+
+def test_readme_pinn_example_runs():
+    """The PINN section as written, with fewer iterations; the exact solution is
+    u = sin(pi x) sin(pi y), so the Neumann data -pi sin(pi x) at y = 0 are consistent."""
+    block = re.search(r"## Physics-informed networks.*?```python\n(.*?)```", README.read_text(),
+                      re.S).group(1)
+    assert "iterations=3000" in block and "lbfgs_iterations=500" in block
+    short = block.replace("lbfgs_iterations=500", "lbfgs_iterations=2").replace(
+        " iterations=3000", " iterations=30")
+    namespace: dict = {}
+    exec(compile(short, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    sol, u = namespace["sol"], namespace["u"]
+    assert sol.success and u.values.shape[-2:] == (65, 65)
+    history = sol.u.history["total"]
+    assert len(history) >= 30 and history[29] < history[0]
+    assert set(sol.u.losses) == {"residual", "dirichlet", "neumann", "dirichlet2"}
