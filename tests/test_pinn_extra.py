@@ -288,3 +288,25 @@ def test_derivative_of_a_tensor_not_computed_from_the_points_warns():
         assert torch.equal(d(detached, x, "x"), torch.zeros(6, 1))
     with pytest.warns(UserWarning, match="does not depend on the points"):
         d(torch.ones(6, 1), x, "x")
+
+
+def test_neumann_on_one_face_of_a_rectangle_and_on_argument_checks():
+    """u = x^2 y: du/dn on y_max (normal +y) is x^2, on x_max (normal +x) 2 x y."""
+    rect = Rectangle({"x": (0.0, 1.0), "y": (0.0, 1.0)})
+
+    def model(x):
+        return x["x"] ** 2 * x["y"]
+
+    faces = {"y_max": lambda x: x["x"] ** 2, "x_max": lambda x: 2 * x["x"] * x["y"]}
+    samples = {on: Coordinates(Neumann(0.0, on=on).sample(rect, 40), rect.names)
+               for on in faces}
+    for on, flux in faces.items():
+        other = "x_max" if on == "y_max" else "y_max"
+        assert float(Neumann(flux, on=on).loss(model, samples[on], rect).detach()) < 1e-10
+        assert float(Neumann(flux, on=on).loss(model, samples[other], rect).detach()) > 1e-3
+    assert Dirichlet(0.0, on=["x_min", "y_max"]).on == ("x_min", "y_max")  # hashable tuple
+    hash(Dirichlet(0.0, on=["x_min"]))
+    with pytest.raises(InvalidArgumentError, match="`on`"):
+        Dirichlet(0.0, on=5)
+    net, points = mlp(2), torch.rand(4, 2)
+    assert PINN(net, points=points) == PINN(net, points=points.clone())  # no tensor compare

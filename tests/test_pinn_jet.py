@@ -192,3 +192,63 @@ def test_failed_compilation_falls_back_to_eager_with_a_warning(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # later jets skip compilation without warning again
         MLPJet(net, compile=True)(x.values)
+
+
+def test_nets_whose_forward_differs_from_their_layers_are_refused():
+    class Shifted(torch.nn.Sequential):
+        def forward(self, x):
+            return super().forward(2 * x - 1)
+
+    class ScaledLinear(torch.nn.Linear):
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    base = mlp(2)
+    assert not MLPJet.supports(Shifted(*base))
+    assert not MLPJet.supports(torch.nn.Sequential(ScaledLinear(2, 4), torch.nn.Tanh(),
+                                                   torch.nn.Linear(4, 1)))
+    hooked = mlp(2)
+    hooked[-1].register_forward_hook(lambda module, inp, out: out * 3)
+    assert not MLPJet.supports(hooked)
+    normed = mlp(2)
+    torch.nn.utils.spectral_norm(normed[0])  # a forward pre-hook rewrites the weight
+    assert not MLPJet.supports(normed)
+
+
+def test_in_place_change_of_the_output_drops_the_jet():
+    net, x = mlp(1), coords(15, 1)
+    u = MLPJet(net)(x.values)
+    u_ref = net(x.values).clone()
+    scale = x["t"] * (1 - x["t"])
+    u *= scale
+    u_ref = u_ref * scale
+    assert jet_of(u, x.values) is None
+    torch.testing.assert_close(d(u, x, "t"), d(u_ref, x, "t"))
+
+
+def test_uncompiled_jet_outputs_are_freed_without_the_cycle_collector():
+    import gc
+    import weakref
+
+    net, x = mlp(2), coords(50, 2)
+    u = MLPJet(net)(x.values)
+    d(u, x, "x", 2)
+    ref = weakref.ref(u)
+    gc.disable()
+    try:
+        del u
+        assert ref() is None  # no reference cycle through the jet
+    finally:
+        gc.enable()
+
+
+def test_residual_weight_zero_and_constant_higher_derivatives():
+    prob = PINNProblem(lambda x, u: torch.zeros_like(x["x"]), Interval(0.0, 1.0, name="x"),
+                       [Dirichlet(1.0)])  # boundary fitting only
+    sol = solve(prob, PINN(mlp(1).float(), n_interior=8, n_boundary=4, iterations=3,
+                           weights={"residual": 0.0}))
+    assert sol.stats.nfe == 4  # three steps and the final evaluation
+    x = coords(5, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a constant first derivative is not an unconnected u
+        assert torch.equal(d(3 * x["t"], x, "t", 2), torch.zeros(5, 1, dtype=torch.float64))

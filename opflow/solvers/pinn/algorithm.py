@@ -20,7 +20,7 @@ import math
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
 import torch
@@ -106,7 +106,7 @@ class PINN(AbstractAlgorithm):
     lra_every: int = 10
     lra_alpha: float = 0.1
     refine: Optional[RAR] = None
-    points: Optional[torch.Tensor] = None
+    points: Optional[torch.Tensor] = field(default=None, compare=False, repr=False)
     compile: bool = False
 
     def __post_init__(self):
@@ -365,9 +365,10 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
                 hat = g_max / mean
                 weights[name] = (1 - alg.lra_alpha) * weights[name] + alg.lra_alpha * hat
 
-    if params:
+    if params and weights["residual"] != 0:
         with retained_backward():
-            _check_residual_reaches(terms()["residual"], params)
+            _check_residual_reaches(prob.residual_at(alg.net, interior, forward).pow(2).mean(),
+                                    params)
     n_adam = alg.iterations if alg.optimizer == "adam" else 0
     n_lbfgs = alg.lbfgs_iterations + (alg.iterations if alg.optimizer == "lbfgs" else 0)
     bar = _Bar(n_adam + n_lbfgs, alg.progress if progress is None else progress)

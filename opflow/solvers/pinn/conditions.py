@@ -46,6 +46,22 @@ def _check_weight(weight: object) -> None:
         raise InvalidArgumentError("weight", "a number >= 0", weight)
 
 
+def _check_on(condition: Condition) -> None:
+    """Store ``on`` as None or a tuple of part names (hashable, checked for type)."""
+    on = condition.on  # type: ignore[attr-defined]
+    if on is None:
+        return
+    parts = (on,) if isinstance(on, str) else on
+    try:
+        parts = tuple(parts)
+    except TypeError:
+        parts = (on,)
+    if not all(isinstance(p, str) for p in parts):
+        raise InvalidArgumentError("on", "a boundary part name or a sequence of names, e.g. "
+                                   "'x_min' or ('x_min', 'y_max')", on)
+    object.__setattr__(condition, "on", parts)
+
+
 def _grad_points(x: Coordinates) -> Coordinates:
     return Coordinates(x.values.detach().requires_grad_(True), x.names)
 
@@ -83,6 +99,7 @@ class Dirichlet(Condition):
 
     def __post_init__(self):
         _check_weight(self.weight)
+        _check_on(self)
 
     def loss(self, model: Model, x: Coordinates, domain: Domain) -> torch.Tensor:
         u = model(x)
@@ -105,6 +122,7 @@ class Neumann(Condition):
 
     def __post_init__(self):
         _check_weight(self.weight)
+        _check_on(self)
 
     def loss(self, model: Model, x: Coordinates, domain: Domain) -> torch.Tensor:
         x = _grad_points(x)

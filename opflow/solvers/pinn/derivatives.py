@@ -125,13 +125,17 @@ def _autograd_value(u: torch.Tensor, x: Coordinates) -> torch.Tensor:
     """``u``, or for a compiled Taylor-mode output (whose graph cannot be differentiated
     twice) the same quantity computed by autograd from an ordinary forward pass."""
     jet = jet_of(u, x.values)
-    return u if jet is None else jet.autograd_value()
+    return u if jet is None or not jet.compiled else jet.autograd_value()
 
 
-def _grad(u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Full gradient ``(N, dim)`` of the ``(N, 1)`` column ``u`` at the points ``x``."""
+def _grad(u: torch.Tensor, x: torch.Tensor, first: bool = True) -> torch.Tensor:
+    """Full gradient ``(N, dim)`` of the ``(N, 1)`` column ``u`` at the points ``x``.
+
+    ``first``: ``u`` is what the caller differentiates (not an intermediate derivative,
+    which may be constant legitimately); if it does not depend on ``x``, a warning."""
     if not u.requires_grad:
-        _warn_unconnected()
+        if first:
+            _warn_unconnected()
         return torch.zeros_like(x)
     if through_compiled_graph(u):
         raise InvalidArgumentError(
@@ -141,7 +145,8 @@ def _grad(u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     (g,) = torch.autograd.grad(u, x, grad_outputs=torch.ones_like(u), create_graph=True,
                                allow_unused=True)
     if g is None:
-        _warn_unconnected()
+        if first:
+            _warn_unconnected()
         return torch.zeros_like(x)
     return g
 
@@ -209,8 +214,8 @@ def d(u: torch.Tensor, x: Coordinates | torch.Tensor, axis: str | int,
         value = (jet.grad if order == 1 else jet.second)[i].reshape(u.shape)
         return _from_jet(jet, x, value, lambda v: d(v, x, axis, order))
     out = _column(_autograd_value(u, x), len(x))
-    for _ in range(order):
-        out = _grad(out, x.values)[:, i:i + 1]
+    for k in range(order):
+        out = _grad(out, x.values, first=k == 0)[:, i:i + 1]
     return out.reshape(u.shape)
 
 
@@ -240,5 +245,5 @@ def laplacian(u: torch.Tensor, x: Coordinates | torch.Tensor,
     g = _grad(_column(_autograd_value(u, x), len(x)), x.values)
     total = torch.zeros(len(x), 1, dtype=x.values.dtype, device=x.values.device)
     for i in cols:
-        total = total + _grad(g[:, i:i + 1], x.values)[:, i:i + 1]
+        total = total + _grad(g[:, i:i + 1], x.values, first=False)[:, i:i + 1]
     return total.reshape(u.shape)

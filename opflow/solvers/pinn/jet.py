@@ -19,8 +19,10 @@ chain (it cannot compile the double backward of the autograd path).
 and the activations named in :data:`ACTIVATIONS`; :func:`attach` hangs the result on
 the output tensor, where :func:`~opflow.solvers.pinn.d`,
 :func:`~opflow.solvers.pinn.gradient` and :func:`~opflow.solvers.pinn.laplacian`
-find it. Any other derivative (mixed, third order, of a channel slice) falls back
-to autograd on an ordinary forward pass, so results never depend on the path.
+find it. Any other derivative (mixed, third order) falls back to autograd, so
+results do not depend on the path. Compiled outputs cannot be differentiated
+twice, so under ``torch.compile`` a tensor computed from the output (a slice, a
+product) cannot be differentiated: the derivative helpers say so.
 """
 
 from __future__ import annotations
@@ -60,23 +62,34 @@ ACTIVATIONS: dict[type, str] = {torch.nn.Tanh: "tanh", torch.nn.Sigmoid: "sigmoi
 _DERIVATIVES: dict[str, Callable] = {"tanh": _tanh, "sigmoid": _sigmoid, "silu": _silu}
 
 
+def _hooked(module: torch.nn.Module) -> bool:
+    """Forward hooks (weight/spectral norm, user hooks) change what the layer computes."""
+    return bool(module._forward_hooks or module._forward_pre_hooks)
+
+
 def _plan(net: torch.nn.Module) -> Optional[tuple[tuple[str, ...], list[torch.nn.Linear]]]:
     """Layer kinds (``"linear"``, ``"affine"`` = linear with bias, or an activation name)
     and the Linear modules of a supported MLP, else None.
 
-    The kinds are plain strings so that compiled code is shared by every network of
-    the same architecture (``torch.compile`` guards on their values)."""
-    if not isinstance(net, torch.nn.Sequential):
+    Only the exact classes qualify (a subclass may override ``forward``), without
+    forward hooks. The kinds are plain strings so that compiled code is shared by every
+    network of the same architecture (``torch.compile`` guards on their values)."""
+    from torch.nn.modules import module as module_globals
+
+    if type(net) is not torch.nn.Sequential or _hooked(net) or (
+            module_globals._global_forward_hooks or module_globals._global_forward_pre_hooks):
         return None
     kinds: list[str] = []
     linears: list[torch.nn.Linear] = []
     for m in net:
-        if isinstance(m, torch.nn.Linear):
+        if _hooked(m):
+            return None
+        if type(m) is torch.nn.Linear:
             kinds.append("linear" if m.bias is None else "affine")
             linears.append(m)
         elif type(m) in ACTIVATIONS and kinds and kinds[-1] in ("linear", "affine"):
             kinds.append(ACTIVATIONS[type(m)])
-        elif not isinstance(m, torch.nn.Identity):
+        elif type(m) is not torch.nn.Identity:
             return None
     return (tuple(kinds), linears) if kinds and kinds[0] in ("linear", "affine") else None
 
@@ -173,15 +186,17 @@ class Jet:
         twice: derivatives of them must be taken on :meth:`autograd_value`.
     """
 
-    __slots__ = ("points", "grad", "second", "compiled", "_fallback", "_value")
+    __slots__ = ("points", "grad", "second", "compiled", "version", "_fallback", "_value")
 
-    def __init__(self, points, grad, second, fallback: Callable[[], torch.Tensor],
-                 compiled: bool = False):
+    def __init__(self, points, grad, second,
+                 fallback: Optional[Callable[[], torch.Tensor]] = None, compiled: bool = False):
         self.points, self.grad, self.second, self.compiled = points, grad, second, compiled
         self._fallback, self._value = fallback, None
+        self.version = -1  # the output's version when attached
 
     def autograd_value(self) -> torch.Tensor:
-        """The output recomputed by an ordinary forward pass, for derivatives the jet lacks."""
+        """The output recomputed by an ordinary forward pass (compiled jets only: an
+        uncompiled output is differentiated directly)."""
         if self._value is None:
             self._value = self._fallback()
         return self._value
@@ -189,14 +204,18 @@ class Jet:
 
 def attach(u: torch.Tensor, jet: Jet) -> torch.Tensor:
     """Hang ``jet`` on ``u`` (returned) for the derivative helpers."""
+    jet.version = u._version
     u._opflow_jet = jet
     return u
 
 
 def jet_of(u: torch.Tensor, points: torch.Tensor) -> Optional[Jet]:
-    """The jet of ``u`` at ``points`` if one was attached, else None."""
+    """The jet of ``u`` at ``points`` if one was attached and ``u`` was not modified in
+    place since, else None."""
     jet = getattr(u, "_opflow_jet", None)
-    return jet if jet is not None and jet.points is points else None
+    if jet is None or jet.points is not points or jet.version != u._version:
+        return None
+    return jet
 
 
 class MLPJet:
@@ -239,13 +258,14 @@ class MLPJet:
 
             try:
                 return _compiled()(self._kinds, params, points)
-            except BackendCompilerFailed as err:  # e.g. no C++ compiler
+            except (BackendCompilerFailed, RuntimeError) as err:  # e.g. no C++ compiler
+                # a genuine error of the inputs is raised again by the uncompiled pass
                 _compile_failed = True
                 self.compiled = False
                 first = str(err).strip().splitlines()[0] if str(err).strip() else type(err)
                 warnings.warn(f"torch.compile could not compile the Taylor-mode pass "
                               f"({first}); it runs uncompiled (same results, slower)",
-                              UserWarning, stacklevel=4)
+                              UserWarning, stacklevel=2)
         return _propagate(self._kinds, params, points)
 
     def __call__(self, points: torch.Tensor) -> torch.Tensor:
@@ -258,5 +278,7 @@ class MLPJet:
         params = [p for m in self._linears
                   for p in ((m.weight,) if m.bias is None else (m.weight, m.bias))]
         u, grad, second = self._run(params, points)
-        fallback = (lambda: self.net(points)) if self.compiled else (lambda: u)
-        return attach(u, Jet(points, grad, second, fallback, self.compiled))
+        if not self.compiled:  # differentiated directly (no closure over u: no cycle)
+            return attach(u, Jet(points, grad, second))
+        net = self.net
+        return attach(u, Jet(points, grad, second, lambda: net(points), compiled=True))
