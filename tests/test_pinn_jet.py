@@ -252,3 +252,43 @@ def test_residual_weight_zero_and_constant_higher_derivatives():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a constant first derivative is not an unconnected u
         assert torch.equal(d(3 * x["t"], x, "t", 2), torch.zeros(5, 1, dtype=torch.float64))
+
+
+def test_channels_of_a_multi_output_net():
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Tanh(),
+                              torch.nn.Linear(16, 3)).double()
+    x = coords(25, 2)
+    u_ref, u = net(x.values), MLPJet(net)(x.values)
+    for k in range(3):
+        col = u_ref[:, k:k + 1]
+        torch.testing.assert_close(gradient(u, x, channel=k), gradient(col, x))
+        torch.testing.assert_close(d(u, x, "x", 2, channel=k), d(col, x, "x", 2))
+        torch.testing.assert_close(laplacian(u, x, x.names, channel=k),
+                                   laplacian(col, x, x.names))
+        torch.testing.assert_close(d(u_ref, x, "t", channel=k), d(col, x, "t"))  # autograd
+    torch.testing.assert_close(d(u, x, "x", channel=-1), d(u_ref[:, 2:], x, "x"))
+    for bad in (3, -4, 1.0, True):
+        with pytest.raises(InvalidArgumentError, match="`channel`"):
+            d(u, x, "x", channel=bad)
+
+
+def test_compiled_pinn_on_a_system_follows_the_autograd_path():
+    """u'' = v, v = -pi^2 sin(pi x) on [0, 1] (u = sin(pi x)), two output channels."""
+    def residual(x, uv):
+        source = -math.pi ** 2 * torch.sin(math.pi * x["x"])
+        return torch.cat([d(uv, x, "x", 2, channel=0) - uv[:, 1:2], uv[:, 1:2] - source], 1)
+
+    prob = PINNProblem(residual, Interval(0.0, 1.0, name="x"), [Dirichlet(0.0)],
+                       names=("u", "v"))
+
+    def net():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(1, 16), torch.nn.Tanh(),
+                                   torch.nn.Linear(16, 2))
+
+    runs = {c: solve(prob, PINN(net(), n_interior=64, n_boundary=4, iterations=20,
+                                compile=c)) for c in (False, True)}
+    torch.testing.assert_close(torch.tensor(runs[True].u.history["total"]),
+                               torch.tensor(runs[False].u.history["total"]), rtol=1e-4,
+                               atol=1e-6)

@@ -82,12 +82,13 @@ class PINN(AbstractAlgorithm):
     compile : bool
         Take the residual's derivatives in Taylor mode (:mod:`~opflow.solvers.pinn.jet`)
         compiled with ``torch.compile``: for a ``Sequential`` MLP of ``Linear`` layers and
-        tanh / sigmoid / SiLU activations with one output channel and no output transform
-        (otherwise a warning, and autograd). Results agree with the autograd path to
+        tanh / sigmoid / SiLU activations and no output transform (otherwise a warning,
+        and autograd). Results agree with the autograd path to
         rounding; the first step compiles (about 10 s), later steps run about 1.7x faster
         on CPU (``benchmarks/RESULTS.md``, ``pinn``). The residual must differentiate the
-        network output ``u`` itself (a slice or reshape of it cannot be differentiated
-        twice through the compiled graph: an error says so). Where ``torch.compile``
+        network output ``u`` itself, a channel with ``channel=k`` (a slice or reshape
+        of ``u`` cannot be differentiated twice through the compiled graph: an error
+        says so). Where ``torch.compile``
         fails (no C++ compiler), a warning, and Taylor mode runs uncompiled.
     """
 
@@ -280,7 +281,6 @@ def _taylor_forward(prob: PINNProblem, alg: PINN) -> Optional[MLPJet]:
     if not alg.compile:
         return None
     why = ("the problem has an output transform" if prob.transform is not None else
-           "the problem has more than one channel" if prob.channels != 1 else
            None if MLPJet.supports(alg.net) else
            "net is not a Sequential MLP of Linear layers and tanh/sigmoid/SiLU activations")
     if why is not None:

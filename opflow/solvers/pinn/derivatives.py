@@ -100,16 +100,35 @@ def _points(x: Coordinates | torch.Tensor) -> Coordinates:
 def _column(u: torch.Tensor, n: int) -> torch.Tensor:
     if not isinstance(u, torch.Tensor) or u.shape[:1] != (n,) or u.numel() != n:
         raise ShapeError("u", f"a tensor of shape ({n},) or ({n}, 1): one output per point; "
-                         "select a channel with u[:, k:k+1]", u)
+                         "pass channel=k (or select u[:, k:k+1])", u)
     return u.reshape(n, 1)
 
 
-def _served(u: torch.Tensor, x: Coordinates, order: int):
-    """The Taylor-mode jet of a one-channel ``u`` at ``x`` when it holds ``order``."""
+def _channel(u: torch.Tensor, channel: int | None) -> tuple[int | None, tuple[int, ...]]:
+    """``channel`` checked against ``u``'s channels, and the shape of a result."""
+    if channel is None:
+        return None, tuple(u.shape)
+    n_channels = u.shape[1] if isinstance(u, torch.Tensor) and u.ndim == 2 else 1
+    if isinstance(channel, bool) or not isinstance(channel, int) or not (
+            -n_channels <= channel < n_channels):
+        raise InvalidArgumentError("channel", f"an integer in [0, {n_channels}): a channel of "
+                                   "the output u", channel)
+    return channel % n_channels, (u.shape[0], 1)
+
+
+def _served(u: torch.Tensor, x: Coordinates, order: int, channel: int | None):
+    """The Taylor-mode jet of ``u`` at ``x`` when it holds ``order`` for ``channel``
+    (None: ``u`` must have one channel)."""
     jet = jet_of(u, x.values)
-    if order > 2 or jet is None or jet.grad is None or jet.grad.shape[-1] != 1:
+    if order > 2 or jet is None or jet.grad is None:
         return None
-    return jet
+    return jet if channel is not None or jet.grad.shape[-1] == 1 else None
+
+
+def _autograd_column(u: torch.Tensor, x: Coordinates, channel: int | None) -> torch.Tensor:
+    """The ``(N, 1)`` column to differentiate by autograd."""
+    v = _autograd_value(u, x)
+    return _column(v if channel is None else v[:, channel:channel + 1], len(x))
 
 
 def _from_jet(jet: Jet, x: Coordinates, value: torch.Tensor,
@@ -157,45 +176,52 @@ def _warn_unconnected() -> None:
                   "requires_grad=True?", UserWarning, stacklevel=4)
 
 
-def gradient(u: torch.Tensor, x: Coordinates | torch.Tensor) -> torch.Tensor:
+def gradient(u: torch.Tensor, x: Coordinates | torch.Tensor,
+             channel: int | None = None) -> torch.Tensor:
     """All first derivatives of ``u`` at the points.
 
     Parameters
     ----------
-    u : torch.Tensor, shape (N,) or (N, 1)
-        One network output per point, computed from ``x.values``.
+    u : torch.Tensor, shape (N,) or (N, 1), or (N, channels) with ``channel``
+        Network output per point, computed from ``x.values``.
     x : Coordinates or torch.Tensor, shape (N, dim)
         The points, with ``requires_grad=True``.
+    channel : int, optional
+        The channel of a multi-channel ``u`` to differentiate (the way to do so under
+        ``PINN(compile=True)``, where a slice ``u[:, k:k+1]`` cannot be differentiated).
 
     Returns
     -------
     torch.Tensor, shape (N, dim)
     """
     x = _points(x)
-    jet = _served(u, x, 1)
+    k, _ = _channel(u, channel)
+    jet = _served(u, x, 1, k)
     if jet is not None:
-        return _from_jet(jet, x, jet.grad[:, :, 0].t(), lambda v: gradient(v, x))
-    return _grad(_column(_autograd_value(u, x), len(x)), x.values)
+        return _from_jet(jet, x, jet.grad[:, :, k or 0].t(), lambda v: gradient(v, x, channel))
+    return _grad(_autograd_column(u, x, k), x.values)
 
 
 def d(u: torch.Tensor, x: Coordinates | torch.Tensor, axis: str | int,
-      order: int = 1) -> torch.Tensor:
+      order: int = 1, channel: int | None = None) -> torch.Tensor:
     """Partial derivative ``d^order u / d axis^order`` at the points.
 
     Parameters
     ----------
-    u : torch.Tensor, shape (N,) or (N, 1)
-        One network output per point, computed from ``x.values``.
+    u : torch.Tensor, shape (N,) or (N, 1), or (N, channels) with ``channel``
+        Network output per point, computed from ``x.values``.
     x : Coordinates or torch.Tensor, shape (N, dim)
         The points, with ``requires_grad=True``.
     axis : str or int
         Axis name (with :class:`Coordinates`) or column index.
     order : int
         Derivative order, >= 1.
+    channel : int, optional
+        The channel of a multi-channel ``u`` (see :func:`gradient`).
 
     Returns
     -------
-    torch.Tensor, same shape as ``u``
+    torch.Tensor, same shape as ``u`` (``(N, 1)`` with ``channel``)
         Kept in the autograd graph (``create_graph=True``), so it can enter a loss.
 
     Examples
@@ -209,41 +235,47 @@ def d(u: torch.Tensor, x: Coordinates | torch.Tensor, axis: str | int,
     if isinstance(order, bool) or not isinstance(order, int) or order < 1:
         raise InvalidArgumentError("order", "an integer >= 1", order)
     i = x.index(axis)
-    jet = _served(u, x, order)
+    k, shape = _channel(u, channel)
+    jet = _served(u, x, order, k)
     if jet is not None:
-        value = (jet.grad if order == 1 else jet.second)[i].reshape(u.shape)
-        return _from_jet(jet, x, value, lambda v: d(v, x, axis, order))
-    out = _column(_autograd_value(u, x), len(x))
-    for k in range(order):
-        out = _grad(out, x.values, first=k == 0)[:, i:i + 1]
-    return out.reshape(u.shape)
+        value = (jet.grad if order == 1 else jet.second)[i][:, (k or 0):(k or 0) + 1]
+        return _from_jet(jet, x, value.reshape(shape),
+                         lambda v: d(v, x, axis, order, channel))
+    out = _autograd_column(u, x, k)
+    for step in range(order):
+        out = _grad(out, x.values, first=step == 0)[:, i:i + 1]
+    return out.reshape(shape)
 
 
 def laplacian(u: torch.Tensor, x: Coordinates | torch.Tensor,
-              axes: Sequence[str | int] | None = None) -> torch.Tensor:
+              axes: Sequence[str | int] | None = None,
+              channel: int | None = None) -> torch.Tensor:
     """Sum of second derivatives of ``u`` over ``axes``.
 
     Parameters
     ----------
-    u : torch.Tensor, shape (N,) or (N, 1)
+    u : torch.Tensor, shape (N,) or (N, 1), or (N, channels) with ``channel``
     x : Coordinates or torch.Tensor, shape (N, dim)
     axes : sequence of str or int, optional
         Default: every axis except one named ``"t"`` (the spatial Laplacian).
+    channel : int, optional
+        The channel of a multi-channel ``u`` (see :func:`gradient`).
 
     Returns
     -------
-    torch.Tensor, same shape as ``u``
+    torch.Tensor, same shape as ``u`` (``(N, 1)`` with ``channel``)
     """
     x = _points(x)
     if axes is None:
         axes = [n for n in x.names if n != "t"]
     cols = [x.index(a) for a in axes]
-    jet = _served(u, x, 2)
+    k, shape = _channel(u, channel)
+    jet = _served(u, x, 2, k)
     if jet is not None:
-        return _from_jet(jet, x, jet.second[cols].sum(0).reshape(u.shape),
-                         lambda v: laplacian(v, x, axes))
-    g = _grad(_column(_autograd_value(u, x), len(x)), x.values)
+        value = jet.second[cols][:, :, (k or 0):(k or 0) + 1].sum(0)
+        return _from_jet(jet, x, value.reshape(shape), lambda v: laplacian(v, x, axes, channel))
+    g = _grad(_autograd_column(u, x, k), x.values)
     total = torch.zeros(len(x), 1, dtype=x.values.dtype, device=x.values.device)
     for i in cols:
         total = total + _grad(g[:, i:i + 1], x.values, first=False)[:, i:i + 1]
-    return total.reshape(u.shape)
+    return total.reshape(shape)
