@@ -1,13 +1,15 @@
 """Physics-informed neural networks: derivatives of networks, domains, samplers,
 conditions, :class:`PINNProblem` and the :class:`PINN` algorithm for :func:`opflow.solve`;
 :class:`LPINN` (Lagrangian PINN) for :class:`ConvectionProblem` and
-:class:`ViscousBurgersProblem`; residual-based adaptive refinement (:class:`RAR`) and
-domains from a mask on a Grid (:class:`MaskDomain`)."""
+:class:`ViscousBurgersProblem`; residual-based adaptive refinement (:class:`RAR`),
+domains from a mask on a Grid (:class:`MaskDomain`), and Taylor-mode derivatives of
+MLPs (:class:`MLPJet`, used compiled by ``PINN(compile=True)``)."""
 
 from .algorithm import PINN, PINNFunction, solve_pinn
 from .conditions import Condition, Dirichlet, Initial, Neumann, Periodic
 from .derivatives import Coordinates, d, gradient, laplacian
 from .domains import Box, Disk, Domain, Interval, Rectangle, TimeSpace
+from .jet import MLPJet
 from .lpinn import (
     LPINN,
     ConvectionProblem,
@@ -21,7 +23,7 @@ from .refinement import RAR, rar_select
 from .sampling import SAMPLERS, latin_hypercube, sample_unit, sobol, uniform
 
 __all__ = [
-    "Coordinates", "d", "gradient", "laplacian",
+    "Coordinates", "d", "gradient", "laplacian", "MLPJet",
     "Domain", "Interval", "Box", "Rectangle", "Disk", "TimeSpace", "MaskDomain",
     "SAMPLERS", "uniform", "latin_hypercube", "sobol", "sample_unit",
     "Condition", "Dirichlet", "Neumann", "Periodic", "Initial",
