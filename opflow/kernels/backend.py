@@ -36,7 +36,7 @@ from types import ModuleType
 from ..errors import InvalidArgumentError
 
 __all__ = ["BACKENDS", "current_backend", "use", "resolve_backend", "triton_available",
-           "triton_module"]
+           "triton_module", "interpreted"]
 
 BACKENDS: tuple[str, ...] = ("auto", "torch", "fft", "dft", "triton")
 
@@ -134,3 +134,12 @@ def triton_module(name: str) -> ModuleType:
         raise InvalidArgumentError("backend", _TRITON_MISSING + " for 'triton'", "triton")
     return importlib.import_module(f"{__package__}.{name}")
 
+
+def interpreted(kernel) -> bool:
+    """Whether a ``@triton.jit`` kernel was defined under Triton's interpreter
+    (``TRITON_INTERPRET=1``: CPU testing)."""
+    try:
+        from triton.runtime.interpreter import InterpretedFunction
+    except ImportError:  # pragma: no cover - older triton layout
+        return False
+    return isinstance(kernel, InterpretedFunction)

@@ -30,6 +30,7 @@ import triton
 import triton.language as tl
 
 from ..errors import InvalidArgumentError, ShapeError
+from .backend import interpreted
 
 __all__ = ["residual", "jacobi", "rbgs", "restrict", "prolong", "INTERPRETED", "KINDS"]
 
@@ -155,15 +156,7 @@ def _prolong_kernel(e_ptr, o_ptr, m0, m1, n0, n1,
     tl.store(o_ptr + b * n0 * n1 + i * n1 + j, 0.5 * (left + right), mask=inside)
 
 
-def _interpreted(kernel) -> bool:
-    try:
-        from triton.runtime.interpreter import InterpretedFunction
-    except ImportError:  # pragma: no cover - older triton layout
-        return False
-    return isinstance(kernel, InterpretedFunction)
-
-
-INTERPRETED: bool = _interpreted(_smooth_kernel)
+INTERPRETED: bool = interpreted(_smooth_kernel)
 """Whether the kernels were defined under Triton's interpreter (CPU testing)."""
 
 

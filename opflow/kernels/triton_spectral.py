@@ -41,6 +41,7 @@ import triton
 import triton.language as tl
 
 from ..errors import InvalidArgumentError
+from .backend import interpreted
 
 __all__ = ["spectral_conv_triton", "spectral_mix", "INTERPRETED", "DTYPES"]
 
@@ -100,15 +101,7 @@ def _contract_kernel(
     tl.store(op + o_im, acc_im, mask=mask)
 
 
-def _interpreted(kernel) -> bool:
-    try:
-        from triton.runtime.interpreter import InterpretedFunction
-    except ImportError:  # pragma: no cover - older triton layout
-        return False
-    return isinstance(kernel, InterpretedFunction)
-
-
-INTERPRETED: bool = _interpreted(_contract_kernel)
+INTERPRETED: bool = interpreted(_contract_kernel)
 """Whether the kernels were defined under Triton's interpreter (CPU testing)."""
 
 
