@@ -83,13 +83,13 @@ class PINN(AbstractAlgorithm):
         Take the residual's derivatives in Taylor mode (:mod:`~opflow.solvers.pinn.jet`)
         compiled with ``torch.compile``: for a ``Sequential`` MLP of ``Linear`` layers and
         tanh / sigmoid / SiLU activations and no output transform (otherwise a warning,
-        and autograd). Results agree with the autograd path to
-        rounding; the first step compiles (about 10 s), later steps run about 1.7x faster
-        on CPU (``benchmarks/RESULTS.md``, ``pinn``). The residual must differentiate the
-        network output ``u`` itself, a channel with ``channel=k`` (a slice or reshape
-        of ``u`` cannot be differentiated twice through the compiled graph: an error
-        says so). Where ``torch.compile``
-        fails (no C++ compiler), a warning, and Taylor mode runs uncompiled.
+        and autograd). Results agree with the autograd path to rounding; the first step
+        compiles (about 10 s), later steps run about 1.6x faster on CPU
+        (``benchmarks/RESULTS.md``, ``pinn``). The residual must differentiate the network
+        output ``u`` itself, or a channel with ``channel=k`` (a slice or reshape of ``u``
+        cannot be differentiated twice through the compiled graph: an error says so).
+        Where ``torch.compile`` fails (no C++ compiler), a warning, and Taylor mode runs
+        uncompiled.
     """
 
     net: torch.nn.Module

@@ -75,8 +75,7 @@ class Condition:
     def sample(self, domain: Domain, n: int, method: str = "uniform",
                seed: int = 0) -> torch.Tensor:
         """Points where the condition is enforced, shape ``(n, domain.dim)``."""
-        return domain.sample_boundary(n, method, seed,
-                                      on=domain.boundary_parts(getattr(self, "on", None)))
+        return domain.sample_boundary(n, method, seed, on=getattr(self, "on", None))
 
     def loss(self, model: Model, x: Coordinates, domain: Domain) -> torch.Tensor:
         """Unweighted mean-square misfit (a scalar) at the points ``x``."""

@@ -142,8 +142,8 @@ class Box(Domain):
         """Points on the ``2 dim`` faces (or the faces named in ``on``), as many per face
         as its measure warrants (in 1-D: the end points, alternately)."""
         check_count(n)
-        faces = [k for k, part in enumerate(self.boundaries)
-                 if part in (self.boundary_parts(on) or self.boundaries)]
+        wanted = self.boundary_parts(on) or self.boundaries
+        faces = [k for k, part in enumerate(self.boundaries) if part in wanted]
         s = sample_unit(n, self.dim, method, seed)
         lo, hi = self._lo_hi(s.dtype)
         pts = lo + (hi - lo) * s

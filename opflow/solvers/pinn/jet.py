@@ -121,9 +121,13 @@ _compiled_propagate: Optional[Callable] = None
 _compile_failed = False  # set when torch.compile failed once: later jets run eagerly
 
 
-def _no_donated_buffers():
-    """Context in which compiled graphs neither donate buffers nor refuse a backward pass
-    with ``retain_graph=True`` (which the adaptive loss weights need)."""
+def retained_backward():
+    """Context without donated buffers, for compiling jets and for a backward pass with
+    ``retain_graph=True`` through them (the adaptive loss weights need one).
+
+    A graph compiled with donated buffers refuses ``retain_graph=True``, and torch checks
+    the setting again at backward time: the jets are compiled inside this context, and a
+    retained backward pass runs inside it to match."""
     import torch._functorch.config as functorch_config
 
     return functorch_config.patch(donated_buffer=False)
@@ -137,7 +141,7 @@ def _compiled() -> Callable:
         compiled = torch.compile(_propagate, dynamic=None)
 
         def run(kinds, params, x):
-            with _no_donated_buffers():
+            with retained_backward():
                 return compiled(kinds, params, x)
 
         _compiled_propagate = run
@@ -159,15 +163,6 @@ def through_compiled_graph(u: torch.Tensor) -> bool:
             return True
         stack.extend(nxt for nxt, _ in node.next_functions)
     return False
-
-
-def retained_backward():
-    """Context for a backward pass with ``retain_graph=True`` through compiled jets.
-
-    torch checks at backward time whether a graph compiled with donated buffers is
-    differentiated with ``retain_graph=True``; the jets are compiled without them, and
-    this context turns the check off to match."""
-    return _no_donated_buffers()
 
 
 class Jet:
