@@ -292,7 +292,9 @@ def test_command_line_errors_are_one_line_and_exit_1(darcy_file, tmp_path, capsy
     ds = read(tmp_path / "u.nc")
     assert json.loads(ds.attrs["opflow_settings"])["options"]["forcing"] == 2.0
     single = solve_file("darcy", darcy_file, tmp_path / "one.nc", options={"rtol": 1e-9})
-    np.testing.assert_allclose(ds["u"].values, 2 * read(single)["u"].values, rtol=1e-6)
+    # float32 values from separate solves: allow a few ulp of the field's scale
+    want = 2 * read(single)["u"].values
+    np.testing.assert_allclose(ds["u"].values, want, rtol=1e-5, atol=1e-6 * abs(want).max())
 
 
 def test_run_job_checks_what_a_task_returns(darcy_file, tmp_path):
@@ -384,4 +386,6 @@ def test_predict_uses_the_same_machinery_and_resumes_to_the_same_bytes(tmp_path,
         inputs = json.loads(ds.attrs["opflow_inputs"])
         assert inputs["checkpoint"]["sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
         want = real(Trainer.from_checkpoint(ckpt, build, device="cpu"), a)
-        np.testing.assert_allclose(ds["u"].values, want.values[:, 0].numpy(), rtol=1e-6)
+        # float32 predictions in other chunk sizes: a few ulp of the output's scale apart
+        want = want.values[:, 0].numpy()
+        np.testing.assert_allclose(ds["u"].values, want, rtol=1e-5, atol=1e-6 * abs(want).max())

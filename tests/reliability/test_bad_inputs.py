@@ -1,17 +1,17 @@
-"""Inputs a user gets wrong raise an ``opflow.errors`` exception naming the argument, fast.
+"""Inputs a user gets wrong raise an ``opflow.errors`` exception naming the argument.
 
 Each row of ``CASES`` is one test id ``<category>-<case>``: a call that must
 raise the given :class:`~opflow.errors.OpflowError` subclass, with the
-argument's name in the message, within ``FAST`` seconds (so before any heavy
-work: the "absurd size" rows would otherwise allocate tens of GiB or run for
-hours). ``CLI_CASES`` do the same through ``opflow.cli.main``: exit status 1
+argument's name in the message, and leave no file behind. The "absurd size"
+rows would allocate tens of GiB or run for hours if the check came after the
+work, so a late check shows up as a run out of memory or time, never as a
+wall-clock assertion (which would fail by chance on a busy machine). ``CLI_CASES`` do the same through ``opflow.cli.main``: exit status 1
 and one ``error:`` line naming the flag.
 """
 
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -32,7 +32,6 @@ from opflow.errors import (
 from opflow.io import open_dataset, save
 from opflow.train import Trainer, TrainingDivergedError, load_checkpoint, read_checkpoint
 
-FAST = 2.0  # seconds: an error "before heavy work"
 NAN = float("nan")
 G2 = Grid.uniform(x=(0.0, 1.0, 17), y=(0.0, 1.0, 17))
 GP2 = Grid.uniform(x=(0.0, 1.0, 16), y=(0.0, 1.0, 16), periodic=("x", "y"))
@@ -306,14 +305,11 @@ def _ids(cases):
 def test_bad_input_raises_a_named_opflow_error_fast(category, name, call, error, argument,
                                                    tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # "out.nc" and friends land in a scratch folder
-    start = time.perf_counter()
     with pytest.raises(error) as info:
         call()
-    elapsed = time.perf_counter() - start
     if error is not FileNotFoundError:
         assert isinstance(info.value, OpflowError)
     assert argument in str(info.value), str(info.value)
-    assert elapsed < FAST, f"raised after {elapsed:.1f} s: not before heavy work"
     assert not list(tmp_path.iterdir()), "a failed call left files behind"
 
 
@@ -376,17 +372,14 @@ def test_cli_bad_input_exits_1_with_one_error_line(argv, argument, tmp_path, dat
     argv = [a.replace("{tmp}", str(tmp_path)).replace("{data}", str(data_file))
             .replace("{ckpt}", str(checkpoint)) for a in argv]
     before = set(tmp_path.rglob("*"))
-    start = time.perf_counter()
     try:
         code = main(argv)
     except SystemExit as e:  # argparse's own refusals (exit 2, usage line)
         code = e.code
-    elapsed = time.perf_counter() - start
     err = capsys.readouterr().err.strip()
     assert code in (1, 2), (code, err)
     assert err.count("\n") <= 1 and "error:" in err and "Traceback" not in err, err
     assert argument in err, err
-    assert elapsed < 3 * FAST, f"refused after {elapsed:.1f} s"
     assert set(tmp_path.rglob("*")) == before, "a refused command left files behind"
 
 
