@@ -22,6 +22,7 @@ from ...errors import InvalidArgumentError
 from ...problems import ODEProblem
 from ...solution import ReturnCode, Solution, SolverStats
 from ...solve import register
+from ..saving import save_times_tensor
 from .base import AdaptiveRK, FixedStepRK
 from .runge_kutta import (
     _Coefficients,
@@ -42,29 +43,6 @@ from .sensitivity import (
 from .state import DirectState, StateLayout
 
 __all__ = ["solve_ode"]
-
-
-def _save_times(saveat, t0: float, t1: float, dtype, device) -> torch.Tensor:
-    if saveat is None:
-        return torch.tensor([t0, t1], dtype=dtype, device=device)
-    if isinstance(saveat, (int, float)) and not isinstance(saveat, bool):
-        if not saveat > 0:
-            raise InvalidArgumentError("saveat", "a positive interval or a sequence of times",
-                                       saveat)
-        n = int(round((t1 - t0) / saveat))
-        ts = torch.linspace(t0, t0 + n * saveat, n + 1, dtype=dtype, device=device)
-        ts = ts[ts <= t1 + 1e-12 * max(1.0, abs(t1))]
-        if ts[-1] < t1 - 1e-12 * max(1.0, abs(t1)):
-            ts = torch.cat([ts, torch.tensor([t1], dtype=dtype, device=device)])
-        return ts.clamp(max=t1)
-    ts = torch.as_tensor(saveat, dtype=dtype, device=device).reshape(-1)
-    if ts.numel() == 0:
-        raise InvalidArgumentError("saveat", "at least one save time", saveat)
-    if bool((ts[1:] < ts[:-1]).any()):
-        raise InvalidArgumentError("saveat", "non-decreasing save times", saveat)
-    if bool(ts[0] < t0) or bool(ts[-1] > t1):
-        raise InvalidArgumentError("saveat", f"save times within tspan [{t0}, {t1}]", saveat)
-    return ts
 
 
 class _Plan:
@@ -211,7 +189,7 @@ def solve_ode(prob: ODEProblem, alg, saveat=None, dense: bool = False, sensealg=
         raise InvalidArgumentError("max_steps", "a positive integer", max_steps)
     plan = _Plan(prob, alg)
     t0, t1 = prob.tspan
-    ts = _save_times(saveat, t0, t1, plan.y0.dtype, plan.y0.device)
+    ts = save_times_tensor(saveat, t0, t1, plan.y0.dtype, plan.y0.device, plan.y0.numel())
     run, info = _forward_runner(alg, plan, t0, t1, ts, max_steps, dense, progress)
     if isinstance(sensealg, (BacksolveAdjoint, InterpolatingAdjoint)):
         params = list(sensealg.params) if sensealg.params is not None else collect_parameters(

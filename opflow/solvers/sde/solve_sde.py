@@ -26,8 +26,8 @@ from ...solution import ReturnCode, Solution, SolverStats
 from ...solve import AbstractAlgorithm, register
 from ..ode.base import check_step
 from ..ode.sensitivity import BacksolveAdjoint, DirectBackprop, collect_parameters
-from ..ode.solve_ode import _save_times
 from ..ode.state import StateLayout
+from ..saving import save_times_tensor
 from .adjoint import sde_backsolve
 from .brownian import BrownianInterval, grid_increments
 from .problem import SDEProblem
@@ -407,7 +407,7 @@ def solve_sde(prob: SDEProblem, alg: SDEAlgorithm, saveat=None, seed: Optional[i
     system = SDESystem(prob)
     alg.check(system)
     t0, t1 = prob.tspan
-    ts = _save_times(saveat, t0, t1, system.dtype, system.device)
+    ts = save_times_tensor(saveat, t0, t1, system.dtype, system.device, system.y0.numel())
     grid = _Grid(t0, ts, alg.dt)
     dws, Hs = _increments(system, grid, alg.levy_area, seed, brownian)
     times = list(torch.tensor(grid.times, dtype=system.dtype, device=system.device).unbind(0))

@@ -9,11 +9,12 @@ import torch
 from ....errors import InvalidArgumentError
 from ....solution import Solution
 from ....solve import register
+from ...saving import save_times
 from .algorithm import SCHEMES, PseudoSpectral
 from .burgers import burgers_system
 from .navier_stokes import navier_stokes_system
 from .problems import BurgersProblem, NavierStokes2DProblem
-from .stepping import march, save_times
+from .stepping import march
 
 __all__ = ["solve_spectral"]
 
@@ -65,7 +66,7 @@ def solve_spectral(prob, alg: PseudoSpectral, saveat=None, progress: bool | str 
                                    "(it takes saveat and progress)", value)
     state0 = prob.u0 if isinstance(prob, BurgersProblem) else prob.w0
     t0, t1 = prob.tspan
-    ts = save_times(saveat, t0, t1)
+    ts = save_times(saveat, t0, t1, state0.values.numel())
     system = _system_of(prob, alg.dealias)
     stepper = SCHEMES[alg.scheme](system)
     u0 = state0.values

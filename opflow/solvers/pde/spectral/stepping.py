@@ -21,19 +21,17 @@ reached hold NaN (as in the ODE solvers).
 from __future__ import annotations
 
 import math
-import numbers
 import time
 from typing import ClassVar, Sequence
 
 import torch
 
-from ....errors import InvalidArgumentError
 from ....progress import TimeProgress
 from ....solution import ReturnCode, SolverStats
 from ..._limits import check_step_count
 from .system import SemilinearSystem
 
-__all__ = ["Stepper", "save_times", "march"]
+__all__ = ["Stepper", "march"]
 
 
 class Stepper:
@@ -66,43 +64,6 @@ class Stepper:
         raise NotImplementedError
 
 
-
-
-def save_times(saveat, t0: float, t1: float) -> list[float]:
-    """Save times from ``saveat`` (None, an interval, or a sequence).
-
-    ``None`` gives ``[t0, t1]``; a positive number ``s`` gives
-    ``t0, t0 + s, ...`` up to ``t1``, with ``t1`` appended when ``s`` does
-    not divide the span; a sequence must be non-decreasing within
-    ``[t0, t1]``.
-    """
-    if saveat is None:
-        return [t0, t1]
-    tol = 1e-12 * max(1.0, abs(t0), abs(t1))
-    if isinstance(saveat, numbers.Real) and not isinstance(saveat, bool):
-        s = float(saveat)
-        if not (math.isfinite(s) and s > 0):
-            raise InvalidArgumentError("saveat", "a positive interval or a sequence of times",
-                                       saveat)
-        n = int(math.floor((t1 - t0) / s + 1e-9))
-        ts = [t0 + i * s for i in range(n + 1)]
-        if ts[-1] < t1 - tol:
-            ts.append(t1)
-        return [min(t, t1) for t in ts]
-    try:
-        ts = [float(t) for t in torch.as_tensor(saveat, dtype=torch.float64).reshape(-1)]
-    except (TypeError, ValueError, RuntimeError):
-        raise InvalidArgumentError("saveat", "None, a positive interval or a sequence of times",
-                                   saveat) from None
-    if not ts:
-        raise InvalidArgumentError("saveat", "at least one save time", saveat)
-    if not all(math.isfinite(t) for t in ts):
-        raise InvalidArgumentError("saveat", "finite save times", saveat)
-    if any(b < a for a, b in zip(ts, ts[1:])):
-        raise InvalidArgumentError("saveat", "non-decreasing save times", saveat)
-    if ts[0] < t0 - tol or ts[-1] > t1 + tol:
-        raise InvalidArgumentError("saveat", f"save times within tspan [{t0}, {t1}]", saveat)
-    return [min(max(t, t0), t1) for t in ts]
 
 
 def _finite(v: torch.Tensor) -> bool:
