@@ -79,11 +79,11 @@ def _info(args) -> int:
     import torch
 
     import opflow
-    from opflow.solve import _REGISTRY
+    from opflow.solve import registered_pairs
 
     print(f"opflow {opflow.__version__}, torch {torch.__version__}, "
           f"cuda {'available' if torch.cuda.is_available() else 'not available'}")
-    for ptype, atype in sorted(_REGISTRY, key=lambda k: (k[0].__name__, k[1].__name__)):
+    for ptype, atype in registered_pairs():
         print(f"  solve({ptype.__name__}, {atype.__name__})")
     return 0
 

@@ -31,7 +31,7 @@ from .errors import (
     UnknownVariableError,
 )
 from .field import Field
-from .io._atomic import atomic_path
+from .io import atomic_path
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from matplotlib.axes import Axes

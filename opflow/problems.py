@@ -16,7 +16,7 @@ import torch
 from .errors import InvalidArgumentError
 from .field import Field
 
-__all__ = ["ODEProblem", "remake", "check_tspan", "check_initial_state"]
+__all__ = ["ODEProblem", "remake", "check_tspan", "check_initial_state", "state_tensors"]
 
 
 def check_tspan(tspan) -> tuple[float, float]:
@@ -35,7 +35,7 @@ def check_tspan(tspan) -> tuple[float, float]:
 def check_initial_state(u0) -> list[torch.Tensor]:
     """The tensors of a state (tensor, Field or tuple of tensors), checked to be
     floating point and finite; errors name ``u0``."""
-    tensors = _state_tensors(u0)
+    tensors = state_tensors(u0)
     for u in tensors:
         if not u.is_floating_point():
             raise InvalidArgumentError("u0", "a floating-point state", u)
@@ -44,7 +44,8 @@ def check_initial_state(u0) -> list[torch.Tensor]:
     return tensors
 
 
-def _state_tensors(u0) -> list[torch.Tensor]:
+def state_tensors(u0) -> list[torch.Tensor]:
+    """The tensors of a state: ``[u0.values]`` for a Field, ``[u0]`` or the tuple's items."""
     if isinstance(u0, Field):
         return [u0.values]
     if isinstance(u0, torch.Tensor):

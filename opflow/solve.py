@@ -6,11 +6,12 @@ handles with :func:`register`; adding a solver is one file plus one call.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable
 
 from .errors import InvalidArgumentError, SolverError
 
-__all__ = ["AbstractAlgorithm", "register", "solve"]
+__all__ = ["AbstractAlgorithm", "register", "registered_pairs", "solve"]
 
 _REGISTRY: dict[tuple[type, type], Callable[..., Any]] = {}
 
@@ -27,6 +28,35 @@ def register(problem_type: type, algorithm_type: type):
         return fn
 
     return deco
+
+
+def registered_pairs() -> list[tuple[type, type]]:
+    """The (problem type, algorithm type) pairs :func:`solve` handles, sorted by name.
+
+    A pair also covers subclasses of either type.
+    """
+    return sorted(_REGISTRY, key=lambda k: (k[0].__name__, k[1].__name__))
+
+
+def _keywords(fn) -> tuple[str, ...] | None:
+    """Keywords a registered solver takes after ``(prob, alg)``; None if it takes any."""
+    params = list(inspect.signature(fn).parameters.values())[2:]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return tuple(p.name for p in params
+                 if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                               inspect.Parameter.KEYWORD_ONLY))
+
+
+def _check_keywords(fn, prob, alg, kwargs: dict) -> None:
+    accepted = _keywords(fn)
+    if accepted is None:
+        return
+    for name, value in kwargs.items():
+        if name not in accepted:
+            raise InvalidArgumentError(
+                name, f"a keyword that solve accepts for {type(prob).__name__} with "
+                f"{type(alg).__name__} ({', '.join(accepted) or 'none'})", value)
 
 
 def _lookup(prob, alg):
@@ -53,14 +83,23 @@ def solve(prob, alg, **kwargs):
     Returns
     -------
     Solution
+
+    Raises
+    ------
+    InvalidArgumentError
+        ``alg`` is not an algorithm, or a keyword is not one the registered
+        solver takes (the message lists those it takes).
+    SolverError
+        No solver is registered for the pair (the message lists the pairs).
     """
     if not isinstance(alg, AbstractAlgorithm):
         raise InvalidArgumentError("alg", "an opflow algorithm object such as Tsit5()", alg)
     fn = _lookup(prob, alg)
     if fn is None:
-        pairs = sorted(f"{p.__name__} + {a.__name__}" for p, a in _REGISTRY)
+        pairs = [f"{p.__name__} + {a.__name__}" for p, a in registered_pairs()]
         raise SolverError(
             f"no solver for {type(prob).__name__} with {type(alg).__name__}; "
             f"registered pairs: {', '.join(pairs)}"
         )
+    _check_keywords(fn, prob, alg, kwargs)
     return fn(prob, alg, **kwargs)

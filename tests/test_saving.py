@@ -73,3 +73,22 @@ def test_size_check_counts_the_state():
     assert len(save_times(0.25, 0.0, 1.0, state_numel=state)) == 5
     with pytest.raises(InvalidArgumentError, match="saveat"):
         save_times(0.01, 0.0, 1.0, state_numel=state)
+
+
+# ------------------------------------------------------- solve's one registry
+def test_registered_pairs_is_the_public_view_of_the_registry():
+    from opflow.solve import registered_pairs
+
+    pairs = registered_pairs()
+    names = {(p.__name__, a.__name__) for p, a in pairs}
+    assert ("ODEProblem", "AdaptiveRK") in names and ("BurgersProblem", "PseudoSpectral") in names
+    assert pairs == sorted(pairs, key=lambda k: (k[0].__name__, k[1].__name__))
+
+
+@pytest.mark.parametrize("solver", sorted(SOLVES))
+def test_an_unknown_keyword_names_itself_and_lists_the_accepted_ones(solver):
+    problem = {"ode": _ode, "sde": _sde, "spectral": _burgers}[solver]()
+    alg = {"ode": Tsit5(), "sde": EulerMaruyama(dt=0.1), "spectral": PseudoSpectral(dt=0.01)}
+    with pytest.raises(InvalidArgumentError, match="savat") as info:
+        solve(problem, alg[solver], savat=0.1)
+    assert "saveat" in str(info.value) and "progress" in str(info.value)

@@ -23,7 +23,6 @@ naming the work folder; ``restart=True`` (``--restart``) deletes it and starts o
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -42,7 +41,7 @@ from tqdm.auto import tqdm
 
 from .._version import __version__
 from ..errors import InvalidArgumentError, UnknownVariableError
-from ..io._atomic import atomic_path
+from ..io import atomic_path, remove_stale_temporaries
 from ..io.files import SUFFIX_ENGINES
 from .scheduler import Scheduler
 
@@ -50,7 +49,6 @@ __all__ = ["FAILED_VARIABLE", "check_output_path", "file_sha256", "run_job", "wo
 
 FAILED_VARIABLE = "failed"
 _PART = re.compile(r"^(\d{12})-(\d{12})\.nc$")
-_TMP = re.compile(r"\.tmp-(\d+)-[0-9a-f]+$")
 _COMPRESSION = {"zlib": True, "complevel": 4, "shuffle": True}
 
 
@@ -112,30 +110,6 @@ def work_dir(out: str | os.PathLike) -> Path:
 
 
 # ------------------------------------------------------------ work folder
-def _remove_stale_temporaries(folder: Path, prefix: str) -> None:
-    """Delete temporaries of killed runs (``atomic_path`` names) whose process is gone."""
-    for path in folder.glob(f"{prefix}*.tmp-*"):
-        match = _TMP.search(path.name)
-        if match is None:
-            continue
-        if not _alive(int(match.group(1))):
-            with contextlib.suppress(OSError):
-                path.unlink()
-
-
-def _alive(pid: int) -> bool:
-    """Whether another process ``pid`` runs (this one's own temporaries are stale here)."""
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _open_work_dir(out: Path, manifest: dict, restart: bool) -> Path:
     work = work_dir(out)
     job = work / "job.json"
@@ -153,8 +127,8 @@ def _open_work_dir(out: Path, manifest: dict, restart: bool) -> Path:
                 "pass --restart (restart=True) to discard those parts, or delete that folder",
                 "another job")
     work.mkdir(exist_ok=True)
-    _remove_stale_temporaries(work, ".")
-    _remove_stale_temporaries(out.parent, f".{out.name}")
+    remove_stale_temporaries(work, ".")
+    remove_stale_temporaries(out.parent, f".{out.name}")
     if not job.exists():
         with atomic_path(job) as tmp:
             tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n",

@@ -276,8 +276,8 @@ def _generate_to_file(recipe, key, out: Path, n, resolution, seed, chunk, starts
         for ds in opened:
             ds.close()
     shutil.rmtree(parts_dir, ignore_errors=True)
-    from ..batch.jobs import _remove_stale_temporaries
+    from ..io import remove_stale_temporaries
 
     # a run killed while writing `out` left its temporary sibling behind
-    _remove_stale_temporaries(out.parent, f".{out.name}")
+    remove_stale_temporaries(out.parent, f".{out.name}")
     return open_dataset(out)

@@ -1,5 +1,6 @@
 """Files and xarray: the edges where opflow data enters and leaves."""
 
+from ._atomic import atomic_path, remove_stale_temporaries
 from .convert import (
     OpflowAccessor,
     field_to_dataarray,
@@ -18,6 +19,7 @@ from .pdebench import (
 
 __all__ = [
     "OpflowAccessor",
+    "atomic_path",
     "field_to_dataarray",
     "field_to_dataset",
     "grid_from_xarray",
@@ -25,6 +27,7 @@ __all__ = [
     "open_dataset",
     "open_pdebench",
     "pdebench_layout",
+    "remove_stale_temporaries",
     "save",
     "to_field",
     "write_pdebench_1d",

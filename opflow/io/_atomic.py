@@ -9,11 +9,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "temporary_name"]
+__all__ = ["atomic_path", "remove_stale_temporaries", "temporary_name"]
+
+_TMP = re.compile(r"\.tmp-(\d+)-[0-9a-f]+$")  # what temporary_name writes
 
 
 def temporary_name(path: Path) -> Path:
@@ -59,3 +62,36 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, prefix: str) -> None:
+    """Delete temporaries of killed runs (:func:`temporary_name` names) whose process is gone.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        Where to look.
+    prefix : str
+        Only names starting with ``prefix`` are considered (``"."`` for all
+        temporaries, ``".<name>"`` for those of one final file).
+    """
+    for path in Path(folder).glob(f"{prefix}*.tmp-*"):
+        match = _TMP.search(path.name)
+        if match is None:
+            continue
+        if not _alive(int(match.group(1))):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _alive(pid: int) -> bool:
+    """Whether another process ``pid`` runs (this one's own temporaries are stale here)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -29,7 +29,7 @@ from typing import Any
 
 from ..errors import GridMismatchError, InvalidArgumentError, OpflowError
 from ..grid import Grid
-from ..io._atomic import atomic_path
+from ..io import atomic_path
 
 __all__ = ["add_finetune_parser", "add_pretrain_parser", "finetune_command",
            "pretrain_command"]

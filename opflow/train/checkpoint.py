@@ -46,7 +46,7 @@ from torch import nn
 from .._version import __version__
 from ..data.normalizer import UnitGaussianNormalizer
 from ..errors import CorruptFileError, FileFormatError, InvalidArgumentError
-from ..io._atomic import atomic_path
+from ..io import atomic_path
 from .distributed import unwrap_model
 
 __all__ = [

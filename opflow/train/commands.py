@@ -59,7 +59,7 @@ from .._argparse import key_value
 from .._version import __version__
 from ..batch.jobs import check_output_path, run_job
 from ..errors import InvalidArgumentError, OpflowError, UnknownVariableError
-from ..io._atomic import atomic_path
+from ..io import atomic_path
 from ..io.convert import to_field
 from ..io.files import open_dataset
 from .model_setup import complete_config, prepare_model

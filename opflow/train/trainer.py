@@ -42,7 +42,7 @@ from ..data.normalizer import RunningMoments, UnitGaussianNormalizer
 from ..data.operator_dataset import OperatorDataset
 from ..errors import InvalidArgumentError, OpflowError, ShapeError
 from ..field import Field
-from ..io._atomic import atomic_path
+from ..io import atomic_path
 from ..io.files import save
 from .checkpoint import (
     normalizers_from_checkpoint,
@@ -546,9 +546,9 @@ class Trainer:
             self.normalizers = tuple(n.to(self.device) for n in self.normalizers)
         if self.out_dir is not None and self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            from ..batch.jobs import _remove_stale_temporaries
+            from ..io import remove_stale_temporaries
 
-            _remove_stale_temporaries(self.out_dir, ".")  # debris of a run killed mid-write
+            remove_stale_temporaries(self.out_dir, ".")  # debris of a run killed mid-write
         if self.stopped_early:
             return self.history
 

@@ -7,7 +7,7 @@ from typing import Any, Callable, Optional
 
 from ...errors import InvalidArgumentError
 from ...field import Field
-from ...problems import _state_tensors, check_initial_state, check_tspan
+from ...problems import state_tensors, check_initial_state, check_tspan
 
 __all__ = ["SDEProblem", "NOISE_TYPES", "SDE_TYPES"]
 
@@ -122,7 +122,7 @@ class SDEProblem:
     @property
     def state_size(self) -> int:
         """``D``: unknowns per trajectory."""
-        tensors = _state_tensors(self.u0)
+        tensors = state_tensors(self.u0)
         if isinstance(self.u0, Field):
             lead = len(self.u0.batch_shape) if self.batched else 0
         else:

@@ -6,7 +6,6 @@ import math
 
 import torch
 
-from ....errors import InvalidArgumentError
 from ....solution import Solution
 from ....solve import register
 from ...saving import save_times
@@ -31,8 +30,8 @@ def _system_of(prob, dealias: bool):
 
 @register(BurgersProblem, PseudoSpectral)
 @register(NavierStokes2DProblem, PseudoSpectral)
-def solve_spectral(prob, alg: PseudoSpectral, saveat=None, progress: bool | str = False,
-                   **unsupported) -> Solution:
+def solve_spectral(prob, alg: PseudoSpectral, saveat=None,
+                   progress: bool | str = False) -> Solution:
     """Solve a :class:`BurgersProblem` or :class:`NavierStokes2DProblem`.
 
     Parameters
@@ -61,9 +60,6 @@ def solve_spectral(prob, alg: PseudoSpectral, saveat=None, progress: bool | str 
         ``stats`` with ``steps``, ``nfe`` (evaluations of the explicit part,
         each over the whole batch) and ``wall_time``.
     """
-    for name, value in unsupported.items():
-        raise InvalidArgumentError(name, "no such option for PseudoSpectral "
-                                   "(it takes saveat and progress)", value)
     state0 = prob.u0 if isinstance(prob, BurgersProblem) else prob.w0
     t0, t1 = prob.tspan
     ts = save_times(saveat, t0, t1, state0.values.numel())
