@@ -33,13 +33,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import write_result  # noqa: E402
 
 from opflow.data.multitask import MultiTaskData, generate_multitask  # noqa: E402
-from opflow.operators.multitask import (  # noqa: E402
-    MultiTaskDeepONet,
-    evaluate_by_geometry,
-    fine_tune,
-    fit,
-    freeze,
-)
+from opflow.operators import MultiTaskDeepONet  # noqa: E402
+from opflow.train.transfer import evaluate_by_geometry, fine_tune, fit, freeze  # noqa: E402
 
 RES = 33
 PER_GEOMETRY = int(os.environ.get("OPFLOW_MT_PER_GEOMETRY", 200))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from . import calculus
-from .errors import GridMismatchError, InvalidArgumentError
+from .errors import GridMismatchError, InvalidArgumentError, ShapeError
 
 __all__ = ["integrate", "norm", "l2", "h1", "rel_l2", "rel_h1"]
 
@@ -65,21 +65,61 @@ def h1(field, reduction: str = "none") -> torch.Tensor:
     return norm(field, "h1", reduction)
 
 
-def _relative(pred, true, kind: str, reduction: str, eps: float) -> torch.Tensor:
+def _mask_tensor(mask, true) -> torch.Tensor:
+    """``mask`` (Field or tensor of 0/1 or bool) broadcast to ``true``'s values."""
+    m = mask.values if hasattr(mask, "grid") and hasattr(mask, "values") else mask
+    if not isinstance(m, torch.Tensor):
+        raise InvalidArgumentError("mask", "a Field or tensor of 0/1 values", mask)
+    if m.dtype == torch.bool:
+        m = m.to(true.values.dtype)
+    elif not bool(((m == 0) | (m == 1)).all()):
+        raise InvalidArgumentError("mask", "a mask of 0/1 values (train with "
+                                   "normalizers=None)", m)
+    try:
+        return torch.broadcast_to(m, true.values.shape)
+    except RuntimeError:
+        raise ShapeError("mask", f"a shape broadcasting to {tuple(true.values.shape)}",
+                         m) from None
+
+
+def _relative(pred, true, kind: str, reduction: str, eps: float, mask=None) -> torch.Tensor:
     if pred.grid != true.grid:
         raise GridMismatchError("true", f"a Field on the grid of `pred` ({pred.grid})", true.grid)
     if pred.shape != true.shape:
         raise InvalidArgumentError("true", f"shape {tuple(pred.shape)} like `pred`", true.values)
-    err = norm(pred - true, kind)
+    diff = pred - true
+    if mask is not None:
+        m = _mask_tensor(mask, true)
+        diff, true = diff.with_values(diff.values * m), true.with_values(true.values * m)
+    err = norm(diff, kind)
     ref = norm(true, kind)
     return _reduce(err / (ref + eps), reduction)
 
 
-def rel_l2(pred, true, reduction: str = "none", eps: float = 1e-12) -> torch.Tensor:
-    """Relative L2 error ``||pred - true|| / ||true||`` per sample."""
-    return _relative(pred, true, "l2", reduction, eps)
+def rel_l2(pred, true, reduction: str = "none", eps: float = 1e-12,
+           mask=None) -> torch.Tensor:
+    """Relative L2 error ``||m (pred - true)|| / ||m true||`` per sample.
+
+    Parameters
+    ----------
+    pred, true : Field, shape (*batch, channels, *grid.shape)
+        On the same grid.
+    reduction : {"none", "mean", "sum"}
+        ``"none"`` keeps the batch dimensions: shape ``(*batch,)``.
+    eps : float
+        Added to the norm of ``true`` (an all-zero target does not divide by 0).
+    mask : Field or tensor, optional
+        0/1 (or bool) values broadcasting to ``true``'s shape: only points
+        where it is 1 count (a geometry inside a box). Default: all points.
+
+    Returns
+    -------
+    torch.Tensor
+        Differentiable with respect to ``pred``.
+    """
+    return _relative(pred, true, "l2", reduction, eps, mask)
 
 
 def rel_h1(pred, true, reduction: str = "none", eps: float = 1e-12) -> torch.Tensor:
-    """Relative H1 error per sample."""
+    """Relative H1 error per sample (arguments as :func:`rel_l2`, without a mask)."""
     return _relative(pred, true, "h1", reduction, eps)

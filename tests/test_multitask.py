@@ -20,15 +20,8 @@ from opflow.data.multitask import (
     unit_grid,
 )
 from opflow.errors import GridMismatchError, InvalidArgumentError, ShapeError, UnknownVariableError
-from opflow.operators import build_operator
-from opflow.operators.multitask import (
-    MultiTaskDeepONet,
-    evaluate_by_geometry,
-    fine_tune,
-    fit,
-    freeze,
-    masked_rel_l2,
-)
+from opflow.operators import MultiTaskDeepONet, build_operator
+from opflow.train.transfer import evaluate_by_geometry, fine_tune, fit, freeze, masked_rel_l2
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from .fno import FNO, FourierLayer
 from .interop import deeponet_from_deepxde, fno_from_neuraloperator
 from .lora import LoRA, add_lora, merge_lora, remove_lora, unmerge_lora
 from .mgno import MgNO, VCycle
-from .multitask import MultiTaskDeepONet, fine_tune, freeze, masked_rel_l2
+from .multitask import MultiTaskDeepONet
 from .pod_deeponet import POD_DeepONet
 
 __all__ = [
@@ -34,10 +34,7 @@ __all__ = [
     "add_lora",
     "build_operator",
     "deeponet_from_deepxde",
-    "fine_tune",
     "fno_from_neuraloperator",
-    "freeze",
-    "masked_rel_l2",
     "merge_lora",
     "remove_lora",
     "unmerge_lora",

@@ -22,7 +22,6 @@ import io
 import json
 import math
 import os
-import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -56,6 +55,7 @@ from .distributed import (
     setup_distributed,
     wrap_model,
 )
+from .loop import OptimizerStep, TrainingDivergedError, show_progress
 from .losses import LossFn, resolve_loss
 
 __all__ = ["Trainer", "TrainingDivergedError", "build_model"]
@@ -63,29 +63,6 @@ __all__ = ["Trainer", "TrainingDivergedError", "build_model"]
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer, int], Any]
 Builder = Callable[[dict], nn.Module]
-
-
-class TrainingDivergedError(OpflowError, RuntimeError):
-    """The training loss became NaN or infinite.
-
-    Attributes
-    ----------
-    epoch, batch : int
-        Where it happened (both counted from 1).
-    value : float
-        The non-finite loss.
-    """
-
-    def __init__(self, epoch: int, batch: int, batches: int, value: float, lr: float | None,
-                 grad_clip: float | None):
-        self.epoch, self.batch, self.value = epoch, batch, value
-        clip = ("enable gradient clipping (grad_clip=1.0)" if grad_clip is None
-                else f"clip gradients harder (grad_clip is {grad_clip:g})")
-        lr_text = "" if lr is None else f" (it is {lr:.3g})"
-        super().__init__(
-            f"training diverged: the loss is {value} at epoch {epoch}, batch {batch} of "
-            f"{batches}. Lower the learning rate{lr_text} or {clip}, and check the data for "
-            f"NaN/Inf values. The weights of the last finished epoch are in last.pt.")
 
 
 def build_model(config: Mapping[str, Any], builder: Builder | None = None) -> nn.Module:
@@ -196,10 +173,6 @@ def _positive_int(value: Any, argument: str, allow_none: bool = False) -> int | 
         raise InvalidArgumentError(argument, "a positive integer" + (" or None" if allow_none
                                                                      else ""), value)
     return value
-
-
-def _show_progress(progress: bool | str) -> bool:
-    return progress == "always" or (bool(progress) and sys.stderr.isatty())
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -552,7 +525,7 @@ class Trainer:
         if self.stopped_early:
             return self.history
 
-        show = _show_progress(self.progress) and self.is_main
+        show = show_progress(self.progress) and self.is_main
         epochs_bar = tqdm(total=self.epochs, initial=self.epoch, desc="train", unit="epoch",
                           disable=not show, dynamic_ncols=True)
         try:
@@ -625,22 +598,8 @@ class Trainer:
         return float(total[0] / total[1])
 
     def _step(self, loss: torch.Tensor) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            if self.grad_clip is not None:
-                self.scaler.unscale_(self.optimizer)
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            loss.backward()
-            if self.grad_clip is not None:
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-            self.optimizer.step()
-        if self.scheduler is not None and not isinstance(
-                self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            self.scheduler.step()
+        OptimizerStep(self.optimizer, self.model.parameters(), self.scheduler, self.grad_clip,
+                      self.scaler)(loss)
 
     @torch.no_grad()
     def _validate(self, loader: DataLoader) -> dict[str, float]:

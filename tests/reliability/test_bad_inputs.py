@@ -5,8 +5,9 @@ raise the given :class:`~opflow.errors.OpflowError` subclass, with the
 argument's name in the message, and leave no file behind. The "absurd size"
 rows would allocate tens of GiB or run for hours if the check came after the
 work, so a late check shows up as a run out of memory or time, never as a
-wall-clock assertion (which would fail by chance on a busy machine). ``CLI_CASES`` do the same through ``opflow.cli.main``: exit status 1
-and one ``error:`` line naming the flag.
+wall-clock assertion (which would fail by chance on a busy machine).
+``CLI_CASES`` do the same through ``opflow.cli.main``: exit status 1 and one
+``error:`` line naming the flag.
 """
 
 from __future__ import annotations

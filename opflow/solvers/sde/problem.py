@@ -7,7 +7,7 @@ from typing import Any, Callable, Optional
 
 from ...errors import InvalidArgumentError
 from ...field import Field
-from ...problems import state_tensors, check_initial_state, check_tspan
+from ...problems import check_initial_state, check_tspan, state_tensors
 
 __all__ = ["SDEProblem", "NOISE_TYPES", "SDE_TYPES"]
 
