@@ -186,7 +186,7 @@ def test_pretrain_lowers_the_loss(tasks, backbone, method):
 def test_fomaml_at_zero_inner_lr_follows_the_query_gradient():
     """With a vanishing inner step, FOMAML's outer update is Adam on the query loss at
     theta itself; replayed here by hand with the same episode draws."""
-    from opflow.meta.maml import _loss
+    from opflow.meta.maml import task_error as _loss
 
     t = task_from_dataset(generate_family("diffusion", 12, resolution=16, seed=0))
     a = build_backbone("fno", 6, 16, width=4, modes=4, layers=1)
@@ -211,7 +211,7 @@ def test_fomaml_outer_gradient_is_taken_after_inner_sgd():
     at the adapted weights moves the original weights (no second derivatives)."""
     import copy
 
-    from opflow.meta.maml import _loss
+    from opflow.meta.maml import task_error as _loss
 
     t = task_from_dataset(generate_family("burgers", 12, resolution=16, seed=0))
     a = build_backbone("deeponet", 6, 16, width=4, layers=2)

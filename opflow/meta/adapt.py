@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
 from typing import Sequence
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..errors import InvalidArgumentError
 from ..operators.lora import add_lora
-from .maml import Task, _loss, check_tasks, predict, rel_l2
+from ..train.loop import fit_steps
+from .maml import Task, check_tasks, task_error
 
 __all__ = ["MODES", "check_compatible", "evaluate", "finetune", "trainable_parameters"]
 
@@ -119,18 +118,13 @@ def finetune(
             p.requires_grad_(True)
         if mode == "lora":
             add_lora(adapted, rank, targets, seed=seed)
-    params = [p for p in adapted.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr)
-    show = progress == "always" or (bool(progress) and sys.stderr.isatty())
-    losses = []
     adapted.train()
-    for _ in tqdm(range(steps), desc=f"finetune/{mode}", disable=not show):
-        opt.zero_grad(set_to_none=True)
-        loss = _loss(adapted, support)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-    adapted.eval()
+    try:
+        losses = fit_steps(adapted.parameters(), lambda _: task_error(adapted, support), steps,
+                           lr, schedule=None, progress=progress, desc=f"finetune/{mode}",
+                           log_every=max(1, steps // 20), allow_zero=True)
+    finally:
+        adapted.eval()
     return adapted, {"mode": mode, "steps": steps, "trainable": trainable_parameters(adapted),
                      "losses": losses}
 
@@ -143,7 +137,7 @@ def evaluate(model: nn.Module, task: Task, batch_size: int = 256) -> float:
     total = 0.0
     for s in range(0, len(task), batch_size):
         part = task.subset(torch.arange(s, min(s + batch_size, len(task))))
-        total += float(rel_l2(predict(model, part.inputs, part.grid), part.outputs)) * len(part)
+        total += float(task_error(model, part)) * len(part)
     return total / len(task)
 
 

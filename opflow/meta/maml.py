@@ -22,21 +22,21 @@ from __future__ import annotations
 import copy
 import math
 import os
-import sys
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
 import xarray as xr
 from torch import nn
-from tqdm.auto import tqdm
 
+from .. import norms
 from ..errors import GridMismatchError, InvalidArgumentError
 from ..field import Field
 from ..grid import Grid
+from ..train.loop import fit_steps
 from .families import COEFFICIENT_SCALES, INPUTS
 
-__all__ = ["Task", "build_backbone", "check_tasks", "pretrain", "predict", "rel_l2",
+__all__ = ["Task", "build_backbone", "check_tasks", "pretrain", "predict", "task_error",
            "task_from_dataset"]
 
 
@@ -155,14 +155,11 @@ def predict(model: nn.Module, inputs: torch.Tensor, grid: Grid) -> torch.Tensor:
     return out.values if isinstance(out, Field) else out
 
 
-def rel_l2(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
-    """Mean over samples of ``||pred - true|| / ||true||`` (grid-point norms, shape ``()``)."""
-    diff = (pred - true).flatten(1).norm(dim=1)
-    return (diff / true.flatten(1).norm(dim=1).clamp_min(1e-12)).mean()
-
-
-def _loss(model: nn.Module, task: Task) -> torch.Tensor:
-    return rel_l2(predict(model, task.inputs, task.grid), task.outputs)
+def task_error(model: nn.Module, task: Task) -> torch.Tensor:
+    """Mean relative L2 error (:func:`opflow.norms.rel_l2`) of ``model`` on ``task``, shape ()."""
+    pred = predict(model, task.inputs, task.grid)
+    return norms.rel_l2(Field(pred, task.grid), Field(task.outputs, task.grid),
+                        reduction="mean")
 
 
 # -------------------------------------------------------------- pretrain
@@ -190,11 +187,11 @@ def _fomaml_grads(model: nn.Module, fast: nn.Module, s: Task, q: Task, inner_ste
     fast.load_state_dict(model.state_dict())
     params = [p for p in fast.parameters() if p.requires_grad]
     for _ in range(inner_steps):
-        grads = torch.autograd.grad(_loss(fast, s), params)
+        grads = torch.autograd.grad(task_error(fast, s), params)
         with torch.no_grad():
             for p, g in zip(params, grads):
                 p.sub_(inner_lr * g)
-    loss = _loss(fast, q)
+    loss = task_error(fast, q)
     return list(torch.autograd.grad(loss, params)), float(loss.detach())
 
 
@@ -261,30 +258,26 @@ def pretrain(
             tasks):
         raise InvalidArgumentError("meta_batch", f"an integer in [1, {len(tasks)}]", meta_batch)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     fast = copy.deepcopy(model) if method == "fomaml" else None
     gen = torch.Generator().manual_seed(int(seed))
-    show = progress == "always" or (bool(progress) and sys.stderr.isatty())
-    history = []
-    model.train()
-    for step in tqdm(range(steps), desc=f"pretrain/{method}", disable=not show):
+
+    def step_loss(_: int) -> torch.Tensor | float:
         order = torch.randperm(len(tasks), generator=gen)[:n_batch].tolist()
         episodes = [_episode(tasks[i], support, query, gen) for i in order]
-        opt.zero_grad(set_to_none=True)
         if fast is None:
-            loss = sum(_loss(model, t) for ep in episodes for t in ep) / (2 * n_batch)
-            loss.backward()
-            value = float(loss.detach())
-        else:
-            value = 0.0
-            for s, q in episodes:
-                grads, lq = _fomaml_grads(model, fast, s, q, inner_steps, inner_lr)
-                value += lq / n_batch
-                for p, g in zip(params, grads):
-                    p.grad = g / n_batch if p.grad is None else p.grad + g / n_batch
-        opt.step()
-        sched.step()
-        history.append({"step": step + 1, "loss": value})
-    model.eval()
-    return history
+            return sum(task_error(model, t) for ep in episodes for t in ep) / (2 * n_batch)
+        value = 0.0
+        for s, q in episodes:
+            grads, lq = _fomaml_grads(model, fast, s, q, inner_steps, inner_lr)
+            value += lq / n_batch
+            for p, g in zip(params, grads):
+                p.grad = g / n_batch if p.grad is None else p.grad + g / n_batch
+        return value
+
+    model.train()
+    try:
+        losses = fit_steps(params, step_loss, steps, lr, progress=progress,
+                           desc=f"pretrain/{method}", log_every=max(1, steps // 20))
+    finally:
+        model.eval()
+    return [{"step": i + 1, "loss": v} for i, v in enumerate(losses)]
