@@ -361,3 +361,38 @@ def test_etdrk4_coefficients_limits_and_values():
     assert f2[1].item() == pytest.approx(h * (2 + z + ez * (z - 2)) / z**3, rel=1e-13)
     assert f3[1].item() == pytest.approx(h * (-4 - 3 * z - z * z + ez * (4 - z)) / z**3, rel=1e-13)
     assert bool(torch.isfinite(torch.stack([em1, e2m1, q, f1, f2, f3])).all())
+
+
+# -------------------------------------------------------------------- heat
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+def test_heat_problem_is_exact_in_one_etdrk4_step(ndim):
+    from opflow.solvers.pde import HeatProblem
+
+    n = (32, 16, 8)[ndim - 1]
+    grid = Grid.uniform(**{a: (0.0, 1.0, n) for a in "xyz"[:ndim]}, periodic=tuple("xyz"[:ndim]))
+    mesh = grid.mesh(dtype=F64)
+    modes = [1, 2, 1][:ndim]
+    u0 = sum(torch.sin(2 * math.pi * m * x) for m, x in zip(modes, mesh))
+    nu, T = 0.05, 0.7
+    sol = solve(HeatProblem(Field(u0[None, None], grid), nu, (0.0, T)),
+                PseudoSpectral(dt=T, scheme="etdrk4"), saveat=[T])
+    exact = sum(math.exp(-nu * (2 * math.pi * m) ** 2 * T) * torch.sin(2 * math.pi * m * x)
+                for m, x in zip(modes, mesh))
+    assert sol.success and sol.stats.steps == 1
+    torch.testing.assert_close(sol.u.values[0, 0, 0], exact, rtol=0, atol=1e-12)
+
+
+def test_family_problem_goes_through_solve_and_advects_exactly():
+    from opflow.meta.families import FamilyProblem, solve_family
+
+    grid = Grid.uniform(x=(0.0, 1.0, 64), periodic=("x",))
+    (x,) = grid.mesh(dtype=F64)
+    u0 = Field((0.5 + 0.25 * torch.sin(2 * math.pi * x)).expand(2, 1, 64).clone(), grid, "u")
+    c, T = torch.tensor([0.3, -0.2], dtype=F64), 0.9
+    sol = solve(FamilyProblem(u0, {"c": c}, (0.0, T)), PseudoSpectral(dt=T / 10,
+                                                                        scheme="etdrk4"),
+                saveat=[0.0, T / 2, T])
+    for k, t in enumerate([0.0, T / 2, T]):
+        exact = 0.5 + 0.25 * torch.sin(2 * math.pi * (x - c[:, None, None] * t))
+        torch.testing.assert_close(sol.u.values[k], exact, rtol=0, atol=1e-12)
+    torch.testing.assert_close(solve_family(u0, {"c": c}, T).values, sol.u.values[-1])

@@ -27,14 +27,15 @@ space (a coefficient it has only seen as zero).
 
 Numerics
 --------
-The state is marched in Fourier space with opflow's ETDRK4 stepper
-(:mod:`opflow.solvers.pde.spectral`), 2/3-rule dealiasing of the quadratic
-terms, on a grid ``fine_factor`` times finer than the stored one. The
+A family is a :class:`FamilyProblem`, solved through :func:`opflow.solve`
+with :class:`~opflow.solvers.pde.PseudoSpectral`: ETDRK4 in Fourier space,
+2/3-rule dealiasing of the quadratic terms, on a grid ``fine_factor`` times
+finer than the stored one. The
 linear part ``L = -(nu + d max(u0)) k^2`` is integrated exactly; the rest of
 the porous-medium term, ``d (u^2 - max(u0) u)_xx``, whose diffusivity lies
 within ``+-d max(u0)`` by the maximum principle, is explicit. Advection with
-constant ``c`` commutes with every other term, so it is applied exactly at
-the end as the Fourier shift ``exp(-i k c t_end)``.
+constant ``c`` commutes with every other term, so it is applied exactly to
+each saved state as the Fourier shift ``exp(-i k c t)``.
 """
 
 from __future__ import annotations
@@ -53,9 +54,10 @@ from tqdm.auto import tqdm
 from ..errors import InvalidArgumentError, SolverError, UnknownVariableError
 from ..field import Field
 from ..grid import Grid
-from ..solvers.pde.spectral.etdrk4 import ETDRK4Stepper
+from ..problems import check_tspan
+from ..solve import solve
+from ..solvers.pde.spectral import PseudoSpectral, register_spectral
 from ..solvers.pde.spectral.fourier import FourierBasis
-from ..solvers.pde.spectral.stepping import march
 from ..solvers.pde.spectral.system import SemilinearSystem
 
 __all__ = [
@@ -64,6 +66,7 @@ __all__ = [
     "FAMILIES",
     "INPUTS",
     "Family",
+    "FamilyProblem",
     "family_dataset",
     "generate_family",
     "save_family",
@@ -137,9 +140,13 @@ def _default_dt(u0: torch.Tensor, co: dict[str, torch.Tensor], basis: FourierBas
     return t_end / 20 if fastest == 0 else min(t_end / 20, 1.0 / fastest)
 
 
-def solve_family(u0: Field, coefficients: Mapping[str, object], t_end: float = 1.0,
-                 dt: float | None = None) -> Field:
-    """``u(t_end)`` of ``u_t + c u_x + b (u^2/2)_x = nu u_xx + r u (1 - u) + d (u^2)_xx``.
+@dataclass(frozen=True, eq=False)
+class FamilyProblem:
+    """``u_t + c u_x + b (u^2/2)_x = nu u_xx + r u (1 - u) + d (u^2)_xx`` on a 1-D torus.
+
+    Solved by ``opflow.solve(prob, PseudoSpectral(dt=..., scheme="etdrk4"))``
+    (see the module notes for the numerics); :func:`solve_family` picks a
+    stable step.
 
     Parameters
     ----------
@@ -148,7 +155,63 @@ def solve_family(u0: Field, coefficients: Mapping[str, object], t_end: float = 1
     coefficients : mapping
         Any of ``"c", "b", "nu", "r", "d"``: a number or ``B`` numbers each;
         missing ones are zero. ``nu`` and ``d`` must be non-negative, and
-        ``u0`` too where ``d > 0``.
+        ``u0`` too where ``d > 0``. Stored as ``(B, 1, 1)`` tensors of every
+        coefficient.
+    tspan : (float, float)
+    """
+
+    u0: Field
+    coefficients: Mapping[str, object]
+    tspan: tuple[float, float] = (0.0, 1.0)
+
+    def __post_init__(self):
+        u0 = self.u0
+        if not isinstance(u0, Field) or u0.grid.ndim != 1 or not u0.grid.axes[0].periodic:
+            raise InvalidArgumentError("u0", "a Field on a 1-D periodic grid", u0)
+        if u0.values.ndim != 3 or u0.channels != 1:
+            raise InvalidArgumentError("u0", "values of shape (B, 1, n)", u0.values)
+        object.__setattr__(self, "tspan", check_tspan(self.tspan))
+        co = _coefficient_tensors(self.coefficients, u0.values.shape[0], u0.values.dtype)
+        if bool(((co["d"] > 0) & (u0.values < 0).any(dim=-1, keepdim=True)).any()):
+            raise InvalidArgumentError("u0", "non-negative states where d > 0 (the porous-"
+                                       "medium term is backward diffusion for u < 0)", u0.values)
+        object.__setattr__(self, "coefficients", co)
+
+
+@register_spectral(FamilyProblem, "u0")
+def family_system(prob: FamilyProblem, dealias: bool = True) -> SemilinearSystem:
+    """The semilinear system of a :class:`FamilyProblem`, marched in the frame moving with
+    ``c`` (the advection is applied exactly as a Fourier shift when states are saved)."""
+    values, co = prob.u0.values, prob.coefficients
+    basis = FourierBasis(prob.u0.grid, values.dtype, values.device)
+    k2, ik = basis.k2, basis.derivative(0)
+    mask = basis.dealias if dealias else torch.ones_like(basis.dealias)
+    u_ref = values.amax(dim=-1, keepdim=True).clamp_min(0.0)  # (B, 1, 1)
+    d_ref = co["d"] * u_ref
+    t0 = prob.tspan[0]
+
+    def explicit(t: float, v: torch.Tensor) -> torch.Tensor:
+        u = basis.inverse(v * mask)
+        square = basis.forward(u * u) * mask
+        n = (-0.5 * co["b"] * ik - co["d"] * k2) * square + d_ref * k2 * v
+        return n + co["r"] * (basis.forward(u) - square)
+
+    def observe(t: float, v: torch.Tensor) -> torch.Tensor:
+        return v * torch.exp(-ik * (co["c"] * (t - t0)))
+
+    return SemilinearSystem(basis=basis, linear=-(co["nu"] + d_ref) * k2, explicit=explicit,
+                            observe=observe)
+
+
+def solve_family(u0: Field, coefficients: Mapping[str, object], t_end: float = 1.0,
+                 dt: float | None = None) -> Field:
+    """``u(t_end)`` of a :class:`FamilyProblem` from ``t = 0``, through :func:`opflow.solve`.
+
+    Parameters
+    ----------
+    u0 : Field, values of shape (B, 1, n)
+    coefficients : mapping
+        As for :class:`FamilyProblem`.
     t_end : float
         Final time.
     dt : float, optional
@@ -164,37 +227,17 @@ def solve_family(u0: Field, coefficients: Mapping[str, object], t_end: float = 1
     SolverError
         The march became unstable (pass a smaller ``dt``).
     """
-    if not isinstance(u0, Field) or u0.grid.ndim != 1 or not u0.grid.axes[0].periodic:
-        raise InvalidArgumentError("u0", "a Field on a 1-D periodic grid", u0)
-    if u0.values.ndim != 3 or u0.channels != 1:
-        raise InvalidArgumentError("u0", "values of shape (B, 1, n)", u0.values)
     if not (isinstance(t_end, (int, float)) and math.isfinite(t_end) and t_end > 0):
         raise InvalidArgumentError("t_end", "a positive finite time", t_end)
-    values = u0.values
-    co = _coefficient_tensors(coefficients, values.shape[0], values.dtype)
-    if bool(((co["d"] > 0) & (values < 0).any(dim=-1, keepdim=True)).any()):
-        raise InvalidArgumentError("u0", "non-negative states where d > 0 (the porous-medium "
-                                   "term is backward diffusion for u < 0)", values)
-    basis = FourierBasis(u0.grid, values.dtype, values.device)
-    k2, ik, mask = basis.k2, basis.derivative(0), basis.dealias
-    u_ref = values.amax(dim=-1, keepdim=True).clamp_min(0.0)  # (B, 1, 1)
-    d_ref = co["d"] * u_ref
-    linear = -(co["nu"] + d_ref) * k2
-
-    def explicit(t: float, v: torch.Tensor) -> torch.Tensor:
-        u = basis.inverse(v * mask)
-        square = basis.forward(u * u) * mask
-        n = (-0.5 * co["b"] * ik - co["d"] * k2) * square + d_ref * k2 * v
-        return n + co["r"] * (basis.forward(u) - square)
-
+    prob = FamilyProblem(u0, coefficients, (0.0, float(t_end)))
     if dt is None:
-        dt = _default_dt(values, co, basis, float(t_end))
-    stepper = ETDRK4Stepper(SemilinearSystem(basis=basis, linear=linear, explicit=explicit))
-    states, _, retcode = march(stepper, basis.forward(values), 0.0, [float(t_end)], dt, 10)
-    if states[-1] is None or not bool(torch.isfinite(states[-1]).all()):
-        raise SolverError(f"solve_family: unstable at dt={dt:g} ({retcode}); use a smaller dt")
-    shifted = states[-1] * torch.exp(-ik * (co["c"] * float(t_end)))
-    return u0.with_values(basis.inverse(shifted))
+        basis = FourierBasis(u0.grid, u0.values.dtype, u0.values.device)
+        dt = _default_dt(u0.values, prob.coefficients, basis, float(t_end))
+    sol = solve(prob, PseudoSpectral(dt=dt, scheme="etdrk4"), saveat=[float(t_end)])
+    if not sol.success:
+        raise SolverError(f"solve_family: unstable at dt={dt:g} ({sol.retcode}); "
+                          "use a smaller dt")
+    return sol.u[0]
 
 
 # -------------------------------------------------------------------- data

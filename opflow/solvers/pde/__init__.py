@@ -3,11 +3,11 @@
 * :class:`Multigrid` for elliptic problems (:class:`PoissonProblem`,
   :class:`DarcyProblem`);
 * :class:`PseudoSpectral` for periodic evolution problems
-  (:class:`BurgersProblem`, :class:`NavierStokes2DProblem`).
+  (:class:`BurgersProblem`, :class:`NavierStokes2DProblem`, :class:`HeatProblem`).
 """
 
 from .multigrid import DarcyProblem, Multigrid, PoissonProblem
-from .spectral import BurgersProblem, NavierStokes2DProblem, PseudoSpectral
+from .spectral import BurgersProblem, HeatProblem, NavierStokes2DProblem, PseudoSpectral
 
-__all__ = ["BurgersProblem", "DarcyProblem", "Multigrid", "NavierStokes2DProblem",
+__all__ = ["BurgersProblem", "DarcyProblem", "HeatProblem", "Multigrid", "NavierStokes2DProblem",
            "PoissonProblem", "PseudoSpectral"]

@@ -14,11 +14,13 @@ import torch
 
 from .fourier import FourierBasis
 from .problems import BurgersProblem
+from .solve_spectral import register_spectral
 from .system import ClosureTerm, SemilinearSystem
 
 __all__ = ["burgers_system"]
 
 
+@register_spectral(BurgersProblem, "u0")
 def burgers_system(prob: BurgersProblem, dealias: bool = True) -> SemilinearSystem:
     """The :class:`~.system.SemilinearSystem` of a :class:`BurgersProblem`.
 

@@ -23,6 +23,7 @@ import torch
 from ....field import Field
 from .fourier import FourierBasis
 from .problems import NavierStokes2DProblem, _check_state
+from .solve_spectral import register_spectral
 from .system import ClosureTerm, SemilinearSystem
 
 __all__ = ["navier_stokes_system", "velocity_from_vorticity"]
@@ -62,6 +63,7 @@ def velocity_from_vorticity(w: Field) -> Field:
     return Field(values, w.grid, ("u", "v"), attrs=w.attrs)
 
 
+@register_spectral(NavierStokes2DProblem, "w0")
 def navier_stokes_system(prob: NavierStokes2DProblem, dealias: bool = True) -> SemilinearSystem:
     """The :class:`~.system.SemilinearSystem` of a :class:`NavierStokes2DProblem`.
 

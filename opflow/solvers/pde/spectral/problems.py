@@ -23,7 +23,7 @@ from ....errors import GridMismatchError, InvalidArgumentError, ShapeError
 from ....field import Field
 from ....problems import check_tspan
 
-__all__ = ["BurgersProblem", "NavierStokes2DProblem"]
+__all__ = ["BurgersProblem", "HeatProblem", "NavierStokes2DProblem"]
 
 Closure = Callable[[torch.Tensor, Field], Field]
 
@@ -37,12 +37,13 @@ def _check_nu(nu) -> float:
     return nu
 
 
-def _check_state(name: str, u: Field, ndim: int) -> None:
-    """A one-channel, real floating-point, finite Field on a periodic uniform grid."""
+def _check_state(name: str, u: Field, ndim: Optional[int]) -> None:
+    """A one-channel, real floating-point, finite Field on a periodic uniform grid
+    (of ``ndim`` axes; any number when None)."""
     if not isinstance(u, Field):
         raise InvalidArgumentError(name, "an opflow.Field", u)
     grid = u.grid
-    if grid.ndim != ndim:
+    if ndim is not None and grid.ndim != ndim:
         raise InvalidArgumentError(name, f"a Field on a {ndim}-D grid", grid)
     for axis in grid.axes:
         if not axis.periodic:
@@ -95,6 +96,42 @@ class BurgersProblem:
 
     def __post_init__(self):
         _check_state("u0", self.u0, 1)
+        object.__setattr__(self, "nu", _check_nu(self.nu))
+        object.__setattr__(self, "tspan", check_tspan(self.tspan))
+        _check_closure(self.closure)
+
+
+@dataclass(frozen=True)
+class HeatProblem:
+    """The heat equation on a periodic domain of any dimension.
+
+    ``u_t = nu Laplacian u + closure(t, u)``
+
+    Without a closure the equation is linear and ``PseudoSpectral(scheme=
+    "etdrk4")`` integrates it exactly (to rounding) in one step of any size:
+    each Fourier mode decays as ``exp(-nu |k|^2 t)``.
+
+    Parameters
+    ----------
+    u0 : Field, values of shape (*batch, 1, *grid.shape)
+        Initial state on a periodic uniform grid of 1, 2 or 3 axes. Real,
+        finite, any number of batch dimensions.
+    nu : float
+        Diffusivity, ``nu >= 0``.
+    tspan : (float, float)
+        ``(t0, t1)`` with ``t1 > t0``.
+    closure : callable or nn.Module, optional
+        ``closure(t, u) -> Field`` (or tensor) of the shape of ``u``, added to
+        the right-hand side, as for :class:`BurgersProblem`.
+    """
+
+    u0: Field
+    nu: float
+    tspan: tuple[float, float] = (0.0, 1.0)
+    closure: Optional[Closure] = None
+
+    def __post_init__(self):
+        _check_state("u0", self.u0, None)
         object.__setattr__(self, "nu", _check_nu(self.nu))
         object.__setattr__(self, "tspan", check_tspan(self.tspan))
         _check_closure(self.closure)

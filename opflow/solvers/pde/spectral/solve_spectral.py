@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any, Callable
 
 import torch
 
@@ -10,33 +11,49 @@ from ....solution import Solution
 from ....solve import register
 from ...saving import save_times
 from .algorithm import SCHEMES, PseudoSpectral
-from .burgers import burgers_system
-from .navier_stokes import navier_stokes_system
-from .problems import BurgersProblem, NavierStokes2DProblem
 from .stepping import march
+from .system import SemilinearSystem
 
-__all__ = ["solve_spectral"]
+__all__ = ["register_spectral", "solve_spectral"]
 
-_SYSTEMS = {BurgersProblem: burgers_system, NavierStokes2DProblem: navier_stokes_system}
-
-
-def _system_of(prob, dealias: bool):
-    for ptype in type(prob).__mro__:
-        build = _SYSTEMS.get(ptype)
-        if build is not None:
-            return build(prob, dealias)
-    raise TypeError(f"no spectral system for {type(prob).__name__}")  # unreachable via solve
+SystemBuilder = Callable[[Any, bool], SemilinearSystem]
+_SYSTEMS: dict[type, tuple[SystemBuilder, str]] = {}
 
 
-@register(BurgersProblem, PseudoSpectral)
-@register(NavierStokes2DProblem, PseudoSpectral)
-def solve_spectral(prob, alg: PseudoSpectral, saveat=None,
-                   progress: bool | str = False) -> Solution:
-    """Solve a :class:`BurgersProblem` or :class:`NavierStokes2DProblem`.
+def register_spectral(problem_type: type, state: str):
+    """Decorator: ``build(prob, dealias) -> SemilinearSystem`` makes ``problem_type``
+    solvable by ``solve(prob, PseudoSpectral(...))``.
 
     Parameters
     ----------
-    prob : BurgersProblem or NavierStokes2DProblem
+    problem_type : type
+        A frozen problem dataclass with a ``tspan``.
+    state : str
+        The attribute holding the initial state Field (``"u0"``, ``"w0"``).
+    """
+
+    def deco(build: SystemBuilder) -> SystemBuilder:
+        _SYSTEMS[problem_type] = (build, state)
+        register(problem_type, PseudoSpectral)(solve_spectral)
+        return build
+
+    return deco
+
+
+def _system_of(prob) -> tuple[SystemBuilder, str]:
+    for ptype in type(prob).__mro__:
+        if ptype in _SYSTEMS:
+            return _SYSTEMS[ptype]
+    raise TypeError(f"no spectral system for {type(prob).__name__}")  # unreachable via solve
+
+
+def solve_spectral(prob, alg: PseudoSpectral, saveat=None,
+                   progress: bool | str = False) -> Solution:
+    """Solve a periodic problem registered with :func:`register_spectral`.
+
+    Parameters
+    ----------
+    prob : BurgersProblem, NavierStokes2DProblem, HeatProblem, ...
     alg : PseudoSpectral
     saveat : None, float or sequence of float
         ``None``: ``(t0, t1)``; a number ``s``: every ``s`` from ``t0`` (and
@@ -60,10 +77,11 @@ def solve_spectral(prob, alg: PseudoSpectral, saveat=None,
         ``stats`` with ``steps``, ``nfe`` (evaluations of the explicit part,
         each over the whole batch) and ``wall_time``.
     """
-    state0 = prob.u0 if isinstance(prob, BurgersProblem) else prob.w0
+    build, state = _system_of(prob)
+    state0 = getattr(prob, state)
     t0, t1 = prob.tspan
     ts = save_times(saveat, t0, t1, state0.values.numel())
-    system = _system_of(prob, alg.dealias)
+    system = build(prob, alg.dealias)
     stepper = SCHEMES[alg.scheme](system)
     u0 = state0.values
     check_every = alg.check_every or (10 if u0.device.type == "cpu" else 100)
@@ -71,8 +89,13 @@ def solve_spectral(prob, alg: PseudoSpectral, saveat=None,
                                    check_every, progress, desc=f"PseudoSpectral/{alg.scheme}",
                                    max_seconds=alg.max_seconds)
     missing = torch.full_like(u0, math.nan)
-    values = [u0 if t == t0 else (missing if v is None else system.basis.inverse(v))
+    observe = system.observe or (lambda t, v: v)
+    values = [u0 if t == t0 else (missing if v is None else system.basis.inverse(observe(t, v)))
               for t, v in zip(ts, states)]
     t = torch.tensor(ts, dtype=u0.dtype, device=u0.device)
     return Solution(t=t, u=state0.with_values(torch.stack(values)), retcode=retcode,
                     stats=stats, problem=prob, alg=alg)
+
+
+# The built-in problems register here (their modules import this one).
+from . import burgers, heat, navier_stokes  # noqa: E402,F401

@@ -38,11 +38,16 @@ class SemilinearSystem:
         ``explicit(t, v) -> N``, ``t`` a Python float, ``v`` and ``N`` complex
         of shape ``(*batch, 1, *spectral_shape)``. One call is one
         right-hand-side evaluation in the solver statistics.
+    observe : callable, optional
+        ``observe(t, v) -> v_lab``: the saved state at time ``t`` from the
+        marched one, for systems marched in a moving frame (a constant
+        advection applied exactly as a Fourier shift). Default: ``v`` itself.
     """
 
     basis: FourierBasis
     linear: torch.Tensor
     explicit: Explicit
+    observe: Optional[Callable[[float, torch.Tensor], torch.Tensor]] = None
 
 
 class ClosureTerm:
