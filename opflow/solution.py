@@ -47,17 +47,37 @@ class SolverStats:
 
 @dataclass
 class Solution:
-    """Result of :func:`opflow.solve`.
+    """Result of :func:`opflow.solve`: the one contract every solver returns.
+
+    Three kinds of solution share it (``sol.kind``):
+
+    ``"trajectory"`` (ODE, SDE, pseudo-spectral, neural ODE)
+        ``t`` holds the ``K`` save times; ``u`` stacks the states at ``t``
+        along a new leading dimension; ``sol(t)`` is the state at any time
+        in ``tspan`` by the solver's dense output, where it keeps one
+        (ODE solvers with ``dense=True``). Without one, ``sol(t)`` raises a
+        :class:`~opflow.errors.SolverError` that says how to get the times
+        you want (``dense=True``, or ``saveat``).
+    ``"steady"`` (multigrid)
+        ``t`` is empty; ``u`` is the solution Field (no time dimension);
+        ``sol(...)`` raises a :class:`~opflow.errors.SolverError`: there is
+        no time to ask for.
+    ``"function"`` (PINN, LPINN)
+        ``t`` is empty; ``u`` is the trained function: ``sol.u(grid)``
+        gives a Field on an :class:`~opflow.Grid`, ``sol.u(points)`` a
+        tensor; ``sol(x)`` is the same call.
 
     Attributes
     ----------
     t : torch.Tensor, shape (K,)
-        Save times (empty for a steady problem, whose ``u`` has no time dim).
-    u : torch.Tensor, Field or tuple
-        States at ``t`` stacked along a new leading dimension: a tensor of
-        shape ``(K, *u0.shape)``, a Field whose batch dims are
-        ``(K, *u0.batch_shape)``, or a tuple of such tensors.
+        Save times (empty for steady and function solutions).
+    u : torch.Tensor, Field, tuple or callable
+        Trajectory: the states at ``t``, a tensor of shape ``(K,
+        *u0.shape)``, a Field whose batch dims are ``(K, *u0.batch_shape)``,
+        or a tuple of such tensors. Steady: a Field. Function: the trained
+        function (see above).
     retcode : ReturnCode
+        Only ``Success`` means the whole problem was solved.
     stats : SolverStats
     problem, alg : the inputs of the solve.
     record : optional
@@ -78,15 +98,48 @@ class Solution:
     def success(self) -> bool:
         return self.retcode == ReturnCode.Success
 
-    def __call__(self, t) -> Any:
-        """State at time(s) ``t`` by the solver's interpolant.
+    @property
+    def kind(self) -> str:
+        """``"trajectory"``, ``"steady"`` or ``"function"`` (see the class notes)."""
+        if callable(self.u) and not isinstance(self.u, (torch.Tensor, Field, tuple)):
+            return "function"
+        return "steady" if self.t.numel() == 0 else "trajectory"
 
-        A scalar ``t`` gives a state shaped like ``u0``; a 1-D ``t`` of
-        length ``M`` stacks ``M`` states like ``u``. Needs ``dense=True``
-        in ``solve`` for adaptive methods.
+    def __call__(self, t, *args, **kwargs) -> Any:
+        """Trajectory: the state at time(s) ``t``; function: ``sol.u(t, ...)``.
+
+        For a trajectory, a scalar ``t`` gives a state shaped like ``u0``
+        and a 1-D ``t`` of length ``M`` stacks ``M`` states like ``u``.
+
+        Raises
+        ------
+        SolverError
+            A steady solution, or a trajectory without dense output.
+        InvalidArgumentError
+            A time outside the solved span.
         """
+        kind = self.kind
+        if kind == "function":
+            return self.u(t, *args, **kwargs)
+        name = type(self.alg).__name__ if self.alg is not None else "the solver"
+        if kind == "steady":
+            raise SolverError(f"this is a steady solution ({name}): it has no time axis; "
+                              "the solution is sol.u")
         if self.interpolant is None:
-            raise SolverError("this Solution has no interpolant: call solve(..., dense=True)")
+            raise SolverError(self._no_interpolant_advice(name))
+        return self._interpolate(t)
+
+    def _no_interpolant_advice(self, name: str) -> str:
+        from .solve import solver_keywords
+
+        keywords = solver_keywords(self.problem, self.alg) if self.problem is not None else None
+        if keywords is not None and "dense" in keywords:
+            return (f"this Solution ({name}) kept no dense output: call solve(..., dense=True) "
+                    "to evaluate sol(t) between save times")
+        return (f"{name} has no dense output: pass the times you want as "
+                "solve(..., saveat=[...]) and read sol.u")
+
+    def _interpolate(self, t) -> Any:
         tq = torch.as_tensor(t, dtype=self.t.dtype)
         scalar = tq.ndim == 0
         tq = tq.reshape(-1)
@@ -104,6 +157,9 @@ class Solution:
         """``xarray.Dataset`` with a ``t`` dimension (and ``sample`` when batched)."""
         import xarray as xr
 
+        if self.kind == "function":
+            raise SolverError(f"a {type(self.alg).__name__} solution is a function, not values: "
+                              "evaluate it on a grid first, sol.u(grid).to_xarray()")
         batched = bool(getattr(self.problem, "batched", False))
         t = self.t.detach().cpu().numpy()
         attrs = {"retcode": str(self.retcode), "solver": type(self.alg).__name__,

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from .errors import InvalidArgumentError, SolverError
 
-__all__ = ["AbstractAlgorithm", "register", "registered_pairs", "solve"]
+__all__ = ["AbstractAlgorithm", "register", "registered_pairs", "solve", "solver_keywords"]
 
 _REGISTRY: dict[tuple[type, type], Callable[..., Any]] = {}
 
@@ -57,6 +57,12 @@ def _check_keywords(fn, prob, alg, kwargs: dict) -> None:
             raise InvalidArgumentError(
                 name, f"a keyword that solve accepts for {type(prob).__name__} with "
                 f"{type(alg).__name__} ({', '.join(accepted) or 'none'})", value)
+
+
+def solver_keywords(prob, alg) -> tuple[str, ...] | None:
+    """The keywords ``solve(prob, alg, ...)`` accepts (None: any, or no solver registered)."""
+    fn = _lookup(prob, alg)
+    return None if fn is None else _keywords(fn)
 
 
 def _lookup(prob, alg):

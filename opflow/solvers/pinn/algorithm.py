@@ -16,11 +16,12 @@ Everything runs in the dtype of the network's parameters: a float64 network
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping, Optional
 
 import torch
@@ -48,7 +49,9 @@ class PINN(AbstractAlgorithm):
     ----------
     net : torch.nn.Module
         Maps ``(N, dim)`` points (columns in ``domain.names`` order) to ``(N, channels)``.
-        Trained in place.
+        The initial network: ``solve`` trains a copy and leaves ``net`` unchanged (so
+        solving twice starts from the same weights); the trained network is
+        ``sol.u.net``.
     n_interior : int
         Interior collocation points (> 0).
     n_boundary : int
@@ -292,21 +295,25 @@ def _taylor_forward(prob: PINNProblem, alg: PINN) -> Optional[MLPJet]:
 
 @register(PINNProblem, PINN)
 def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None) -> Solution:
-    """Train ``alg.net`` on ``prob``; the ``solve(prob, PINN(...))`` implementation.
+    """Train a copy of ``alg.net`` on ``prob``; the ``solve(prob, PINN(...))`` implementation.
+
+    ``alg`` is not changed: the trained network is ``sol.u.net``.
 
     Returns
     -------
     Solution
         ``u`` and ``interpolant`` are the same :class:`PINNFunction`: call
-        ``sol.u(grid)`` for a Field (``sol(t)`` does not apply: there is no time span to
-        interpolate). ``t`` is empty; ``stats.iterations`` counts optimiser iterations,
-        ``stats.nfe`` loss evaluations, ``stats.wall_time`` seconds; the loss terms are in
-        ``sol.u.losses`` / ``sol.u.history`` and in the evaluated Field's ``attrs``.
+        ``sol.u(grid)`` (or ``sol(grid)``) for a Field (the "function" kind of
+        :class:`~opflow.Solution`). ``t`` is empty; ``stats.iterations`` counts optimiser
+        iterations, ``stats.nfe`` loss evaluations, ``stats.wall_time`` seconds; the loss
+        terms are in ``sol.u.losses`` / ``sol.u.history`` and in the evaluated Field's
+        ``attrs``.
         ``retcode`` is ``Unstable`` when the loss became NaN or Inf.
     """
     if prob.conditions and alg.n_boundary == 0:
         raise InvalidArgumentError("n_boundary", "an integer >= 1 for a problem with conditions",
                                    alg.n_boundary)
+    given, alg = alg, replace(alg, net=copy.deepcopy(alg.net))  # train a copy
     start = time.perf_counter()
     domain, names = prob.domain, _term_names(prob)
     cols = domain.names
@@ -409,5 +416,5 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
     fn.weights, fn.history = dict(weights), history
     if added:
         fn.added_points = torch.cat(added)
-    return Solution(t=torch.empty(0), u=fn, retcode=retcode, stats=stats, problem=prob, alg=alg,
-                    interpolant=fn)
+    return Solution(t=torch.empty(0), u=fn, retcode=retcode, stats=stats, problem=prob,
+                    alg=given, interpolant=fn)

@@ -17,9 +17,10 @@ which makes them periodic in ``xi``.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -143,7 +144,8 @@ class LPINN(AbstractAlgorithm):
     Parameters
     ----------
     net_x, net_u : torch.nn.Module
-        Each maps ``(N, 3)`` inputs to ``(N, 1)``. Trained in place.
+        Each maps ``(N, 3)`` inputs to ``(N, 1)``. ``solve`` trains copies and
+        leaves these unchanged; the trained ones are ``sol.u.net_x``/``sol.u.net_u``.
     n_interior : int
         Collocation points ``(xi, t)``.
     n_initial : int
@@ -194,6 +196,7 @@ class LagrangianFunction:
 
     def __init__(self, prob: ConvectionProblem | ViscousBurgersProblem, alg: LPINN):
         self.problem, self.alg = prob, alg
+        self.net_x, self.net_u = alg.net_x, alg.net_u  # the trained networks
         self.losses: dict[str, float] = {}
         self.history: dict[str, list[float]] = {}
 
@@ -263,6 +266,8 @@ def solve_lpinn(prob: ConvectionProblem | ViscousBurgersProblem, alg: LPINN,
 
     ``stats`` and ``retcode`` are filled as in :func:`~opflow.solvers.pinn.solve_pinn`.
     """
+    given, alg = alg, replace(alg, net_x=copy.deepcopy(alg.net_x),
+                              net_u=copy.deepcopy(alg.net_u))  # train copies
     if not alg.hard_initial and alg.n_initial == 0:
         raise InvalidArgumentError("n_initial", "an integer >= 1 with hard_initial=False",
                                    alg.n_initial)
@@ -332,5 +337,5 @@ def solve_lpinn(prob: ConvectionProblem | ViscousBurgersProblem, alg: LPINN,
     if not all(math.isfinite(v) for v in fn.losses.values()):
         retcode = ReturnCode.Unstable
     stats.wall_time = time.perf_counter() - start
-    return Solution(t=torch.empty(0), u=fn, retcode=retcode, stats=stats, problem=prob, alg=alg,
-                    interpolant=fn)
+    return Solution(t=torch.empty(0), u=fn, retcode=retcode, stats=stats, problem=prob,
+                    alg=given, interpolant=fn)
