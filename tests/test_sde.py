@@ -339,3 +339,16 @@ def test_bad_inputs_raise_clear_errors():
         solve(prob, EulerMaruyama(dt=0.1), sensealg="adjoint")
     with pytest.raises(InvalidArgumentError, match="t"):
         BrownianInterval(0, 1, (2,), seed=0)(1.5)
+
+
+def test_brownian_cache_is_bounded_and_does_not_change_the_path():
+    ts = torch.linspace(0.0, 1.0, 257, dtype=torch.float64).tolist()
+    big = BrownianInterval(0.0, 1.0, (3, 2), seed=7, dtype=torch.float64, cache_size=10**6)
+    small = BrownianInterval(0.0, 1.0, (3, 2), seed=7, dtype=torch.float64, cache_size=4)
+    want = [big(t) for t in ts]
+    got = [small(t) for t in reversed(ts)][::-1]  # another order, nodes evicted and redrawn
+    assert len(small._children) <= 4 < len(big._children)
+    for a, b in zip(want, got):
+        assert torch.equal(a, b)
+    with pytest.raises(InvalidArgumentError, match="cache_size"):
+        BrownianInterval(0.0, 1.0, (1,), seed=0, cache_size=0)

@@ -26,6 +26,7 @@ W(s)) du`` that SRA1 needs is ``h (dW / 2 + H)``.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from typing import Optional, Sequence
 
 import torch
@@ -84,6 +85,24 @@ class BrownianInterval:
         Width below which intervals are no longer split (default
         ``(t1 - t0) * 2**-20``). Exact dyadic times down to that width are
         exact samples; between them the path is a smooth interpolant.
+    cache_size : int, optional
+        Most tree nodes kept (least recently used ones are dropped; a
+        dropped node is drawn again from its seed when needed, so the path
+        does not change). Memory is about ``cache_size * 4 * prod(shape)``
+        numbers. Default 512.
+
+    Notes
+    -----
+    Despite the name, which it shares with torchsde's class of the same
+    role, this is a *virtual Brownian tree* in the sense of diffrax
+    (Kidger's ``VirtualBrownianTree``): a fixed dyadic tree whose every
+    node is a pure function of ``(seed, level, index)`` and its parent, so a
+    value never depends on which times were asked for before. torchsde's
+    ``BrownianInterval`` instead splits its intervals at the queried times
+    (its tree's shape follows the queries, made reproducible by a ``dt``
+    hint) and is exact at every queried time; here only dyadic times down to
+    ``tol`` are exact and the path between them is interpolated. Both keep a
+    bounded cache of recently used nodes.
 
     Examples
     --------
@@ -96,7 +115,7 @@ class BrownianInterval:
 
     def __init__(self, t0: float, t1: float, shape: Sequence[int], seed: Optional[int] = None,
                  generator: Optional[torch.Generator] = None, dtype: Optional[torch.dtype] = None,
-                 device=None, tol: Optional[float] = None):
+                 device=None, tol: Optional[float] = None, cache_size: int = 512):
         try:
             t0, t1 = float(t0), float(t1)
         except (TypeError, ValueError):
@@ -113,7 +132,10 @@ class BrownianInterval:
         tol = span * 2.0**-20 if tol is None else tol
         if not (isinstance(tol, (int, float)) and 0 < tol <= span):
             raise InvalidArgumentError("tol", f"a width in (0, t1 - t0 = {span}]", tol)
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
+            raise InvalidArgumentError("cache_size", "a positive integer", cache_size)
         self.t0, self.t1, self.shape = t0, t1, shape
+        self.cache_size = cache_size
         self.dtype = dtype or torch.get_default_dtype()
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.tol = float(tol)
@@ -121,7 +143,7 @@ class BrownianInterval:
         self.seed = _root_seed(seed, generator)
         self._eps = 1e-12 * max(1.0, abs(t0), abs(t1))
         self._gen = torch.Generator(device=self.device)
-        self._children: dict[tuple[int, int], tuple[torch.Tensor, ...]] = {}
+        self._children: OrderedDict[tuple[int, int], tuple[torch.Tensor, ...]] = OrderedDict()
         z = self._normal(-1, 0)
         self._root = (math.sqrt(span) * z[0], math.sqrt(span / 12.0) * z[1])
 
@@ -145,13 +167,17 @@ class BrownianInterval:
         """
         key = (level, index)
         out = self._children.get(key)
-        if out is None:
-            z = self._normal(level, index)
-            d = 3.0 * H + (0.5 * math.sqrt(h)) * z[0]
-            s = 2.0 * H - 0.5 * d
-            e = math.sqrt(h / 12.0) * z[1]
-            out = (0.5 * (w + d), 0.5 * (s + e), 0.5 * (w - d), 0.5 * (s - e))
-            self._children[key] = out
+        if out is not None:
+            self._children.move_to_end(key)
+            return out
+        z = self._normal(level, index)
+        d = 3.0 * H + (0.5 * math.sqrt(h)) * z[0]
+        s = 2.0 * H - 0.5 * d
+        e = math.sqrt(h / 12.0) * z[1]
+        out = (0.5 * (w + d), 0.5 * (s + e), 0.5 * (w - d), 0.5 * (s - e))
+        self._children[key] = out
+        if len(self._children) > self.cache_size:
+            self._children.popitem(last=False)
         return out
 
     def clear_cache(self) -> None:
