@@ -50,9 +50,11 @@ SCRIPT = textwrap.dedent('''
                       out_dir=os.path.join(out, "run"), progress=False)
     assert trainer.ctx.world_size == 2 and trainer.ctx.backend == "gloo", trainer.ctx
     start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    history = trainer.fit((a[:8], u[:8]), (a[8:], u[8:]))
+    # 5 validation samples on 2 processes: a padded split would count one twice
+    history = trainer.fit((a[:7], u[:7]), (a[7:], u[7:]))
+    whole = trainer.evaluate((a[7:], u[7:]))  # one process, every sample once
     torch.save({"start": start, "end": trainer.model.state_dict(), "history": history,
-                "saves": saves}, os.path.join(out, f"rank{rank}.pt"))
+                "saves": saves, "whole": whole["rel_l2_mean"]}, os.path.join(out, f"rank{rank}.pt"))
 ''')
 
 
@@ -80,6 +82,8 @@ def test_two_processes_hold_identical_weights_and_only_rank0_writes(tmp_path):
     losses = [[{k: v for k, v in row.items() if k != "seconds"} for row in r["history"]]
               for r in (r0, r1)]
     assert losses[0] == losses[1] and len(losses[0]) == 2  # all-reduced metrics
+    # validation counts each of the 5 samples once (no padding of the split)
+    assert abs(r0["history"][-1]["val_rel_l2"] - float(r0["whole"])) < 1e-6
     assert r0["saves"] and r1["saves"] == []  # only rank 0 writes checkpoints
     run = tmp_path / "run"
     assert sorted(p.name for p in run.iterdir()) == ["best.pt", "last.pt", "metrics.csv",

@@ -35,6 +35,7 @@ __all__ = [
     "all_reduce_sum",
     "cleanup_distributed",
     "distributed_sampler",
+    "shard_sampler",
     "resolve_device",
     "setup_distributed",
     "unwrap_model",
@@ -190,6 +191,20 @@ def distributed_sampler(dataset: Dataset, ctx: DistributedContext, *, shuffle: b
         return None
     return DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank,
                               shuffle=shuffle, seed=seed, drop_last=False)
+
+
+def shard_sampler(dataset: Dataset, ctx: DistributedContext) -> list[int] | None:
+    """This process's share of ``dataset`` for evaluation: every item exactly once overall.
+
+    Process ``r`` of ``W`` takes items ``r, r + W, r + 2W, ...`` in order, with no
+    padding (a ``DistributedSampler`` repeats items to even out the shares, which
+    would count them twice in validation metrics). Shares differ by at most one
+    item; sums reduced with :func:`all_reduce_sum` stay exact. None when not
+    distributed.
+    """
+    if not ctx.enabled:
+        return None
+    return list(range(ctx.rank, len(dataset), ctx.world_size))
 
 
 def all_reduce_sum(tensor: torch.Tensor, ctx: DistributedContext) -> torch.Tensor:

@@ -53,6 +53,7 @@ from .distributed import (
     all_reduce_sum,
     distributed_sampler,
     setup_distributed,
+    shard_sampler,
     wrap_model,
 )
 from .loop import OptimizerStep, TrainingDivergedError, show_progress
@@ -404,8 +405,11 @@ class Trainer:
 
     def _loader(self, data: Dataset, shuffle: bool, distributed: bool,
                 batch_size: int | None = None) -> DataLoader:
-        sampler = distributed_sampler(data, self.ctx, shuffle=shuffle, seed=self.seed) \
-            if distributed else None
+        # training shards are padded to equal length (DDP steps in lockstep); evaluation
+        # shards are not, so every sample counts once in validation metrics
+        sampler = None if not distributed else (
+            distributed_sampler(data, self.ctx, shuffle=True, seed=self.seed) if shuffle
+            else shard_sampler(data, self.ctx))
         return DataLoader(data, batch_size=batch_size or self.batch_size,
                           shuffle=shuffle and sampler is None, sampler=sampler,
                           generator=self.generator if shuffle else None,
