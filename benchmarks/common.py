@@ -15,7 +15,8 @@ from typing import Callable
 
 import torch
 
-RESULTS_DIR = Path(__file__).parent / "results"
+# OPFLOW_BENCH_RESULTS redirects the results (gpu_check.py keeps GPU runs apart)
+RESULTS_DIR = Path(os.environ.get("OPFLOW_BENCH_RESULTS", Path(__file__).parent / "results"))
 
 
 def time_call(fn: Callable[[], object], repeat: int = 10, warmup: int = 2) -> dict:

@@ -1,11 +1,13 @@
-"""Triton kernels run on the CPU through Triton's interpreter, against the torch
-references: spectral convolution (forward, backward, gradcheck) and the
-multigrid smoother / transfer kernels.
+"""Triton kernels against the torch references: spectral convolution (forward,
+backward, gradcheck) and the multigrid smoother / transfer kernels.
 
-Triton decides at kernel definition whether to interpret, so
-``TRITON_INTERPRET=1`` is set here before the kernel modules are first
-imported (opflow itself never imports them eagerly); a kernel module that an
-earlier test loaded without the interpreter is reloaded.
+By default they run on the CPU through Triton's interpreter: Triton decides at
+kernel definition whether to interpret, so ``TRITON_INTERPRET=1`` is set here
+before the kernel modules are first imported (opflow itself never imports them
+eagerly); a kernel module that an earlier test loaded without the interpreter
+is reloaded. With ``OPFLOW_TRITON_DEVICE=cuda`` (``benchmarks/gpu_check.sh``)
+the same tests run the compiled kernels on the GPU instead; the tests about
+the interpreter and the CPU are then skipped.
 """
 
 import importlib
@@ -16,8 +18,14 @@ import sys
 import pytest
 import torch
 
-os.environ["TRITON_INTERPRET"] = "1"
+DEVICE = os.environ.get("OPFLOW_TRITON_DEVICE", "cpu")
+if DEVICE == "cpu":
+    os.environ["TRITON_INTERPRET"] = "1"
+elif not torch.cuda.is_available():
+    pytest.skip(f"OPFLOW_TRITON_DEVICE={DEVICE} but CUDA is not available",
+                allow_module_level=True)
 pytest.importorskip("triton")
+cpu_only = pytest.mark.skipif(DEVICE != "cpu", reason="about the interpreter on the CPU")
 
 import opflow.kernels as K  # noqa: E402
 import opflow.solvers.pde.multigrid.operators as O  # noqa: E402
@@ -28,13 +36,24 @@ from opflow.kernels.spectral_conv import choose_backend  # noqa: E402
 
 def _load(name):
     module = backend.triton_module(name)
-    if not module.INTERPRETED:  # loaded earlier without the interpreter
+    if module.INTERPRETED != (DEVICE == "cpu"):  # loaded earlier in the other mode
         module = importlib.reload(module)
     return module
 
 
 TS = _load("triton_spectral")
 TM = _load("triton_multigrid")
+
+
+@pytest.fixture(autouse=True)
+def _on_device():
+    """New tensors of every test here live on ``DEVICE`` (no device mode on the CPU)."""
+    if DEVICE == "cpu":
+        yield
+        return
+    torch.set_default_device(DEVICE)
+    yield
+    torch.set_default_device(None)
 
 # relative tolerances (max error / max reference value) per dtype: the kernel
 # sums the channels in another order than the batched products of the reference
@@ -54,8 +73,8 @@ def _rel(a, b):
     return ((a - b).abs().max() / b.abs().max()).item()
 
 
-def test_kernels_are_interpreted():
-    assert TS.INTERPRETED and TM.INTERPRETED
+def test_kernels_are_interpreted_on_the_cpu_only():
+    assert TS.INTERPRETED == TM.INTERPRETED == (DEVICE == "cpu")
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -131,6 +150,7 @@ def test_spectral_rejects_unsupported_dtype():
         spectral_conv(x, w, backend="triton")
 
 
+@cpu_only
 def test_auto_never_picks_triton_on_cpu():
     x = torch.randn(2, 3, 64, 64)
     assert choose_backend(x, (12, 12)) != "triton"
@@ -155,6 +175,7 @@ def _run(code):
 
 
 @pytest.mark.slow
+@cpu_only
 def test_interpreter_switch_and_cpu_error_in_fresh_process():
     # triton and opflow imported first, the switch set later: only kernels
     # loaded after it are interpreted; a compiled kernel refuses CPU tensors
@@ -169,6 +190,7 @@ def test_interpreter_switch_and_cpu_error_in_fresh_process():
          "assert triton_module('triton_multigrid').INTERPRETED\n")
 
 
+@cpu_only
 def test_opflow_works_without_triton_in_fresh_process():
     _run("import sys\n"
          "sys.modules['triton'] = None  # import triton now fails\n"
@@ -260,6 +282,7 @@ def test_multigrid_bad_input():
 
 
 @pytest.mark.slow
+@cpu_only
 def test_kernels_compile_for_a_cuda_target_without_a_gpu():
     # ahead-of-time compilation (Triton IR -> PTX -> cubin for sm_90, fp32):
     # catches code that the interpreter accepts but the compiler rejects
