@@ -9,14 +9,20 @@ The public surface, re-exported here:
 * SDE solvers: :class:`SDEProblem`, :class:`EulerMaruyama`, :class:`Milstein`,
   :class:`SRA1`, :class:`BrownianInterval`
 * PDE solvers: :class:`Multigrid` (Poisson, Darcy), :class:`PseudoSpectral`
-  (Burgers, Navier-Stokes)
+  (Burgers, Navier-Stokes, heat)
 * neural operators: :class:`FNO`, :class:`DeepONet`, :class:`POD_DeepONet`,
   :class:`MgNO` (:mod:`opflow.operators`, kernels in :mod:`opflow.kernels`)
 * physics-informed: :class:`PINNProblem`, :class:`PINN`, :class:`LPINN`
   (:mod:`opflow.solvers.pinn`)
 * layers: :class:`NeuralODE`, stable neural SDEs (:class:`LangevinSDE`,
   :class:`LinearNoiseSDE`, :class:`GeometricSDE`), :class:`ErrorRegularizer`
-* training: :class:`Trainer` (:mod:`opflow.train`)
+* training: :class:`Trainer` (:mod:`opflow.train`; every training loop steps
+  through :mod:`opflow.train.loop`)
+
+This list and ``__all__`` below are the public surface; each subpackage's
+``__all__`` lists its own. ``tests/test_public_api.py`` checks that every
+listed name exists and is documented, and that packages import each other's
+public names only.
 """
 
 from . import calculus, data, errors, kernels, layers, meta, norms, operators, plot, testing, train
@@ -59,6 +65,7 @@ from .solvers.ode import (
 from .solvers.pde import (
     BurgersProblem,
     DarcyProblem,
+    HeatProblem,
     Multigrid,
     NavierStokes2DProblem,
     PoissonProblem,
@@ -83,7 +90,7 @@ __all__ = [
     "Euler", "RK4", "Tsit5", "Dopri5", "DirectBackprop", "BacksolveAdjoint",
     "InterpolatingAdjoint",
     "PoissonProblem", "DarcyProblem", "Multigrid",
-    "BurgersProblem", "NavierStokes2DProblem", "PseudoSpectral",
+    "BurgersProblem", "NavierStokes2DProblem", "HeatProblem", "PseudoSpectral",
     "SDEProblem", "EulerMaruyama", "Milstein", "SRA1", "BrownianInterval",
     "PINNProblem", "PINN", "ConvectionProblem", "LPINN", "ViscousBurgersProblem",
     "MaskDomain", "RAR",
