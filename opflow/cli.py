@@ -89,6 +89,7 @@ def _info(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``opflow`` argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
         prog="opflow", description="Differentiable physics and operator learning for PyTorch.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
