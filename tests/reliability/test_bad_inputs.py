@@ -5,8 +5,9 @@ raise the given :class:`~opflow.errors.OpflowError` subclass, with the
 argument's name in the message, and leave no file behind. The "absurd size"
 rows would allocate tens of GiB or run for hours if the check came after the
 work, so a late check shows up as a run out of memory or time, never as a
-wall-clock assertion (which would fail by chance on a busy machine). ``CLI_CASES`` do the same through ``opflow.cli.main``: exit status 1
-and one ``error:`` line naming the flag.
+wall-clock assertion (which would fail by chance on a busy machine). ``CLI_CASES`` do
+the same through ``opflow.cli.main``: exit status 1 and one ``error:`` line naming the
+flag.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from opflow.errors import (
     ShapeError,
     UnknownVariableError,
 )
+from opflow.grid import Axis
 from opflow.io import open_dataset, save
 from opflow.train import Trainer, TrainingDivergedError, load_checkpoint, read_checkpoint
 
@@ -87,6 +89,43 @@ CASES = [
      InvalidArgumentError, "x"),
     ("grid", "2d-coords", lambda: Grid.from_coords({"x": np.zeros((3, 3))}),
      InvalidArgumentError, "x"),
+    ("grid", "none-size", lambda: Grid.uniform(x=(0, 1, None)), InvalidArgumentError, "x"),
+    ("grid", "nan-size", lambda: Grid.uniform(x=(0, 1, NAN)), InvalidArgumentError, "x"),
+    ("grid", "inf-size", lambda: Grid.uniform(x=(0, 1, math.inf)), InvalidArgumentError, "x"),
+    ("grid", "string-size", lambda: Grid.uniform(x=(0, 1, "8")), InvalidArgumentError, "x"),
+    ("grid", "string-bound", lambda: Grid.uniform(x=("0", 1, 8)), InvalidArgumentError, "x"),
+    ("grid", "absurd-size", lambda: Grid.uniform(x=(0, 1, 10**12)), InvalidArgumentError, "x"),
+    ("grid", "none-coords", lambda: Grid.from_coords({"x": None}), InvalidArgumentError, "x"),
+    ("grid", "string-coords", lambda: Grid.from_coords({"x": ["0", "1"]}),
+     InvalidArgumentError, "x"),
+    ("grid", "inf-coords", lambda: Grid.from_coords({"x": [0.0, 1.0, math.inf]}),
+     InvalidArgumentError, "x"),
+    ("grid", "2d-increasing-coords",
+     lambda: Grid.from_coords({"x": np.arange(6.0).reshape(2, 3)}), InvalidArgumentError, "x"),
+    ("grid", "coords-not-mapping", lambda: Grid.from_coords([0.0, 1.0]), InvalidArgumentError,
+     "coords"),
+    ("grid", "coords-reversed-bounds",
+     lambda: Grid.from_coords({"x": [0.0, 1.0, 2.0]}, bounds={"x": (2.0, 0.0)}),
+     InvalidArgumentError, "bounds"),
+    ("grid", "bounds-exclude-coords",
+     lambda: Grid.from_coords({"x": [0.0, 1.0, 2.0]}, bounds={"x": (0.5, 1.5)}),
+     InvalidArgumentError, "bounds"),
+    ("grid", "periodic-bounds-at-last-point",
+     lambda: Grid.from_coords({"x": [0.0, 1.0, 2.0]}, periodic="x", bounds={"x": (0.0, 2.0)}),
+     InvalidArgumentError, "bounds"),
+    ("grid", "nan-bounds",
+     lambda: Grid.from_coords({"x": [0.0, 1.0, 2.0]}, bounds={"x": (NAN, 2.0)}),
+     InvalidArgumentError, "bounds"),
+    ("grid", "unknown-bounds-axis",
+     lambda: Grid.from_coords({"x": [0.0, 1.0]}, bounds={"y": (0.0, 1.0)}),
+     UnknownVariableError, "bounds"),
+    ("grid", "int-units", lambda: Grid.uniform(x=(0, 1, 8), units={"x": 3}),
+     InvalidArgumentError, "units"),
+    ("grid", "units-not-mapping", lambda: Grid.uniform(x=(0, 1, 8), units="m"),
+     InvalidArgumentError, "units"),
+    ("grid", "axis-periodic-string", lambda: Axis("x", [0.0, 1.0], periodic="no"),
+     InvalidArgumentError, "periodic"),
+    ("grid", "axes-not-axis", lambda: Grid([1, 2]), InvalidArgumentError, "axes"),
     ("grid", "unknown-axis", lambda: GRID1.index("y"), UnknownVariableError, "axis"),
     ("grid", "axis-out-of-range", lambda: GRID1.index(3), InvalidArgumentError, "axis"),
     ("grid", "coarsen-zero", lambda: GRID1.coarsen(0), InvalidArgumentError, "factor"),
