@@ -191,8 +191,8 @@ def to_field(
     arrays = [np.asarray(obj[n].transpose(*bdims, *gdims).values) for n in names]
     values = torch.as_tensor(np.stack(arrays, axis=len(bdims)), dtype=dtype, device=device)
     units = [str(obj[n].attrs.get("units", "")) for n in names]
-    attrs = {k: v for k, v in obj.attrs.items() if k != "opflow_grid_dims"}
-    return Field(values, grid, names, units, attrs)
+    attrs = {str(k): v for k, v in obj.attrs.items() if k != "opflow_grid_dims"}
+    return Field(values, grid, [str(n) for n in names], units, attrs)
 
 
 def _dataarray_to_field(da, grid_dims, dtype, device) -> Field:
