@@ -20,7 +20,7 @@ import torch
 from conftest import GRID1, Stencil, pair_dataset, pairs
 
 import opflow
-from opflow import Field, Grid, solve
+from opflow import Field, Grid, calculus, norms, solve
 from opflow.data import OperatorDataset, generate
 from opflow.errors import (
     FileFormatError,
@@ -187,6 +187,38 @@ CASES = [
     ("field", "from-xarray-unknown-dim",
      lambda: Field.from_xarray(pair_dataset()["a"], grid_dims=["y"]), UnknownVariableError,
      "grid_dims"),
+    # ------------------------------------------------- calculus and norms
+    ("calculus", "partial-int-field",
+     lambda: Field(torch.ones(1, 16, dtype=torch.int64), GRID1).partial("x"),
+     InvalidArgumentError, "torch.int64"),
+    ("calculus", "laplacian-bool-field",
+     lambda: Field(torch.ones(1, 17, 17, dtype=torch.bool), G2).laplacian(),
+     InvalidArgumentError, "torch.bool"),
+    ("calculus", "partial-numpy", lambda: calculus.partial(np.ones((1, 16)), GRID1, "x"),
+     InvalidArgumentError, "u"),
+    ("calculus", "partial-field", lambda: calculus.partial(_field2(), G2, "x"),
+     InvalidArgumentError, "u"),
+    ("calculus", "partial-grid-string", lambda: calculus.partial(torch.ones(1, 16), "x", "x"),
+     InvalidArgumentError, "grid"),
+    ("calculus", "gradient-numpy", lambda: calculus.gradient(np.ones((17, 17)), G2),
+     InvalidArgumentError, "u"),
+    ("calculus", "divergence-int",
+     lambda: calculus.divergence(torch.ones(2, 17, 17, dtype=torch.int32), G2),
+     InvalidArgumentError, "v"),
+    ("calculus", "integrate-int",
+     lambda: norms.integrate(torch.ones(1, 16, dtype=torch.int64), GRID1),
+     InvalidArgumentError, "values"),
+    ("calculus", "norm-tensor", lambda: norms.l2(torch.ones(1, 16)), InvalidArgumentError,
+     "field"),
+    ("calculus", "norm-numpy", lambda: norms.h1(np.ones((1, 16))), InvalidArgumentError,
+     "field"),
+    ("calculus", "norm-int-field",
+     lambda: Field(torch.ones(1, 16, dtype=torch.int64), GRID1).norm(),
+     InvalidArgumentError, "torch.int64"),
+    ("calculus", "rel-l2-tensor-pred", lambda: norms.rel_l2(torch.ones(1, 17, 17), _field2()),
+     InvalidArgumentError, "pred"),
+    ("calculus", "rel-l2-numpy-true", lambda: norms.rel_l2(_field2(), np.ones((1, 17, 17))),
+     InvalidArgumentError, "true"),
     # --------------------------------------------------------------- IO
     ("io", "open-directory", lambda: open_dataset("."), FileFormatError, "path"),
     ("io", "open-text", lambda: open_dataset(__file__), FileFormatError, "path"),
@@ -450,8 +482,8 @@ def test_case_table_covers_every_category():
     counts = {}
     for category, *_ in CASES:
         counts[category] = counts.get(category, 0) + 1
-    assert set(counts) == {"grid", "field", "io", "data", "solve", "operators", "trainer",
-                           "checkpoint"}
+    assert set(counts) == {"grid", "field", "calculus", "io", "data", "solve", "operators",
+                           "trainer", "checkpoint"}
     assert min(counts.values()) >= 4, counts
     assert len(CLI_CASES) >= 15
 
