@@ -95,16 +95,14 @@ def _check_bounds(name: str, bounds: Any, coords: np.ndarray,
 
 
 def _axis_names(value: Any, argument: str) -> set[str]:
-    """A set of axis names from one name or an iterable of names."""
-    if isinstance(value, str):
-        return {value}
+    """A set of axis names from an iterable of names (a string is its characters:
+    ``"xy"`` is ``("x", "y")``, as ``set("xy")``)."""
     try:
         names = set(value)
     except TypeError:
         names = None
     if names is None or not all(isinstance(n, str) for n in names):
-        raise InvalidArgumentError(argument, "axis names (a string or an iterable of strings)",
-                                   value)
+        raise InvalidArgumentError(argument, "axis names (an iterable of strings)", value)
     return names
 
 
@@ -260,7 +258,7 @@ class Grid:
 
         Parameters
         ----------
-        periodic : str or iterable of str
+        periodic : iterable of str
             Names of the periodic axes (``stop`` excluded on those).
         units : mapping of str to str, optional
             Units per axis name.
@@ -309,7 +307,7 @@ class Grid:
         ----------
         coords : mapping of str to 1-D array
             Finite, strictly increasing coordinates per axis, in order.
-        periodic : str or iterable of str
+        periodic : iterable of str
             Names of the periodic axes.
         bounds : mapping of str to (float, float), optional
             ``(start, stop)`` per axis; must contain the coordinates.

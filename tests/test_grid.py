@@ -82,8 +82,10 @@ def test_refine_and_with_shape():
     assert g.with_shape(x=5).shape == (5, 8)
 
 
-def test_periodic_accepts_one_name_and_bounds_must_contain_the_coords():
-    assert Grid.uniform(x=(0, 1, 8), periodic="x") == Grid.uniform(x=(0, 1, 8), periodic=("x",))
+def test_periodic_names_and_bounds_must_contain_the_coords():
+    assert Grid.uniform(x=(0, 1, 8), y=(0, 1, 4), periodic="xy").periodic == (True, True)
+    with pytest.raises(InvalidArgumentError, match="periodic"):
+        Grid.uniform(x=(0, 1, 8), periodic=True)
     g = Grid.from_coords({"x": [0.0, 0.5, 1.0]}, bounds={"x": (-1.0, 2.0)})
     assert g.bounds == ((-1.0, 2.0),)
     with pytest.raises(InvalidArgumentError, match="containing the coordinates"):
