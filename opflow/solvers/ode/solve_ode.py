@@ -22,6 +22,7 @@ from ...errors import InvalidArgumentError
 from ...problems import ODEProblem
 from ...solution import ReturnCode, Solution, SolverStats
 from ...solve import register
+from .._limits import check_saved_size
 from .base import AdaptiveRK, FixedStepRK
 from .runge_kutta import (
     _Coefficients,
@@ -183,6 +184,8 @@ def solve_ode(prob: ODEProblem, alg, saveat=None, dense: bool = False, sensealg=
     alg : Euler, RK4, Tsit5 or Dopri5
     saveat : float or sequence of float, optional
         Save interval or save times (within ``tspan``); default ``(t0, t1)``.
+        An interval whose saved states would not fit in the device's memory
+        is refused before anything is allocated.
     dense : bool
         Keep every step so that ``sol(t)`` interpolates with the method's
         dense output (memory grows with the number of steps).
@@ -211,6 +214,7 @@ def solve_ode(prob: ODEProblem, alg, saveat=None, dense: bool = False, sensealg=
         raise InvalidArgumentError("max_steps", "a positive integer", max_steps)
     plan = _Plan(prob, alg)
     t0, t1 = prob.tspan
+    check_saved_size(saveat, t0, t1, plan.y0)
     ts = _save_times(saveat, t0, t1, plan.y0.dtype, plan.y0.device)
     run, info = _forward_runner(alg, plan, t0, t1, ts, max_steps, dense, progress)
     if isinstance(sensealg, (BacksolveAdjoint, InterpolatingAdjoint)):

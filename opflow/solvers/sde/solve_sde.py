@@ -24,10 +24,11 @@ from ...errors import InvalidArgumentError, ShapeError, SolverError
 from ...progress import TimeProgress
 from ...solution import ReturnCode, Solution, SolverStats
 from ...solve import AbstractAlgorithm, register
+from .._limits import check_saved_size
 from ..ode.base import check_step
 from ..ode.sensitivity import BacksolveAdjoint, DirectBackprop, collect_parameters
 from ..ode.solve_ode import _save_times
-from ..ode.state import StateLayout
+from ..ode.state import StateLayout, check_rhs_dtype
 from .adjoint import sde_backsolve
 from .brownian import BrownianInterval, grid_increments
 from .problem import SDEProblem
@@ -98,6 +99,7 @@ class SDESystem:
                 out = f(t, y, p) if with_p else f(t, y)
                 if getattr(out, "shape", None) != y.shape:
                     raise ShapeError("drift", f"a tensor of shape {tuple(y.shape)} (like u)", out)
+                check_rhs_dtype(out, y.dtype, "drift")
                 return out
 
             def call_g(t, y):
@@ -113,7 +115,8 @@ class SDESystem:
 
             def call_f(t, y):
                 u = layout.unflatten(y)
-                return layout.flatten(f(t, u, p) if with_p else f(t, u), name="drift")
+                return layout.flatten(f(t, u, p) if with_p else f(t, u), name="drift",
+                                      rhs="drift")
 
             def call_g(t, y):
                 u = layout.unflatten(y)
@@ -407,6 +410,7 @@ def solve_sde(prob: SDEProblem, alg: SDEAlgorithm, saveat=None, seed: Optional[i
     system = SDESystem(prob)
     alg.check(system)
     t0, t1 = prob.tspan
+    check_saved_size(saveat, t0, t1, system.y0)
     ts = _save_times(saveat, t0, t1, system.dtype, system.device)
     grid = _Grid(t0, ts, alg.dt)
     dws, Hs = _increments(system, grid, alg.levy_area, seed, brownian)
