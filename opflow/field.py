@@ -213,8 +213,8 @@ class Field:
         if Ellipsis in used:
             return
         for k, n in zip(used, sizes):
-            if isinstance(k, (slice, torch.Tensor)):
-                continue
+            if isinstance(k, (slice, torch.Tensor)) or hasattr(k, "__array__"):
+                continue  # torch checks tensor and array indices itself
             ints = k if isinstance(k, list) else [k]
             for i in ints:
                 if isinstance(i, bool) or not isinstance(i, numbers.Integral):

@@ -86,5 +86,6 @@ def test_batch_indexing_checks_range(grid):
     f = Field(torch.zeros(4, 1, 8, 5), grid)
     assert f[-1].batch_shape == () and f[[0, 3]].batch_shape == (2,)
     assert f[torch.tensor([True, False, True, True])].batch_shape == (3,)
+    assert f[np.array([1, 2])].batch_shape == (2,)
     with pytest.raises(InvalidArgumentError, match=r"\[-4, 4\)"):
         f[4]
