@@ -207,11 +207,11 @@ class Field:
         keys = key if isinstance(key, tuple) else (key,)
         sizes = self.batch_shape
         used = [k for k in keys if k is not None]
-        if len(used) > len(sizes) and Ellipsis not in used:
+        if any(k is Ellipsis for k in used):
+            return
+        if len(used) > len(sizes):
             raise InvalidArgumentError("key", f"at most {len(sizes)} batch indices (select "
                                        "channels by name)", key)
-        if Ellipsis in used:
-            return
         for k, n in zip(used, sizes):
             if isinstance(k, (slice, torch.Tensor)) or hasattr(k, "__array__"):
                 continue  # torch checks tensor and array indices itself
