@@ -8,6 +8,14 @@ Finite differences use centred stencils in the interior and one-sided stencils
 of the same order of accuracy at the two ends of a non-periodic axis (no ghost
 points, no boundary condition assumed). Periodic axes default to the spectral
 derivative, exact for band-limited data; ``method="fd"`` uses wrapped stencils.
+
+Inputs are checked before any work: ``u`` must be a ``torch.Tensor`` (a numpy
+array or a Field is refused, naming the argument; Fields have their own
+methods, ``f.partial(...)``) of a floating-point or complex dtype. Integer and
+bool tensors are refused with their dtype in the message (convert with
+``u.float()``). float16 and bfloat16 are computed in float32 and **returned in
+float32**: FFTs and stencil sums in half precision lose most digits, and CPU
+FFTs do not exist in half precision.
 """
 
 from __future__ import annotations
@@ -21,9 +29,50 @@ import torch
 from .errors import InvalidArgumentError
 from .grid import Grid
 
-__all__ = ["fd_weights", "partial", "gradient", "divergence", "laplacian"]
+__all__ = ["fd_weights", "partial", "gradient", "divergence", "laplacian", "as_float_values",
+           "check_grid"]
 
 _METHODS = ("auto", "spectral", "fd")
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def as_float_values(u: object, argument: str = "u") -> torch.Tensor:
+    """``u`` as a tensor derivatives and integrals can take.
+
+    Parameters
+    ----------
+    u : torch.Tensor
+        Floating-point or complex values.
+    argument : str
+        Name used in error messages.
+
+    Returns
+    -------
+    torch.Tensor
+        ``u`` itself, or ``u.float()`` for float16/bfloat16 (computed in float32).
+
+    Raises
+    ------
+    InvalidArgumentError
+        ``u`` is not a tensor (numpy array, Field, ...) or is integer/bool.
+    """
+    if hasattr(u, "grid") and hasattr(u, "values"):
+        raise InvalidArgumentError(argument, "a torch.Tensor (for a Field use its methods, "
+                                   "e.g. f.partial('x'), or pass f.values)", u)
+    if not isinstance(u, torch.Tensor):
+        raise InvalidArgumentError(argument, "a torch.Tensor (convert numpy arrays with "
+                                   "torch.as_tensor)", u)
+    if not (u.is_floating_point() or u.is_complex()):
+        raise InvalidArgumentError(argument, f"floating-point values, not dtype {u.dtype} "
+                                   "(convert with .float())", u)
+    return u.float() if u.dtype in _HALF else u
+
+
+def check_grid(grid: object, argument: str = "grid") -> Grid:
+    """``grid`` if it is an :class:`~opflow.Grid`, else an error naming ``argument``."""
+    if not isinstance(grid, Grid):
+        raise InvalidArgumentError(argument, "an opflow.Grid", grid)
+    return grid
 
 
 @lru_cache(maxsize=None)
@@ -128,7 +177,15 @@ def partial(
     Returns
     -------
     torch.Tensor, same shape as ``u``.
+        Same dtype as ``u``, except float32 for float16/bfloat16 input.
+
+    Raises
+    ------
+    InvalidArgumentError
+        ``u`` is not a floating-point tensor, ``grid`` not a Grid, or a bad option.
     """
+    u = as_float_values(u)
+    check_grid(grid)
     _check(order, accuracy, method)
     i = grid.index(axis)
     ax = grid.axes[i]
@@ -155,11 +212,14 @@ def gradient(u: torch.Tensor, grid: Grid, **kw) -> torch.Tensor:
     The new dimension sits just before the grid dimensions, so the gradient
     of a one-channel field is a ``grid.ndim``-channel field.
     """
+    check_grid(grid)
     return torch.stack([partial(u, grid, i, 1, **kw) for i in range(grid.ndim)], dim=-grid.ndim - 1)
 
 
 def divergence(v: torch.Tensor, grid: Grid, **kw) -> torch.Tensor:
     """Divergence of a vector field ``v`` of shape ``(..., grid.ndim, *grid.shape)``."""
+    v = as_float_values(v, "v")
+    check_grid(grid)
     comp_dim = v.ndim - grid.ndim - 1
     if comp_dim < 0 or v.shape[comp_dim] != grid.ndim:
         raise InvalidArgumentError(
@@ -171,5 +231,6 @@ def divergence(v: torch.Tensor, grid: Grid, **kw) -> torch.Tensor:
 
 def laplacian(u: torch.Tensor, grid: Grid, axes: Sequence[str] | None = None, **kw) -> torch.Tensor:
     """Sum of second derivatives over ``axes`` (default: all grid axes)."""
+    check_grid(grid)
     axes = grid.names if axes is None else axes
     return sum(partial(u, grid, a, 2, **kw) for a in axes)

@@ -24,22 +24,47 @@ from .grid import Grid
 __all__ = ["Field"]
 
 
+def _strings(value: Any, argument: str) -> tuple[str, ...]:
+    """One string or an iterable of strings as a tuple, or an error naming ``argument``."""
+    items = (value,) if isinstance(value, str) else value
+    try:
+        items = tuple(items)
+    except TypeError:
+        items = None
+    if items is None or not all(isinstance(v, str) for v in items):
+        raise InvalidArgumentError(argument, "a string or a sequence of strings", value)
+    return items
+
+
 def _as_names(names, channels: int) -> tuple[str, ...]:
     if names is None:
         return ("u",) if channels == 1 else tuple(f"u{i}" for i in range(channels))
-    names = (names,) if isinstance(names, str) else tuple(names)
-    if len(names) != channels or len(set(names)) != len(names):
-        raise InvalidArgumentError("names", f"{channels} distinct names (one per channel)", names)
+    names = _strings(names, "names")
+    if len(names) != channels or len(set(names)) != len(names) or "" in names:
+        raise InvalidArgumentError("names", f"{channels} distinct non-empty names (one per "
+                                   "channel)", names)
     return names
 
 
 def _as_units(units, channels: int) -> tuple[str, ...]:
     if units is None:
         return ("",) * channels
-    units = (units,) * channels if isinstance(units, str) else tuple(units)
+    units = (units,) * channels if isinstance(units, str) else _strings(units, "units")
     if len(units) != channels:
         raise InvalidArgumentError("units", f"{channels} unit strings (one per channel)", units)
     return units
+
+
+def _as_attrs(attrs) -> dict:
+    if attrs is None:
+        return {}
+    if not isinstance(attrs, Mapping) or not all(isinstance(k, str) for k in attrs):
+        raise InvalidArgumentError("attrs", "a mapping with string keys (netCDF attributes)",
+                                   attrs)
+    return dict(attrs)
+
+
+_OPERANDS = "a Field on the same grid, a torch.Tensor or a number"
 
 
 class Field:
@@ -68,6 +93,10 @@ class Field:
     """
 
     __slots__ = ("values", "grid", "names", "units", "attrs")
+    # numpy must not broadcast a Field as an object (``ndarray + Field`` would be an
+    # object array of Fields): its operators defer to ours, which refuse arrays clearly.
+    __array_ufunc__ = None
+    __array_priority__ = 1000
 
     def __init__(
         self,
@@ -97,7 +126,7 @@ class Field:
         channels = values.shape[values.ndim - grid.ndim - 1]
         self.names = _as_names(names, channels)
         self.units = _as_units(units, channels)
-        self.attrs = dict(attrs or {})
+        self.attrs = _as_attrs(attrs)
 
     # ------------------------------------------------------------ structure
     @property
@@ -169,8 +198,29 @@ class Field:
                          [self.units[i] for i in idx], self.attrs)
         if not self.batch_shape:
             raise InvalidArgumentError("key", "a channel name (this Field has no batch dims)", key)
+        self._check_batch_key(key)
         values = self.values[key]
         return self.with_values(values)
+
+    def _check_batch_key(self, key) -> None:
+        """Refuse batch indices that are out of range, not indices, or reach the channels."""
+        keys = key if isinstance(key, tuple) else (key,)
+        sizes = self.batch_shape
+        used = [k for k in keys if k is not None]
+        if any(k is Ellipsis for k in used):
+            return
+        if len(used) > len(sizes):
+            raise InvalidArgumentError("key", f"at most {len(sizes)} batch indices (select "
+                                       "channels by name)", key)
+        for k, n in zip(used, sizes):
+            if isinstance(k, (slice, torch.Tensor)) or hasattr(k, "__array__"):
+                continue  # torch checks tensor and array indices itself
+            ints = k if isinstance(k, list) else [k]
+            for i in ints:
+                if isinstance(i, bool) or not isinstance(i, numbers.Integral):
+                    raise InvalidArgumentError("key", "integers, slices or channel names", key)
+                if not -n <= i < n:
+                    raise InvalidArgumentError("key", f"batch indices in [-{n}, {n})", key)
 
     def __len__(self) -> int:
         if not self.batch_shape:
@@ -195,13 +245,14 @@ class Field:
             return other
         if isinstance(other, numbers.Number):
             return other
-        return NotImplemented
+        if hasattr(other, "__array__") and hasattr(other, "shape"):  # numpy, xarray, ...
+            raise InvalidArgumentError("other", f"{_OPERANDS} (convert arrays with "
+                                       "torch.as_tensor)", other)
+        raise InvalidArgumentError("other", _OPERANDS, other)
 
     def _binary(op: Callable, name: str, reflected: bool = False):  # noqa: N805
         def method(self, other):
             ov = self._other_values(other, name)
-            if ov is NotImplemented:
-                return NotImplemented
             out = op(ov, self.values) if reflected else op(self.values, ov)
             return self.with_values(out)
         method.__name__ = name

@@ -16,15 +16,113 @@ Conventions
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import torch
 
 from .errors import InvalidArgumentError, UnknownVariableError
 
-__all__ = ["Axis", "Grid"]
+__all__ = ["Axis", "Grid", "MAX_AXIS_POINTS"]
+
+# More points than this on one axis is a mistake (the coordinates alone would take
+# gigabytes): refuse it before allocating them.
+MAX_AXIS_POINTS = 100_000_000
+
+
+def _finite_number(value: Any, argument: str, got: Any) -> float:
+    """``value`` as a finite float (not a bool or a string), or an error naming ``argument``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (numbers.Real, np.ndarray, torch.Tensor)):
+        raise InvalidArgumentError(argument, "finite numbers", got)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(argument, "finite numbers", got) from None
+    if not math.isfinite(number):
+        raise InvalidArgumentError(argument, "finite numbers (no NaN or Inf)", got)
+    return number
+
+
+def _point_count(n: Any, argument: str, got: Any) -> int:
+    """A number of points ``2 <= n <= MAX_AXIS_POINTS`` (an integral number, not a bool)."""
+    ok = (not isinstance(n, (bool, np.bool_)) and isinstance(n, numbers.Real)
+          and math.isfinite(n) and int(n) == n and 2 <= n <= MAX_AXIS_POINTS)
+    if not ok:
+        raise InvalidArgumentError(
+            argument, f"an integer number of points n >= 2 (at most {MAX_AXIS_POINTS:,})", got)
+    return int(n)
+
+
+def _check_coords(name: str, coords: Any) -> np.ndarray:
+    """Coordinates as a read-only float64 copy: 1-D, numeric, finite, strictly increasing."""
+    raw = np.asarray(coords)
+    if raw.dtype.kind not in "iuf":
+        raise InvalidArgumentError(name, "numeric coordinates", coords)
+    if raw.ndim != 1:
+        raise InvalidArgumentError(name, "a 1-D array of coordinates", raw)
+    c = raw.astype(np.float64)
+    if c.size < 2:
+        raise InvalidArgumentError(name, "an axis of at least 2 points", c.size)
+    if not np.all(np.isfinite(c)):
+        raise InvalidArgumentError(name, "finite coordinates (no NaN or Inf)", c)
+    if not np.all(np.diff(c) > 0):
+        raise InvalidArgumentError(name, "strictly increasing coordinates", c)
+    c.setflags(write=False)
+    return c
+
+
+def _check_bounds(name: str, bounds: Any, coords: np.ndarray,
+                  periodic: bool) -> tuple[float, float]:
+    """``(start, stop)``: finite, increasing, and containing ``coords`` (a periodic axis
+    excludes ``stop``, the image of ``start``)."""
+    argument = f"bounds[{name!r}]"
+    if isinstance(bounds, (str, bytes)) or not hasattr(bounds, "__len__") or len(bounds) != 2:
+        raise InvalidArgumentError(argument, "a pair (start, stop)", bounds)
+    lo, hi = (_finite_number(b, argument, bounds) for b in bounds)
+    if not hi > lo:
+        raise InvalidArgumentError(argument, "start < stop", bounds)
+    slack = 1e-9 * (hi - lo)  # rounding of coordinates computed from the bounds
+    last_ok = coords[-1] < hi if periodic else coords[-1] <= hi + slack
+    if not (lo - slack <= coords[0] and last_ok):
+        where = "last point < stop on a periodic axis" if periodic else "last point <= stop"
+        raise InvalidArgumentError(
+            argument, f"bounds containing the coordinates [{coords[0]:g}, {coords[-1]:g}] "
+            f"(start <= first point, {where})", bounds)
+    return lo, hi
+
+
+def _axis_names(value: Any, argument: str) -> set[str]:
+    """A set of axis names from an iterable of names (a string is its characters:
+    ``"xy"`` is ``("x", "y")``, as ``set("xy")``)."""
+    try:
+        names = set(value)
+    except TypeError:
+        names = None
+    if names is None or not all(isinstance(n, str) for n in names):
+        raise InvalidArgumentError(argument, "axis names (an iterable of strings)", value)
+    return names
+
+
+def _per_axis(value: Any, argument: str) -> dict:
+    """A per-axis mapping (``None``: empty), or an error naming ``argument``."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentError(argument, "a mapping from axis name to value, e.g. "
+                                   "{'x': ...}", value)
+    return dict(value)
+
+
+def _check_known(axes: Iterable[str], **named: Iterable[str]) -> None:
+    """Every key of each named argument must be an axis name."""
+    axes = list(axes)
+    for argument, keys in named.items():
+        for key in keys:
+            if key not in axes:
+                raise UnknownVariableError(argument, key, axes)
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,13 +134,21 @@ class Axis:
     name : str
         Axis name, used as the xarray dimension name (``"x"``, ``"t"``, ...).
     coords : numpy.ndarray, shape (n,)
-        Strictly increasing coordinates (float64, stored read-only).
+        At least 2 finite, strictly increasing coordinates (stored as a
+        read-only float64 copy). A 2-D array is refused, not flattened.
     periodic : bool
         Whether the axis wraps around: the point after the last is the first.
     bounds : tuple of float
-        ``(start, stop)``; for a periodic axis ``stop - start`` is the period.
+        ``(start, stop)``, finite with ``start < stop``, containing the
+        coordinates; for a periodic axis ``stop - start`` is the period and
+        ``stop`` lies beyond the last point.
     units : str
         Units of the coordinate (free text, CF style, e.g. ``"m"``).
+
+    Raises
+    ------
+    opflow.errors.InvalidArgumentError
+        Any of the above does not hold; the message names the axis.
     """
 
     name: str
@@ -52,16 +158,19 @@ class Axis:
     units: str = ""
 
     def __post_init__(self):
-        coords = np.array(self.coords, dtype=np.float64).reshape(-1)
-        coords.setflags(write=False)
-        object.__setattr__(self, "coords", coords)
-        object.__setattr__(self, "bounds", (float(self.bounds[0]), float(self.bounds[1])))
         if not isinstance(self.name, str) or not self.name:
             raise InvalidArgumentError("name", "a non-empty string", self.name)
-        if coords.size < 2:
-            raise InvalidArgumentError(f"{self.name}", "an axis of at least 2 points", coords.size)
-        if not np.all(np.diff(coords) > 0):
-            raise InvalidArgumentError(f"{self.name}", "strictly increasing coordinates", coords)
+        if not isinstance(self.periodic, (bool, np.bool_)):
+            raise InvalidArgumentError("periodic", f"True or False for axis {self.name!r}",
+                                       self.periodic)
+        if not isinstance(self.units, str):
+            raise InvalidArgumentError(f"units[{self.name!r}]", "a unit string such as 'm' "
+                                       "('' for none)", self.units)
+        coords = _check_coords(self.name, self.coords)
+        object.__setattr__(self, "coords", coords)
+        object.__setattr__(self, "periodic", bool(self.periodic))
+        object.__setattr__(self, "bounds",
+                           _check_bounds(self.name, self.bounds, coords, self.periodic))
 
     @property
     def size(self) -> int:
@@ -94,6 +203,17 @@ class Axis:
         return hash(self._key())
 
 
+def _uniform_spec(name: str, spec: Any) -> tuple[float, float, int]:
+    """``(start, stop, n)`` of :meth:`Grid.uniform`, checked; errors name the axis."""
+    if isinstance(spec, (str, bytes)) or not hasattr(spec, "__len__") or len(spec) != 3:
+        raise InvalidArgumentError(name, "a tuple (start, stop, n)", spec)
+    start, stop = (_finite_number(v, name, spec) for v in spec[:2])
+    n = _point_count(spec[2], name, spec)
+    if not stop > start:
+        raise InvalidArgumentError(name, "stop > start", spec)
+    return start, stop, n
+
+
 class Grid:
     """An immutable structured grid: an ordered tuple of named :class:`Axis`.
 
@@ -109,8 +229,9 @@ class Grid:
     __slots__ = ("_axes", "_hash")
 
     def __init__(self, axes: Iterable[Axis]):
-        axes = tuple(axes)
-        if not axes:
+        axes = tuple(axes) if isinstance(axes, Iterable) else axes
+        if not isinstance(axes, tuple) or not axes or \
+                not all(isinstance(a, Axis) for a in axes):
             raise InvalidArgumentError("axes", "at least one Axis", axes)
         names = [a.name for a in axes]
         if len(set(names)) != len(names):
@@ -142,27 +263,24 @@ class Grid:
         units : mapping of str to str, optional
             Units per axis name.
         **axes : (start, stop, n)
-            One entry per axis, in order.
+            One entry per axis, in order: finite numbers ``start < stop`` and
+            an integer ``2 <= n <= MAX_AXIS_POINTS``.
+
+        Raises
+        ------
+        opflow.errors.InvalidArgumentError
+            A bad ``(start, stop, n)`` (named after its axis), ``periodic`` or ``units``.
+        opflow.errors.UnknownVariableError
+            ``periodic`` or ``units`` names an axis that is not given.
         """
         if not axes:
             raise InvalidArgumentError("axes", "at least one name=(start, stop, n)", axes)
-        periodic = set(periodic)
-        units = dict(units or {})
-        unknown = (periodic | set(units)) - set(axes)
-        if unknown:
-            raise UnknownVariableError("periodic/units", sorted(unknown)[0], axes)
+        periodic = _axis_names(periodic, "periodic")
+        units = _per_axis(units, "units")
+        _check_known(axes, periodic=sorted(periodic), units=units)
         built = []
         for name, spec in axes.items():
-            try:
-                start, stop, n = spec
-                start, stop = float(start), float(stop)
-            except (TypeError, ValueError):
-                raise InvalidArgumentError(name, "a tuple (start, stop, n)", spec) from None
-            if int(n) != n or n < 2:
-                raise InvalidArgumentError(name, "a number of points n >= 2", n)
-            if not stop > start:
-                raise InvalidArgumentError(name, "stop > start", spec)
-            n = int(n)
+            start, stop, n = _uniform_spec(name, spec)
             is_periodic = name in periodic
             coords = (
                 start + (stop - start) * np.arange(n) / n
@@ -184,17 +302,40 @@ class Grid:
         """Grid from coordinate arrays; bounds are inferred where not given.
 
         A periodic axis with uniform spacing ``h`` gets ``(c[0], c[-1] + h)``.
+
+        Parameters
+        ----------
+        coords : mapping of str to 1-D array
+            Finite, strictly increasing coordinates per axis, in order.
+        periodic : iterable of str
+            Names of the periodic axes.
+        bounds : mapping of str to (float, float), optional
+            ``(start, stop)`` per axis; must contain the coordinates.
+        units : mapping of str to str, optional
+            Units per axis name.
+
+        Raises
+        ------
+        opflow.errors.InvalidArgumentError
+            Bad coordinates, bounds or units (see :class:`Axis`).
+        opflow.errors.UnknownVariableError
+            ``periodic``, ``bounds`` or ``units`` names an axis not in ``coords``.
         """
-        periodic, bounds, units = set(periodic), dict(bounds or {}), dict(units or {})
+        if not isinstance(coords, Mapping) or not coords:
+            raise InvalidArgumentError("coords", "a mapping from axis name to a 1-D array of "
+                                       "coordinates (at least one axis)", coords)
+        periodic = _axis_names(periodic, "periodic")
+        bounds, units = _per_axis(bounds, "bounds"), _per_axis(units, "units")
+        _check_known(coords, periodic=sorted(periodic), bounds=bounds, units=units)
         axes = []
         for name, c in coords.items():
-            c = np.asarray(c, dtype=np.float64).reshape(-1)
+            c = _check_coords(name, c)
             if name in bounds:
                 b = bounds[name]
-            elif name in periodic and c.size >= 2:
+            elif name in periodic:
                 b = (c[0], c[-1] + (c[-1] - c[0]) / (c.size - 1))
             else:
-                b = (c[0], c[-1]) if c.size else (0.0, 0.0)
+                b = (c[0], c[-1])
             axes.append(Axis(name, c, name in periodic, b, units.get(name, "")))
         return cls(axes)
 

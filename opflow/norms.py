@@ -3,6 +3,11 @@
 All functions reduce over the channel and grid dimensions and keep the batch
 dimensions, so ``rel_l2(pred, true)`` has shape ``(*batch,)``; pass
 ``reduction="mean"`` for the scalar used as a training loss.
+
+Norms take Fields (a plain tensor or numpy array is refused, naming the
+argument: wrap it as ``Field(values, grid)``); :func:`integrate` takes a tensor
+and a Grid. Integer and bool values are refused; float16/bfloat16 values are
+integrated in float32 (see :mod:`opflow.calculus`).
 """
 
 from __future__ import annotations
@@ -17,8 +22,20 @@ __all__ = ["integrate", "norm", "l2", "h1", "rel_l2", "rel_h1"]
 _REDUCTIONS = ("none", "mean", "sum")
 
 
+def _check_field(field, argument: str) -> None:
+    """Refuse anything but a Field of floating-point (or complex) values."""
+    from .field import Field  # field.py imports this module
+
+    if not isinstance(field, Field):
+        raise InvalidArgumentError(argument, "an opflow.Field (wrap a tensor as "
+                                   "Field(values, grid))", field)
+    calculus.as_float_values(field.values, argument)
+
+
 def integrate(values: torch.Tensor, grid) -> torch.Tensor:
     """Integral over the trailing grid dimensions: ``(..., *grid.shape) -> (...)``."""
+    values = calculus.as_float_values(values, "values")
+    calculus.check_grid(grid)
     w = grid.quadrature_weights(dtype=values.real.dtype, device=values.device)
     return (values * w).sum(dim=tuple(range(values.ndim - grid.ndim, values.ndim)))
 
@@ -46,6 +63,7 @@ def norm(field, kind: str = "l2", reduction: str = "none") -> torch.Tensor:
 
     Returns shape ``(*batch,)`` (or a scalar with ``reduction``).
     """
+    _check_field(field, "field")
     if kind == "l2":
         sq = _squared_l2(field)
     elif kind == "h1":
@@ -83,6 +101,8 @@ def _mask_tensor(mask, true) -> torch.Tensor:
 
 
 def _relative(pred, true, kind: str, reduction: str, eps: float, mask=None) -> torch.Tensor:
+    _check_field(pred, "pred")
+    _check_field(true, "true")
     if pred.grid != true.grid:
         raise GridMismatchError("true", f"a Field on the grid of `pred` ({pred.grid})", true.grid)
     if pred.shape != true.shape:

@@ -7,16 +7,19 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
+from torch import nn
 
 from .errors import InvalidArgumentError
 from .field import Field
 
-__all__ = ["ODEProblem", "remake", "check_tspan", "check_initial_state", "state_tensors"]
+__all__ = ["ODEProblem", "remake", "check_tspan", "check_initial_state", "check_arity",
+           "state_tensors"]
 
 
 def check_tspan(tspan) -> tuple[float, float]:
@@ -34,14 +37,51 @@ def check_tspan(tspan) -> tuple[float, float]:
 
 def check_initial_state(u0) -> list[torch.Tensor]:
     """The tensors of a state (tensor, Field or tuple of tensors), checked to be
-    floating point and finite; errors name ``u0``."""
+    non-empty, floating point and finite; errors name ``u0``."""
     tensors = state_tensors(u0)
     for u in tensors:
+        if u.numel() == 0:
+            raise InvalidArgumentError("u0", "a non-empty state (no zero-size dimension)", u)
         if not u.is_floating_point():
             raise InvalidArgumentError("u0", "a floating-point state", u)
         if not bool(torch.isfinite(u.detach()).all()):
             raise InvalidArgumentError("u0", "finite values (no NaN or Inf)", u)
     return tensors
+
+
+def check_arity(f, p, argument: str) -> None:
+    """``f`` must accept ``(t, u, p)`` when ``p`` is given and ``(t, u)`` when it is None.
+
+    Parameters
+    ----------
+    f : callable
+        The right-hand side (an ``nn.Module`` is inspected through ``forward``).
+    p : object or None
+        The problem's parameters.
+    argument : str
+        Name of ``f`` in error messages (``"f"``, ``"drift"``, ...).
+
+    Raises
+    ------
+    InvalidArgumentError
+        Naming ``p`` when ``f`` takes two arguments and ``p`` is given, and
+        naming ``f`` when it needs ``p`` and none is given. Callables whose
+        signature cannot be read pass unchecked.
+    """
+    try:
+        signature = inspect.signature(f.forward if isinstance(f, nn.Module) else f)
+    except (TypeError, ValueError):  # builtins and C callables
+        return
+    n = 2 if p is None else 3
+    try:
+        signature.bind(*range(n))
+    except TypeError:
+        if p is not None:
+            raise InvalidArgumentError(
+                "p", f"None for a right-hand side {argument}(t, u) that takes no p (or "
+                f"define {argument}(t, u, p))", p) from None
+        raise InvalidArgumentError(argument, f"a callable {argument}(t, u) when p is None (or "
+                                   "pass p=...)", f) from None
 
 
 def state_tensors(u0) -> list[torch.Tensor]:
@@ -67,7 +107,8 @@ class ODEProblem:
         may be an ``nn.Module`` (a neural ODE / universal differential
         equation): its parameters receive gradients through ``solve``.
     u0 : torch.Tensor, Field or tuple of torch.Tensor
-        Initial state. Floating point, finite.
+        Initial state. Floating point, finite, not empty. ``f`` must return
+        the same dtype (checked at its first evaluation).
     tspan : (float, float)
         ``(t0, t1)`` with ``t1 > t0``.
     p : optional
@@ -90,6 +131,7 @@ class ODEProblem:
     def __post_init__(self):
         if not callable(self.f):
             raise InvalidArgumentError("f", "a callable f(t, u) or f(t, u, p)", self.f)
+        check_arity(self.f, self.p, "f")
         object.__setattr__(self, "tspan", check_tspan(self.tspan))
         tensors = check_initial_state(self.u0)
         if self.batched:

@@ -90,3 +90,17 @@ def test_fd_weights_reproduce_known_stencils():
     np.testing.assert_allclose(calculus.fd_weights((-1, 0, 1), 2), [1, -2, 1], atol=1e-12)
     np.testing.assert_allclose(calculus.fd_weights((-2, -1, 0, 1, 2), 1),
                                np.array([1, -8, 0, 8, -1]) / 12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_is_computed_and_returned_in_float32(dtype):
+    g = Grid.uniform(x=(0, 2 * math.pi, 32), periodic=("x",))
+    (x,) = g.mesh(torch.float64)
+    u = torch.sin(x)[None]
+    half = Field(u.to(dtype), g)
+    d = half.partial("x")
+    assert d.dtype == torch.float32
+    ref = Field(u.to(dtype).float(), g).partial("x")
+    torch.testing.assert_close(d.values, ref.values)
+    torch.testing.assert_close(d.values.double(), torch.cos(x)[None], atol=2e-2, rtol=0)
+    assert half.norm().dtype == torch.float32

@@ -70,3 +70,22 @@ def test_accessor_on_plain_dataset_infers_grid_dims():
     assert f.grid.names == ("x",) and f.batch_shape == (3,) and f.grid.units == ("m",)
     with pytest.raises(UnknownVariableError, match="'b'"):
         ds.opflow.to_field(["b"])
+
+
+def test_numpy_defers_to_field_operators(grid):
+    f = Field(torch.ones(1, 8, 5), grid)
+    assert isinstance(np.float64(2.0) * f, Field)  # numpy scalars are numbers
+    for bad in (np.ones((8, 5)), np.ones((8, 5), dtype=object)):
+        with pytest.raises(InvalidArgumentError, match="torch.as_tensor"):
+            bad + f
+        with pytest.raises(InvalidArgumentError, match="torch.as_tensor"):
+            f * bad
+
+
+def test_batch_indexing_checks_range(grid):
+    f = Field(torch.zeros(4, 1, 8, 5), grid)
+    assert f[-1].batch_shape == () and f[[0, 3]].batch_shape == (2,)
+    assert f[torch.tensor([True, False, True, True])].batch_shape == (3,)
+    assert f[np.array([1, 2])].batch_shape == (2,)
+    with pytest.raises(InvalidArgumentError, match=r"\[-4, 4\)"):
+        f[4]

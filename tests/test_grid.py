@@ -80,3 +80,21 @@ def test_refine_and_with_shape():
     assert g.refine(2).shape == (17, 16)
     assert g.refine(2).coarsen(2) == g
     assert g.with_shape(x=5).shape == (5, 8)
+
+
+def test_periodic_names_and_bounds_must_contain_the_coords():
+    assert Grid.uniform(x=(0, 1, 8), y=(0, 1, 4), periodic="xy").periodic == (True, True)
+    with pytest.raises(InvalidArgumentError, match="periodic"):
+        Grid.uniform(x=(0, 1, 8), periodic=True)
+    g = Grid.from_coords({"x": [0.0, 0.5, 1.0]}, bounds={"x": (-1.0, 2.0)})
+    assert g.bounds == ((-1.0, 2.0),)
+    with pytest.raises(InvalidArgumentError, match="containing the coordinates"):
+        Grid.from_coords({"x": [0.0, 0.5, 1.0]}, bounds={"x": (0.0, 0.9)})
+
+
+def test_coords_are_a_read_only_float64_copy():
+    c = np.array([0, 1, 3])
+    axis = Grid.from_coords({"x": c}).axis("x")
+    assert axis.coords.dtype == np.float64 and not axis.coords.flags.writeable
+    c[0] = -5
+    assert axis.coords[0] == 0.0

@@ -325,3 +325,15 @@ def test_missing_file_and_bad_arguments(tmp_path: Path):
     with pytest.raises(InvalidArgumentError, match="engine"):
         open_dataset(classic, engine="h5netcdf")
     assert not missing.exists()
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".h5"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_fields_are_written_as_float32(tmp_path: Path, suffix: str, dtype):
+    grid = Grid.uniform(x=(0.0, 1.0, 8), periodic=("x",))
+    f = Field(torch.linspace(-3, 3, 16).reshape(2, 1, 8).to(dtype), grid, "u")
+    with open_dataset(save(f, tmp_path / f"half{suffix}")) as ds:
+        assert ds["u"].dtype == np.float32
+        back = to_field(ds)
+    assert back.dtype == torch.float32
+    assert torch.equal(back.values, f.values.float())  # the cast is exact

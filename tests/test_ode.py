@@ -256,3 +256,30 @@ def test_saveat_interval_and_solution_call():
     assert sol(torch.tensor([0.1, 0.2])).shape == (2, 1)
     with pytest.raises(InvalidArgumentError, match="within"):
         sol(1.5)
+
+
+def test_rhs_arity_with_p_and_modules():
+    class Decay(nn.Module):
+        def forward(self, t, u):
+            return -u
+
+    sol = solve(ODEProblem(Decay(), torch.ones(1), (0.0, 1.0)), opflow.Tsit5())
+    assert sol.retcode == ReturnCode.Success
+    with_default = ODEProblem(lambda t, u, p=2.0: -p * u, torch.ones(1), (0.0, 1.0))
+    assert float(solve(with_default, opflow.Tsit5()).u[-1]) == pytest.approx(math.exp(-2), 1e-5)
+    with pytest.raises(InvalidArgumentError, match="`p`"):
+        ODEProblem(Decay(), torch.ones(1), (0.0, 1.0), p=torch.ones(1))
+
+
+def test_rhs_dtype_is_checked_for_field_and_tuple_states():
+    g = Grid.uniform(x=(0, 1, 4), periodic=("x",))
+    field = Field(torch.ones(1, 4, dtype=torch.float64), g)
+    prob = ODEProblem(lambda t, u: (-u).to(torch.float32), field, (0.0, 1.0))
+    with pytest.raises(InvalidArgumentError, match="torch.float64"):
+        solve(prob, opflow.RK4(dt=0.1))
+    mixed = (torch.ones(2), torch.ones(3, dtype=torch.float64))
+    ok = ODEProblem(lambda t, u: (-u[0], -u[1]), mixed, (0.0, 1.0))
+    assert solve(ok, opflow.RK4(dt=0.1)).u[1].dtype == torch.float64
+    bad = ODEProblem(lambda t, u: (-u[0], -u[1].float()), mixed, (0.0, 1.0))
+    with pytest.raises(InvalidArgumentError, match="`f`"):
+        solve(bad, opflow.RK4(dt=0.1))

@@ -410,3 +410,11 @@ def test_deeponet_from_deepxde_matches_outputs():
         ours = DeepONet.from_deepxde(net)
         torch.testing.assert_close(ours(u, y), net((u, y)).transpose(1, 2), rtol=1e-5,
                                    atol=1e-5)
+
+
+def test_input_dtype_must_match_the_weights_and_a_converted_model_accepts_it():
+    model = FNO(1, 1, (4,), width=4)
+    x = torch.randn(2, 1, 16, dtype=torch.float64)
+    with pytest.raises(InvalidArgumentError, match=r"torch\.float32.*torch\.float64"):
+        model(x)
+    assert model.double()(x).dtype == torch.float64

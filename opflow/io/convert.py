@@ -68,6 +68,12 @@ def grid_from_xarray(obj, dims: Sequence[str]) -> Grid:
     return Grid(axes)
 
 
+def _numpy(values: torch.Tensor) -> np.ndarray:
+    """CPU numpy view of ``values`` (bfloat16, which numpy lacks, becomes float32)."""
+    values = values.detach().cpu()
+    return (values.float() if values.dtype == torch.bfloat16 else values).numpy()
+
+
 def _var_attrs(field: Field, i: int) -> dict:
     attrs = {"long_name": field.names[i]}
     if field.units[i]:
@@ -76,7 +82,8 @@ def _var_attrs(field: Field, i: int) -> dict:
 
 
 def field_to_dataset(field: Field, batch_dims: Sequence[str] | None = None) -> xr.Dataset:
-    """Dataset with one variable per channel; zero-copy for CPU tensors.
+    """Dataset with one variable per channel; zero-copy for CPU tensors
+    (bfloat16 values, which numpy lacks, are copied to float32).
 
     Parameters
     ----------
@@ -86,7 +93,7 @@ def field_to_dataset(field: Field, batch_dims: Sequence[str] | None = None) -> x
         dimension, ``batch_0, batch_1, ...`` otherwise).
     """
     bdims = _batch_dim_names(field, batch_dims)
-    data = field.values.detach().cpu().numpy()
+    data = _numpy(field.values)
     dims = (*bdims, *field.grid.names)
     data_vars = {
         name: xr.Variable(dims, np.take(data, i, axis=field.channel_dim), _var_attrs(field, i))
@@ -106,7 +113,7 @@ def field_to_dataarray(field: Field, batch_dims: Sequence[str] | None = None) ->
     attrs["opflow_grid_dims"] = " ".join(field.grid.names)
     if len(set(field.units)) == 1 and field.units[0]:
         attrs["units"] = field.units[0]
-    return xr.DataArray(field.values.detach().cpu().numpy(),
+    return xr.DataArray(_numpy(field.values),
                         dims=(*bdims, "channel", *field.grid.names), coords=coords, attrs=attrs)
 
 
@@ -191,8 +198,8 @@ def to_field(
     arrays = [np.asarray(obj[n].transpose(*bdims, *gdims).values) for n in names]
     values = torch.as_tensor(np.stack(arrays, axis=len(bdims)), dtype=dtype, device=device)
     units = [str(obj[n].attrs.get("units", "")) for n in names]
-    attrs = {k: v for k, v in obj.attrs.items() if k != "opflow_grid_dims"}
-    return Field(values, grid, names, units, attrs)
+    attrs = {str(k): v for k, v in obj.attrs.items() if k != "opflow_grid_dims"}
+    return Field(values, grid, [str(n) for n in names], units, attrs)
 
 
 def _dataarray_to_field(da, grid_dims, dtype, device) -> Field:

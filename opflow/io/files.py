@@ -266,6 +266,40 @@ def _check_attrs(ds: xr.Dataset) -> None:
                                            "(netCDF cannot store them)", value)
 
 
+def _check_names(ds: xr.Dataset) -> None:
+    """netCDF4/HDF5 read '/' in a name as a group separator: refuse it before writing."""
+    for name, var in ds.variables.items():
+        for label in (name, *var.dims):
+            if "/" in str(label):
+                raise InvalidArgumentError(f"obj[{str(name)!r}]", "variable and dimension names "
+                                           "without '/' (netCDF/HDF5 group separator)", label)
+    owners = [("obj.attrs", ds.attrs)] + [(f"obj[{str(n)!r}].attrs", v.attrs)
+                                          for n, v in ds.variables.items()]
+    for where, attrs in owners:
+        for key in attrs:
+            if "/" in str(key):
+                raise InvalidArgumentError(where, "attribute names without '/'", key)
+
+
+def _storable(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with float16 variables as float32 (netCDF has no 16-bit float; the cast is
+    exact); complex variables are refused (netCDF has no complex type)."""
+    half = []
+    for name, var in ds.variables.items():
+        if var.dtype.kind == "c":
+            raise InvalidArgumentError(
+                f"obj[{str(name)!r}]", "real values (netCDF has no complex type: save the real "
+                "and imaginary parts as two variables)", f"dtype {var.dtype}")
+        if var.dtype == np.float16:
+            half.append(name)
+    if not half:
+        return ds
+    ds = ds.copy()
+    for name in half:
+        ds[name] = ds[name].astype(np.float32)
+    return ds
+
+
 def save(
     obj: Any,
     path: str | os.PathLike,
@@ -303,12 +337,26 @@ def save(
     -------
     pathlib.Path
         ``path``.
+
+    Raises
+    ------
+    opflow.errors.InvalidArgumentError
+        Checked before anything is written: a bad argument, complex values,
+        or a variable, dimension or attribute name containing ``/``. The
+        message names the variable.
+
+    Notes
+    -----
+    float16 (and bfloat16) values are written as float32: netCDF has no
+    16-bit float type and the conversion is exact; they read back as float32.
     """
     path = Path(path)
     eng = _engine_for(path, engine)
     _check_save_args(compression, chunk)
     ds = _as_dataset(obj)
     _check_attrs(ds)
+    _check_names(ds)
+    ds = _storable(ds)
     if "Conventions" not in ds.attrs:
         ds = ds.copy()
         ds.attrs["Conventions"] = "CF-1.8"

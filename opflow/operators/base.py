@@ -21,11 +21,23 @@ Operators accept a :class:`~opflow.Field` or a plain tensor. A Field of shape
 operator maps to (its own input grid for FNO and MgNO, a query grid for
 DeepONet); a tensor comes back as a tensor, so models drop into ordinary torch
 training loops. :func:`split_input` and :func:`to_field` do the bookkeeping.
+
+Input checks
+------------
+Calling any operator first runs :func:`check_inputs` on the arguments of its
+``forward``: every floating-point tensor or Field must have the dtype of the
+model's weights, and none may be empty. A float64 input to a float32 model is
+**refused** (not cast): the error names the argument and both dtypes, where
+torch would fail deep inside a matmul. Convert the data (``x.to(torch.float32)``)
+or the model (``model.double()``); casting silently would hide a precision
+choice. Zero-sample batches (or zero-size grids) are refused the same way.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 import math
 from typing import Any, Callable, Mapping
 
@@ -47,6 +59,7 @@ __all__ = [
     "split_input",
     "to_field",
     "check_uniform",
+    "check_inputs",
 ]
 
 _REGISTRY: dict[str, type] = {}
@@ -83,14 +96,69 @@ def _jsonable(value: Any) -> Any:
                                value)
 
 
+@functools.lru_cache(maxsize=None)
+def _forward_signature(cls: type) -> inspect.Signature:
+    return inspect.signature(cls.forward)
+
+
+def _weight_dtype(model: nn.Module) -> torch.dtype | None:
+    """dtype of the first floating-point parameter (None for a model without one)."""
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return None
+
+
+def check_inputs(model: "NeuralOperator", args: tuple, kwargs: dict) -> None:
+    """Refuse empty inputs and floating-point inputs of another dtype than the weights.
+
+    Parameters
+    ----------
+    model : NeuralOperator
+        The model about to be called; arguments named in its
+        ``converted_inputs`` (converted by ``forward`` itself) skip the dtype check.
+    args, kwargs
+        The call's arguments, matched to the names of ``model.forward``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        Naming the argument, with the expected and the given dtype or size.
+    """
+    try:
+        bound = _forward_signature(type(model)).bind(model, *args, **kwargs)
+    except TypeError:
+        return  # a wrong call: forward raises Python's own message
+    dtype = _weight_dtype(model)
+    for name, value in list(bound.arguments.items())[1:]:
+        values = value.values if isinstance(value, Field) else value
+        if not isinstance(values, torch.Tensor):
+            continue
+        if values.numel() == 0:
+            raise InvalidArgumentError(name, "a non-empty input (at least one sample, and "
+                                       "points on every axis)", values)
+        if (dtype is not None and values.is_floating_point() and values.dtype != dtype
+                and name not in model.converted_inputs):
+            raise InvalidArgumentError(
+                name, f"values of dtype {dtype}, the dtype of the model's weights (convert "
+                f"the input with .to({dtype}) or the model with .to({values.dtype}))", values)
+
+
 class NeuralOperator(nn.Module):
     """Base class: ``config`` (rebuildable, JSON-ready) and Field-aware calling.
 
     Subclasses call ``self._set_config(**kwargs)`` in ``__init__`` with every
     constructor argument and are registered with :func:`register_operator`.
+    Every call is checked by :func:`check_inputs` before ``forward`` runs.
     """
 
     _config: dict
+    #: forward arguments that ``forward`` converts to the input's dtype itself
+    converted_inputs: tuple[str, ...] = ()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        check_inputs(self, args, kwargs)
+        return super().__call__(*args, **kwargs)
 
     def _set_config(self, **kwargs: Any) -> None:
         self._config = {k: _jsonable(v) for k, v in kwargs.items()}

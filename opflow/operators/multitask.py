@@ -94,6 +94,8 @@ class MultiTaskDeepONet(NeuralOperator):
       get a tensor ``(B, nx, ny)``.
     """
 
+    converted_inputs = ("mask",)  # forward casts the mask to the dtype of x
+
     def __init__(self, degree: int = 2, branch_layers: Sequence[int] = (128, 128),
                  trunk_layers: Sequence[int] = (128, 128, 128), p: int = 64,
                  mask_size: int = 8, activation: str = "relu", branch: str = "bilinear"):

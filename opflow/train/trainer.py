@@ -815,6 +815,8 @@ class Trainer:
             if not data.batch_shape:
                 return self.predict(data.with_values(data.values[None]),
                                     batch_size=batch_size)[0]
+            if data.batch_shape[0] == 0:
+                raise InvalidArgumentError("data", "a Field with at least one sample", data.values)
             self._check_in_channels(data)
             parts = [self._forward(self.model, self._to_device(data[i:i + batch_size])).to("cpu")
                      for i in range(0, data.batch_shape[0], batch_size)]

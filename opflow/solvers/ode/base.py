@@ -10,14 +10,28 @@ from ...errors import InvalidArgumentError
 from ...solve import AbstractAlgorithm
 from .runge_kutta import AdaptiveOptions, ButcherTableau
 
-__all__ = ["FixedStepRK", "AdaptiveRK", "check_step"]
+__all__ = ["FixedStepRK", "AdaptiveRK", "check_step", "check_tolerance"]
+
+
+def _finite(value) -> bool:
+    return (not isinstance(value, bool) and isinstance(value, (int, float))
+            and math.isfinite(value))
 
 
 def check_step(dt, argument: str = "dt") -> None:
     """A finite positive step size (not a bool), or an error naming ``argument``."""
-    if isinstance(dt, bool) or not (isinstance(dt, (int, float)) and math.isfinite(dt)
-                                    and dt > 0):
-        raise InvalidArgumentError(argument, "a positive step size", dt)
+    if not (_finite(dt) and dt > 0):
+        raise InvalidArgumentError(argument, "a finite positive step size", dt)
+
+
+def check_tolerance(value, argument: str, optional: bool = False) -> None:
+    """A finite non-negative tolerance (or None when ``optional``), else an error naming
+    ``argument`` (an infinite tolerance would accept every step, however wrong)."""
+    if optional and value is None:
+        return
+    if not (_finite(value) and value >= 0):
+        raise InvalidArgumentError(argument, "a finite non-negative tolerance"
+                                   + (" or None" if optional else ""), value)
 
 
 @dataclass(frozen=True)
@@ -46,12 +60,13 @@ class AdaptiveRK(AbstractAlgorithm):
     ----------
     rtol, atol : float
         Relative and absolute tolerances on the local error (RMS norm over
-        the state of each trajectory).
+        the state of each trajectory): finite, non-negative, not both zero.
     dt0 : float, optional
-        First step; chosen automatically (Hairer's heuristic) when None.
+        First step (finite, positive); chosen automatically (Hairer's
+        heuristic) when None.
     dtmin, dtmax : float, optional
-        Bounds on the step; a step below ``dtmin`` ends the solve with
-        ``ReturnCode.DtLessThanMin``.
+        Bounds on the step (finite; ``0 <= dtmin <= dtmax``, ``dtmax > 0``);
+        a step below ``dtmin`` ends the solve with ``ReturnCode.DtLessThanMin``.
     max_steps : int
         Iteration limit; reaching it gives ``ReturnCode.MaxIters`` (this is
         how a stiff problem ends instead of hanging).
@@ -59,7 +74,12 @@ class AdaptiveRK(AbstractAlgorithm):
         Wall-clock limit of the solve; reaching it gives ``ReturnCode.MaxTime``
         with the states not reached as NaN.
     safety : float
-        Safety factor of the step-size controller.
+        Safety factor of the step-size controller, in ``(0, 1]``.
+
+    Raises
+    ------
+    opflow.errors.InvalidArgumentError
+        At construction, naming the first bad parameter.
     """
 
     rtol: float = 1e-6
@@ -73,20 +93,32 @@ class AdaptiveRK(AbstractAlgorithm):
     tableau: ClassVar[ButcherTableau]
 
     def __post_init__(self):
-        for name in ("rtol", "atol"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and v >= 0):
-                raise InvalidArgumentError(name, "a non-negative tolerance", v)
+        check_tolerance(self.rtol, "rtol")
+        check_tolerance(self.atol, "atol")
         if self.rtol == 0 and self.atol == 0:
             raise InvalidArgumentError("rtol", "rtol > 0 or atol > 0", (self.rtol, self.atol))
-        if not (isinstance(self.max_steps, int) and self.max_steps > 0):
+        if isinstance(self.max_steps, bool) or not (
+                isinstance(self.max_steps, int) and self.max_steps > 0):
             raise InvalidArgumentError("max_steps", "a positive integer", self.max_steps)
         if self.max_seconds is not None and not (
                 isinstance(self.max_seconds, (int, float)) and self.max_seconds > 0):
             raise InvalidArgumentError("max_seconds", "a positive number of seconds or None",
                                        self.max_seconds)
-        if self.dt0 is not None and not self.dt0 > 0:
-            raise InvalidArgumentError("dt0", "a positive step or None", self.dt0)
+        self._check_steps()
+        if not (_finite(self.safety) and 0 < self.safety <= 1):
+            raise InvalidArgumentError("safety", "a factor in (0, 1]", self.safety)
+
+    def _check_steps(self) -> None:
+        """``dt0``, ``dtmax``: None or finite positive; ``dtmin``: None, 0 or finite
+        positive, at most ``dtmax``."""
+        for name in ("dt0", "dtmax"):
+            if getattr(self, name) is not None:
+                check_step(getattr(self, name), name)
+        if self.dtmin is not None and not (_finite(self.dtmin) and self.dtmin >= 0):
+            raise InvalidArgumentError("dtmin", "None or a finite non-negative step",
+                                       self.dtmin)
+        if self.dtmin is not None and self.dtmax is not None and self.dtmin > self.dtmax:
+            raise InvalidArgumentError("dtmin", f"at most dtmax = {self.dtmax}", self.dtmin)
 
     def options(self, **overrides) -> AdaptiveOptions:
         opts = AdaptiveOptions(rtol=self.rtol, atol=self.atol, dt0=self.dt0, dtmin=self.dtmin,

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ...errors import InvalidArgumentError
+from .base import check_tolerance
 
 __all__ = ["DirectBackprop", "BacksolveAdjoint", "InterpolatingAdjoint", "collect_parameters",
            "backsolve", "interpolating_adjoint"]
@@ -51,6 +52,10 @@ class BacksolveAdjoint:
     rtol: Optional[float] = None
     atol: Optional[float] = None
     params: Optional[Sequence[torch.Tensor]] = None
+
+    def __post_init__(self):
+        check_tolerance(self.rtol, "rtol", optional=True)
+        check_tolerance(self.atol, "atol", optional=True)
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,8 @@ class InterpolatingAdjoint:
         n = self.steps_per_checkpoint
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise InvalidArgumentError("steps_per_checkpoint", "a positive integer", n)
+        check_tolerance(self.rtol, "rtol", optional=True)
+        check_tolerance(self.atol, "atol", optional=True)
 
 
 def collect_parameters(f: Any, p: Any) -> list[torch.Tensor]:

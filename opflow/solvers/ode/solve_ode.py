@@ -161,6 +161,8 @@ def solve_ode(prob: ODEProblem, alg, saveat=None, dense: bool = False, sensealg=
     alg : Euler, RK4, Tsit5 or Dopri5
     saveat : float or sequence of float, optional
         Save interval or save times (within ``tspan``); default ``(t0, t1)``.
+        An interval whose saved states would not fit in the device's memory
+        is refused before anything is allocated.
     dense : bool
         Keep every step so that ``sol(t)`` interpolates with the method's
         dense output (memory grows with the number of steps).

@@ -8,15 +8,29 @@ wraps the user's right-hand side so the integrators never see the structure.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable
 
 import torch
 
-from ...errors import ShapeError
+from ...errors import InvalidArgumentError, ShapeError
 from ...field import Field
 
-__all__ = ["StateLayout", "DirectState"]
+__all__ = ["StateLayout", "DirectState", "check_rhs_dtype"]
+
+
+def check_rhs_dtype(out: torch.Tensor, dtype: torch.dtype, argument: str) -> None:
+    """Refuse a right-hand side value whose dtype is not the state's.
+
+    Checked at every evaluation, so the first one fails: torch would either
+    stop deep inside a stage sum (float32 weights against a float64 state) or,
+    worse, promote silently and integrate in a precision nobody chose.
+    """
+    if out.dtype != dtype:
+        raise InvalidArgumentError(
+            argument, f"a function returning the dtype of u0, {dtype} (convert its output "
+            "or u0)", out)
 
 
 class StateLayout:
@@ -39,6 +53,8 @@ class StateLayout:
         self.sizes = [math.prod(s) for s in self.shapes]
         self.D = sum(self.sizes)
         self.dtype, self.device = tensors[0].dtype, tensors[0].device
+        # the integrators' (B, D) state: one dtype, the promotion of those of u0
+        self.state_dtype = functools.reduce(torch.promote_types, [t.dtype for t in tensors])
 
     def _tensors(self, u) -> list[torch.Tensor]:
         if self.kind == "field":
@@ -47,8 +63,12 @@ class StateLayout:
             return [u]
         return list(u)
 
-    def flatten(self, u: Any, name: str = "u") -> torch.Tensor:
-        """User state -> ``(B, D)``."""
+    def flatten(self, u: Any, name: str = "u", rhs: str | None = None) -> torch.Tensor:
+        """User state -> ``(B, D)``.
+
+        ``rhs``: the name of the function that returned ``u``; its tensors must then
+        also have the dtype of the flat state (see :func:`check_rhs_dtype`).
+        """
         tensors = self._tensors(u) if self.kind != "tuple" or isinstance(u, (tuple, list)) else [u]
         if len(tensors) != len(self.shapes):
             raise ShapeError(name, f"{len(self.shapes)} tensors like u0", u)
@@ -56,6 +76,8 @@ class StateLayout:
         for t, shape in zip(tensors, self.shapes):
             if not isinstance(t, torch.Tensor) or tuple(t.shape) != self.batch_shape + shape:
                 raise ShapeError(name, f"shape {self.batch_shape + shape} (like u0)", t)
+            if rhs is not None:
+                check_rhs_dtype(t, self.state_dtype, rhs)
             flat.append(t.reshape(self.B, -1))
         return flat[0] if len(flat) == 1 else torch.cat(flat, dim=1)
 
@@ -87,7 +109,7 @@ class StateLayout:
             u = self.unflatten(y)
             tu = self.time_for_user(t)
             out = f(tu, u, p) if with_p else f(tu, u)
-            return self.flatten(out, name="f(t, u)")
+            return self.flatten(out, name="f(t, u)", rhs="f")
 
         return rhs
 
@@ -124,6 +146,7 @@ class DirectState:
             out = out.values if isinstance(out, Field) else out
             if not isinstance(out, torch.Tensor) or tuple(out.shape) != shape:
                 raise ShapeError("f(t, u)", f"a tensor of shape {shape} (like u0)", out)
+            check_rhs_dtype(out, y.dtype, "f")
             return out
 
         return rhs

@@ -7,7 +7,7 @@ from typing import Any, Callable, Optional
 
 from ...errors import InvalidArgumentError
 from ...field import Field
-from ...problems import check_initial_state, check_tspan, state_tensors
+from ...problems import check_arity, check_initial_state, check_tspan, state_tensors
 
 __all__ = ["SDEProblem", "NOISE_TYPES", "SDE_TYPES"]
 
@@ -91,6 +91,8 @@ class SDEProblem:
         if not callable(self.diffusion):
             raise InvalidArgumentError("diffusion", "a callable g(t, u) or g(t, u, p)",
                                        self.diffusion)
+        check_arity(self.drift, self.p, "drift")
+        check_arity(self.diffusion, self.p, "diffusion")
         object.__setattr__(self, "tspan", check_tspan(self.tspan))
         if self.noise not in NOISE_TYPES:
             raise InvalidArgumentError("noise", f"one of {NOISE_TYPES}", self.noise)

@@ -26,7 +26,7 @@ from ...solution import ReturnCode, Solution, SolverStats
 from ...solve import AbstractAlgorithm, register
 from ..ode.base import check_step
 from ..ode.sensitivity import BacksolveAdjoint, DirectBackprop, collect_parameters
-from ..ode.state import StateLayout
+from ..ode.state import StateLayout, check_rhs_dtype
 from ..saving import save_times_tensor
 from .adjoint import sde_backsolve
 from .brownian import BrownianInterval, grid_increments
@@ -98,6 +98,7 @@ class SDESystem:
                 out = f(t, y, p) if with_p else f(t, y)
                 if getattr(out, "shape", None) != y.shape:
                     raise ShapeError("drift", f"a tensor of shape {tuple(y.shape)} (like u)", out)
+                check_rhs_dtype(out, y.dtype, "drift")
                 return out
 
             def call_g(t, y):
@@ -113,7 +114,8 @@ class SDESystem:
 
             def call_f(t, y):
                 u = layout.unflatten(y)
-                return layout.flatten(f(t, u, p) if with_p else f(t, u), name="drift")
+                return layout.flatten(f(t, u, p) if with_p else f(t, u), name="drift",
+                                      rhs="drift")
 
             def call_g(t, y):
                 u = layout.unflatten(y)
