@@ -1,0 +1,218 @@
+"""Batched linear solves: the one place every implicit method solves ``A x = b``.
+
+All functions work on a batch of independent systems: right-hand sides of
+shape ``(B, D)``, each sample with its own matrix (dense: ``(B, D, D)``) or
+its own action ``matvec(x) -> (B, D)`` (matrix-free: every sample's product
+in one call). Krylov methods take a preconditioner slot: a callable
+``precond(r) -> (B, D)`` approximating ``A^-1 r`` (for example one multigrid
+V-cycle, :func:`opflow.solvers.pde.multigrid_preconditioner`).
+
+* :func:`dense_solve`: LU with partial pivoting (``torch.linalg.solve``);
+  a singular or non-finite matrix gives NaN for that sample, not an error
+  for the batch.
+* :func:`cg`: conjugate gradients for symmetric positive definite operators.
+* :func:`gmres`: restarted GMRES (right preconditioning) for any operator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+
+from ..errors import InvalidArgumentError, ShapeError
+
+__all__ = ["KrylovInfo", "MatVec", "cg", "dense_solve", "gmres"]
+
+MatVec = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class KrylovInfo:
+    """Outcome of a Krylov solve.
+
+    Attributes
+    ----------
+    iterations : int
+        Operator applications (the most any sample needed).
+    converged : torch.Tensor, bool, shape (B,)
+        Whether each sample reached the tolerance.
+    residual : torch.Tensor, shape (B,)
+        Final residual norm of each sample, ``||b - A x||_2``.
+    """
+
+    iterations: int
+    converged: torch.Tensor
+    residual: torch.Tensor
+
+
+def _check_rhs(b: torch.Tensor) -> None:
+    if not isinstance(b, torch.Tensor) or b.ndim != 2:
+        raise ShapeError("b", "a tensor of shape (B, D)", b)
+
+
+def dense_solve(A: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Solve ``A[i] x[i] = b[i]`` for every sample.
+
+    Parameters
+    ----------
+    A : torch.Tensor, shape (B, D, D)
+    b : torch.Tensor, shape (B, D)
+
+    Returns
+    -------
+    torch.Tensor, shape (B, D)
+        NaN rows where ``A[i]`` is singular or not finite (the other samples
+        are solved as usual).
+    """
+    _check_rhs(b)
+    if A.ndim != 3 or A.shape[0] != b.shape[0] or A.shape[1] != A.shape[2] or \
+            A.shape[2] != b.shape[1]:
+        raise ShapeError("A", f"a tensor of shape ({b.shape[0]}, {b.shape[1]}, {b.shape[1]})", A)
+    ok = torch.isfinite(A).flatten(1).all(1)
+    safe = torch.where(ok[:, None, None], A, torch.eye(A.shape[1], dtype=A.dtype,
+                                                       device=A.device).expand_as(A))
+    lu, pivots, info = torch.linalg.lu_factor_ex(safe)
+    ok = ok & (info == 0)
+    x = torch.linalg.lu_solve(lu, pivots, b[..., None])[..., 0]
+    return torch.where(ok[:, None] & torch.isfinite(x).all(1, keepdim=True), x,
+                       torch.full_like(x, float("nan")))
+
+
+def _check_krylov(tol: float, maxiter: int) -> None:
+    if not (isinstance(tol, (int, float)) and 0 < tol < 1):
+        raise InvalidArgumentError("tol", "a relative tolerance in (0, 1)", tol)
+    if isinstance(maxiter, bool) or not isinstance(maxiter, int) or maxiter < 1:
+        raise InvalidArgumentError("maxiter", "a positive integer", maxiter)
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a * b).sum(-1)
+
+
+def cg(matvec: MatVec, b: torch.Tensor, x0: Optional[torch.Tensor] = None, *,
+       precond: Optional[MatVec] = None, tol: float = 1e-8, atol: float = 0.0,
+       maxiter: int = 1000) -> tuple[torch.Tensor, KrylovInfo]:
+    """Preconditioned conjugate gradients for SPD operators, batched.
+
+    Parameters
+    ----------
+    matvec : callable ``(B, D) -> (B, D)``
+        The action of a symmetric positive definite ``A`` (per sample).
+    b : torch.Tensor, shape (B, D)
+    x0 : torch.Tensor, shape (B, D), optional
+        Initial guess (default 0).
+    precond : callable, optional
+        SPD approximation of ``A^-1``.
+    tol, atol : float
+        A sample stops when ``||r|| <= max(tol ||b||, atol)``.
+    maxiter : int
+
+    Returns
+    -------
+    x : torch.Tensor, shape (B, D)
+    info : KrylovInfo
+    """
+    _check_rhs(b)
+    _check_krylov(tol, maxiter)
+    M = precond or (lambda r: r)
+    x = torch.zeros_like(b) if x0 is None else x0.clone()
+    r = b - matvec(x) if x0 is not None else b.clone()
+    target = torch.clamp(tol * b.norm(dim=1), min=atol)
+    z = M(r)
+    p = z.clone()
+    rz = _dot(r, z)
+    done = r.norm(dim=1) <= target
+    it = 0
+    while it < maxiter and not bool(done.all()):
+        Ap = matvec(p)
+        pAp = _dot(p, Ap)
+        alpha = torch.where(done | (pAp <= 0), torch.zeros_like(rz), rz / pAp)
+        x = x + alpha[:, None] * p
+        r = r - alpha[:, None] * Ap
+        done = done | (r.norm(dim=1) <= target) | (pAp <= 0)
+        z = M(r)
+        rz_new = _dot(r, z)
+        beta = torch.where(done, torch.zeros_like(rz), rz_new / torch.where(rz == 0, 1, rz))
+        p = z + beta[:, None] * p
+        rz = rz_new
+        it += 1
+    res = (b - matvec(x)).norm(dim=1)
+    return x, KrylovInfo(it + 1, res <= target * (1 + 1e-6), res)
+
+
+def gmres(matvec: MatVec, b: torch.Tensor, x0: Optional[torch.Tensor] = None, *,
+          precond: Optional[MatVec] = None, tol: float = 1e-8, atol: float = 0.0,
+          restart: int = 30, maxiter: int = 300) -> tuple[torch.Tensor, KrylovInfo]:
+    """Restarted GMRES with right preconditioning, batched.
+
+    Each sample builds its own Krylov basis (all samples advance together);
+    the small least-squares problem of every cycle is solved batched.
+
+    Parameters
+    ----------
+    matvec : callable ``(B, D) -> (B, D)``
+    b : torch.Tensor, shape (B, D)
+    x0 : torch.Tensor, shape (B, D), optional
+    precond : callable, optional
+        Approximation of ``A^-1``; GMRES solves ``A M^-1 y = b``, ``x = M^-1 y``,
+        so the residual it measures is the true one.
+    tol, atol : float
+        A sample is converged when ``||b - A x|| <= max(tol ||b||, atol)``.
+    restart : int
+        Krylov vectors per cycle.
+    maxiter : int
+        Most operator applications in all.
+
+    Returns
+    -------
+    x : torch.Tensor, shape (B, D)
+    info : KrylovInfo
+    """
+    _check_rhs(b)
+    _check_krylov(tol, maxiter)
+    if isinstance(restart, bool) or not isinstance(restart, int) or restart < 1:
+        raise InvalidArgumentError("restart", "a positive integer", restart)
+    M = precond or (lambda r: r)
+    x = torch.zeros_like(b) if x0 is None else x0.clone()
+    target = torch.clamp(tol * b.norm(dim=1), min=atol)
+    used = 0
+    r = b - matvec(x) if (x0 is not None) else b.clone()
+    beta = r.norm(dim=1)
+    while used < maxiter and not bool((beta <= target).all()):
+        m = min(restart, maxiter - used)
+        x, used_now = _gmres_cycle(matvec, M, x, r, beta, m, target)
+        used += used_now
+        r = b - matvec(x)
+        beta = r.norm(dim=1)
+    return x, KrylovInfo(used + 1, beta <= target * (1 + 1e-6), beta)
+
+
+def _gmres_cycle(matvec: MatVec, M: MatVec, x: torch.Tensor, r: torch.Tensor,
+                 beta: torch.Tensor, m: int, target: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """One cycle of ``m`` Arnoldi steps from residual ``r``; the updated ``x``."""
+    B, D = r.shape
+    V = torch.zeros(B, m + 1, D, dtype=r.dtype, device=r.device)
+    H = torch.zeros(B, m + 1, m, dtype=r.dtype, device=r.device)
+    safe_beta = torch.where(beta > 0, beta, torch.ones_like(beta))
+    V[:, 0] = r / safe_beta[:, None]
+    k = 0
+    for k in range(m):
+        w = matvec(M(V[:, k]))
+        for j in range(k + 1):  # modified Gram-Schmidt
+            h = _dot(w, V[:, j])
+            H[:, j, k] = h
+            w = w - h[:, None] * V[:, j]
+        hn = w.norm(dim=1)
+        H[:, k + 1, k] = hn
+        V[:, k + 1] = w / torch.where(hn > 0, hn, torch.ones_like(hn))[:, None]
+        if bool((hn <= 1e-14 * safe_beta).all()):  # every basis exhausted: exact solution
+            break
+    n = k + 1
+    rhs = torch.zeros(B, n + 1, 1, dtype=r.dtype, device=r.device)
+    rhs[:, 0, 0] = beta
+    y = torch.linalg.lstsq(H[:, :n + 1, :n], rhs).solution[..., 0]  # (B, n)
+    update = M(torch.einsum("bk,bkd->bd", y, V[:, :n]))
+    done = beta <= target
+    return torch.where(done[:, None], x, x + update), n
