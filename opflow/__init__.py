@@ -6,6 +6,10 @@ The public surface, re-exported here:
 * files: :func:`open_dataset`, :func:`save`
 * solving: problems (:class:`ODEProblem`), algorithms (:class:`Euler`,
   :class:`RK4`, :class:`Tsit5`, :class:`Dopri5`), :func:`solve`, :class:`Solution`
+* nonlinear solves: :class:`NonlinearProblem`, :class:`NonlinearLeastSquaresProblem`,
+  :class:`NewtonRaphson`, :class:`NewtonKrylov`, :class:`GaussNewton`,
+  :class:`LevenbergMarquardt`, gradients by :class:`ImplicitAdjoint`
+  (:mod:`opflow.solvers.nonlinear`; linear solves in :mod:`opflow.solvers.linear`)
 * SDE solvers: :class:`SDEProblem`, :class:`EulerMaruyama`, :class:`Milstein`,
   :class:`SRA1`, :class:`BrownianInterval`
 * PDE solvers: :class:`Multigrid` (Poisson, Darcy), :class:`PseudoSpectral`
@@ -53,6 +57,15 @@ from .operators import (
 from .problems import ODEProblem, remake
 from .solution import ReturnCode, Solution, SolverStats
 from .solve import solve
+from .solvers.nonlinear import (
+    GaussNewton,
+    ImplicitAdjoint,
+    LevenbergMarquardt,
+    NewtonKrylov,
+    NewtonRaphson,
+    NonlinearLeastSquaresProblem,
+    NonlinearProblem,
+)
 from .solvers.ode import (
     RK4,
     BacksolveAdjoint,
@@ -89,6 +102,8 @@ __all__ = [
     "ODEProblem", "remake", "solve", "Solution", "ReturnCode", "SolverStats",
     "Euler", "RK4", "Tsit5", "Dopri5", "DirectBackprop", "BacksolveAdjoint",
     "InterpolatingAdjoint",
+    "NonlinearProblem", "NonlinearLeastSquaresProblem", "NewtonRaphson", "NewtonKrylov",
+    "GaussNewton", "LevenbergMarquardt", "ImplicitAdjoint",
     "PoissonProblem", "DarcyProblem", "Multigrid",
     "BurgersProblem", "NavierStokes2DProblem", "HeatProblem", "PseudoSpectral",
     "SDEProblem", "EulerMaruyama", "Milstein", "SRA1", "BrownianInterval",

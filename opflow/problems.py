@@ -49,8 +49,8 @@ def check_initial_state(u0) -> list[torch.Tensor]:
     return tensors
 
 
-def check_arity(f, p, argument: str) -> None:
-    """``f`` must accept ``(t, u, p)`` when ``p`` is given and ``(t, u)`` when it is None.
+def check_arity(f, p, argument: str, args: tuple[str, ...] = ("t", "u")) -> None:
+    """``f`` must accept ``(*args, p)`` when ``p`` is given and ``(*args)`` when it is None.
 
     Parameters
     ----------
@@ -60,28 +60,32 @@ def check_arity(f, p, argument: str) -> None:
         The problem's parameters.
     argument : str
         Name of ``f`` in error messages (``"f"``, ``"drift"``, ...).
+    args : tuple of str
+        Names of the arguments before ``p`` (``("t", "u")`` for differential
+        equations, ``("u",)`` for nonlinear problems).
 
     Raises
     ------
     InvalidArgumentError
-        Naming ``p`` when ``f`` takes two arguments and ``p`` is given, and
-        naming ``f`` when it needs ``p`` and none is given. Callables whose
+        Naming ``p`` when ``f`` takes no ``p`` and ``p`` is given, and naming
+        ``f`` when it needs ``p`` and none is given. Callables whose
         signature cannot be read pass unchecked.
     """
     try:
         signature = inspect.signature(f.forward if isinstance(f, nn.Module) else f)
     except (TypeError, ValueError):  # builtins and C callables
         return
-    n = 2 if p is None else 3
+    n = len(args) + (0 if p is None else 1)
+    call = ", ".join(args)
     try:
         signature.bind(*range(n))
     except TypeError:
         if p is not None:
             raise InvalidArgumentError(
-                "p", f"None for a right-hand side {argument}(t, u) that takes no p (or "
-                f"define {argument}(t, u, p))", p) from None
-        raise InvalidArgumentError(argument, f"a callable {argument}(t, u) when p is None (or "
-                                   "pass p=...)", f) from None
+                "p", f"None for {argument}({call}) that takes no p (or define "
+                f"{argument}({call}, p))", p) from None
+        raise InvalidArgumentError(argument, f"a callable {argument}({call}) when p is None "
+                                   "(or pass p=...)", f) from None
 
 
 def state_tensors(u0) -> list[torch.Tensor]:

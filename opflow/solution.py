@@ -22,6 +22,7 @@ class ReturnCode(str, enum.Enum):
     MaxTime = "MaxTime"              # hit the wall-clock limit (``max_seconds``)
     DtLessThanMin = "DtLessThanMin"  # the step size collapsed
     Unstable = "Unstable"            # the state became NaN or Inf
+    Stalled = "Stalled"              # an iteration stopped making progress short of the tolerance
     Failure = "Failure"              # anything else (an iterative solver did not converge)
 
     def __str__(self) -> str:
@@ -32,17 +33,23 @@ class ReturnCode(str, enum.Enum):
 class SolverStats:
     """Work done by a solve: accepted steps (the most any trajectory took),
     rejected steps (summed over trajectories), right-hand-side evaluations
-    (each evaluates the whole batch), loop iterations and wall time in s."""
+    (each evaluates the whole batch), loop iterations, Jacobian evaluations,
+    linear-solver iterations (Krylov operator applications, or one per dense
+    solve) and wall time in s."""
 
     steps: int = 0
     rejects: int = 0
     nfe: int = 0
     iterations: int = 0
     wall_time: float = 0.0
+    jacobians: int = 0
+    linear_iterations: int = 0
 
     def as_dict(self) -> dict:
+        """The statistics as a plain dict (for files and logs)."""
         return dict(steps=self.steps, rejects=self.rejects, nfe=self.nfe,
-                    iterations=self.iterations, wall_time=self.wall_time)
+                    iterations=self.iterations, wall_time=self.wall_time,
+                    jacobians=self.jacobians, linear_iterations=self.linear_iterations)
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Classical differentiable solvers, registered with :func:`opflow.solve`."""
 
-from . import ode, pde, pinn, sde
+from . import linear, nonlinear, ode, pde, pinn, sde
 
-__all__ = ["ode", "pde", "pinn", "sde"]
+__all__ = ["linear", "nonlinear", "ode", "pde", "pinn", "sde"]

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
@@ -99,10 +100,19 @@ class InterpolatingAdjoint:
 
 
 def collect_parameters(f: Any, p: Any) -> list[torch.Tensor]:
-    """Tensors requiring grad in ``f`` (an ``nn.Module``) and ``p`` (nested)."""
+    """Tensors requiring grad that ``f`` and ``p`` hold: what an adjoint differentiates.
+
+    Found, in order, without duplicates: the parameters of ``f`` when it is an
+    ``nn.Module`` or a bound method of one (``module.drift``); for a plain
+    function, the modules and tensors its closure captures (two levels of
+    nested functions); the tensors in ``p`` (nested in dicts, lists and
+    tuples) and the parameters of modules there. Anything else (a global, an
+    attribute of another object) is not found: pass such tensors explicitly
+    (``sensealg=...(params=[...])``) or through ``p``.
+    """
     found: list[torch.Tensor] = []
 
-    def visit(obj):
+    def visit(obj, depth: int = 0):
         if isinstance(obj, nn.Module):
             found.extend(q for q in obj.parameters() if q.requires_grad)
         elif isinstance(obj, torch.Tensor):
@@ -110,10 +120,18 @@ def collect_parameters(f: Any, p: Any) -> list[torch.Tensor]:
                 found.append(obj)
         elif isinstance(obj, dict):
             for v in obj.values():
-                visit(v)
+                visit(v, depth)
         elif isinstance(obj, (list, tuple)):
             for v in obj:
-                visit(v)
+                visit(v, depth)
+        elif inspect.ismethod(obj):
+            visit(obj.__self__, depth)
+        elif inspect.isfunction(obj) and depth < 3:
+            for cell in obj.__closure__ or ():
+                try:
+                    visit(cell.cell_contents, depth + 1)
+                except ValueError:  # an empty cell
+                    pass
 
     visit(f)
     visit(p)

@@ -1,0 +1,130 @@
+"""Matrix-free Newton-Krylov: Newton steps solved by GMRES or CG on Jacobian-vector products."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import torch
+
+from ...errors import InvalidArgumentError
+from ..linear import cg, gmres
+from .base import (
+    RUNNING,
+    STALLED,
+    SUCCESS,
+    UNSTABLE,
+    NonlinearAlgorithm,
+    Outcome,
+    backtrack,
+    max_norm,
+    small_step,
+)
+from .system import ResidualSystem
+
+__all__ = ["NewtonKrylov"]
+
+
+@dataclass(frozen=True)
+class NewtonKrylov(NonlinearAlgorithm):
+    """Inexact Newton for ``f(u) = 0`` without forming the Jacobian.
+
+    Each Newton step solves ``J d = -f`` to the relative tolerance
+    ``linear_rtol`` with a Krylov method whose operator is ``v -> J v``
+    (forward-mode Jacobian-vector products), then backtracks on
+    ``1/2 ||f||^2``. Memory is a few states per Krylov vector, so it suits
+    PDEs on grids.
+
+    Parameters
+    ----------
+    abstol, reltol, max_iters
+        See :class:`~opflow.solvers.nonlinear.base.NonlinearAlgorithm`.
+    krylov : {"gmres", "cg"}
+        GMRES for any Jacobian; CG only when ``J`` is symmetric positive
+        definite (e.g. an implicit diffusion step).
+    precond : callable, optional
+        ``precond(r) -> M^-1 r`` on states of the user's type (a tensor,
+        Field or tuple like ``u0``), approximating ``J^-1``; for example one
+        multigrid V-cycle of the linear part
+        (:func:`opflow.solvers.pde.multigrid_preconditioner`).
+    linear_rtol : float
+        Relative tolerance of each linear solve (the forcing term).
+    restart, max_linear_iters : int
+        GMRES restart length and the most operator applications per solve.
+    """
+
+    krylov: str = "gmres"
+    precond: Optional[Callable[[Any], Any]] = None
+    linear_rtol: float = 1e-4
+    restart: int = 30
+    max_linear_iters: int = 300
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.krylov not in ("gmres", "cg"):
+            raise InvalidArgumentError("krylov", "'gmres' or 'cg'", self.krylov)
+        if self.precond is not None and not callable(self.precond):
+            raise InvalidArgumentError("precond", "None or a callable precond(r) -> M^-1 r",
+                                       self.precond)
+        if not (isinstance(self.linear_rtol, float) and 0 < self.linear_rtol < 1):
+            raise InvalidArgumentError("linear_rtol", "a float in (0, 1)", self.linear_rtol)
+        for name in ("restart", "max_linear_iters"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise InvalidArgumentError(name, "a positive integer", v)
+
+    def _flat_precond(self, system: ResidualSystem):
+        if self.precond is None:
+            return None
+        layout = system.layout
+
+        def apply(r: torch.Tensor) -> torch.Tensor:
+            return layout.flatten(self.precond(layout.unflatten(r)), "precond(r)")
+
+        return apply
+
+    def linear_solve(self, matvec, b: torch.Tensor, precond) -> tuple[torch.Tensor, int]:
+        """``matvec(x) = b`` by the configured Krylov method; the solution and its work."""
+        kw = dict(precond=precond, tol=self.linear_rtol, maxiter=self.max_linear_iters)
+        if self.krylov == "cg":
+            x, info = cg(matvec, b, **kw)
+        else:
+            x, info = gmres(matvec, b, restart=self.restart, **kw)
+        return x, info.iterations
+
+    def iterate(self, system: ResidualSystem, y0: torch.Tensor) -> Outcome:
+        """Run the iteration from ``y0 (B, D)``."""
+        def merit(y):
+            F = system(y)
+            return F, 0.5 * F.square().sum(1)
+
+        precond = self._flat_precond(system)
+        y = y0
+        F, phi = merit(y)
+        status = torch.full((system.B,), RUNNING, dtype=torch.int64, device=y0.device)
+        out = Outcome(y, status)
+        for it in range(self.max_iters):
+            fnorm = max_norm(F)
+            status[(status == RUNNING) & ~torch.isfinite(fnorm)] = UNSTABLE
+            status[(status == RUNNING) & (fnorm <= self.abstol)] = SUCCESS
+            out.history.append(float(fnorm.max()))
+            active = status == RUNNING
+            if not bool(active.any()):
+                break
+            y_fixed = y.detach()
+            step, work = self.linear_solve(lambda v, y=y_fixed: system.jvp(y, v), -F.detach(),
+                                           precond)
+            out.linear_iterations += work
+            out.iterations = it + 1
+            status[active & ~torch.isfinite(step).all(1)] = UNSTABLE
+            active = status == RUNNING
+            step = torch.where(active[:, None], step, torch.zeros_like(step))
+            y_new, F, phi, accepted = backtrack(merit, y, F, phi, step, -2.0 * phi, active)
+            status[active & ~accepted] = STALLED
+            status[active & small_step(y_new - y, y_new, self.reltol)
+                   & (status == RUNNING)] = SUCCESS
+            y = y_new
+        fnorm = max_norm(F)
+        status[(status == RUNNING) & (fnorm <= self.abstol)] = SUCCESS
+        out.y, out.status, out.residual = y, status, fnorm
+        return out

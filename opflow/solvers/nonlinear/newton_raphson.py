@@ -1,0 +1,102 @@
+"""Newton-Raphson with a dense Jacobian and a backtracking line search."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..linear import dense_solve
+from .base import (
+    RUNNING,
+    STALLED,
+    SUCCESS,
+    UNSTABLE,
+    NonlinearAlgorithm,
+    Outcome,
+    backtrack,
+    max_norm,
+    small_step,
+)
+from .system import ResidualSystem
+
+__all__ = ["NewtonRaphson", "newton_direction"]
+
+
+def newton_direction(J: torch.Tensor, F: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``-J^-1 F`` per sample, and whether ``J`` was regular ``(B,)``.
+
+    Where ``J`` is singular the least-squares (minimum-norm) step is taken
+    instead, so a singular Jacobian on the way slows Newton down rather than
+    stopping it; a short step from a singular ``J`` proves nothing, so only
+    regular samples may stop on the step criterion."""
+    step = dense_solve(J, -F)
+    regular = torch.isfinite(step).all(1)
+    if not bool(regular.all()):
+        bad = ~regular
+        lsq = torch.linalg.pinv(J[bad]) @ (-F[bad])[..., None]
+        step = step.clone()
+        step[bad] = lsq[..., 0]
+    return step, regular
+
+
+@dataclass(frozen=True)
+class NewtonRaphson(NonlinearAlgorithm):
+    """Newton's method for ``f(u) = 0`` with per-sample dense Jacobians.
+
+    The Jacobian comes from ``torch.func`` (forward mode), so this suits
+    systems of up to a few thousand unknowns per sample; larger ones (a PDE
+    on a grid) want :class:`NewtonKrylov`. Converges quadratically near a
+    regular root.
+
+    Parameters
+    ----------
+    abstol, reltol, max_iters
+        See :class:`~opflow.solvers.nonlinear.base.NonlinearAlgorithm`.
+    linesearch : bool
+        Backtrack (Armijo, halving up to 12 times) on ``1/2 ||f||^2`` when the
+        full step does not decrease it; a sample whose line search fails is
+        ``Stalled``. Without it, full steps are always taken.
+    """
+
+    linesearch: bool = True
+
+    def iterate(self, system: ResidualSystem, y0: torch.Tensor) -> Outcome:
+        """Run the iteration from ``y0 (B, D)``."""
+        def merit(y):
+            F = system(y)
+            return F, 0.5 * F.square().sum(1)
+
+        y = y0
+        F, phi = merit(y)
+        status = torch.full((system.B,), RUNNING, dtype=torch.int64, device=y0.device)
+        out = Outcome(y, status)
+        for it in range(self.max_iters):
+            fnorm = max_norm(F)
+            status[(status == RUNNING) & ~torch.isfinite(fnorm)] = UNSTABLE
+            status[(status == RUNNING) & (fnorm <= self.abstol)] = SUCCESS
+            out.history.append(float(fnorm.max()))
+            active = status == RUNNING
+            if not bool(active.any()):
+                break
+            J = system.jacobian(y, F.shape[1])
+            status[active & ~torch.isfinite(J).flatten(1).all(1)] = UNSTABLE
+            active = status == RUNNING
+            direction, regular = newton_direction(J, F)
+            step = torch.where(active[:, None], direction, torch.zeros_like(y))
+            out.linear_iterations += 1
+            out.iterations = it + 1
+            if self.linesearch:
+                y_new, F, phi, accepted = backtrack(merit, y, F, phi, step, -2.0 * phi, active)
+                status[active & ~accepted] = STALLED
+            else:
+                y_new = y + step
+                F, phi = merit(y_new)
+            status[active & ~torch.isfinite(y_new.detach()).all(1)] = UNSTABLE
+            status[active & regular & small_step(y_new - y, y_new, self.reltol)
+                   & (status == RUNNING)] = SUCCESS
+            y = y_new
+        fnorm = max_norm(F)
+        status[(status == RUNNING) & (fnorm <= self.abstol)] = SUCCESS
+        out.y, out.status, out.residual = y, status, fnorm
+        return out
