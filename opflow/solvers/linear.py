@@ -23,7 +23,7 @@ import torch
 
 from ..errors import InvalidArgumentError, ShapeError
 
-__all__ = ["KrylovInfo", "MatVec", "cg", "dense_solve", "gmres"]
+__all__ = ["DenseLU", "KrylovInfo", "MatVec", "cg", "dense_solve", "gmres"]
 
 MatVec = Callable[[torch.Tensor], torch.Tensor]
 
@@ -52,6 +52,33 @@ def _check_rhs(b: torch.Tensor) -> None:
         raise ShapeError("b", "a tensor of shape (B, D)", b)
 
 
+class DenseLU:
+    """LU factors of a batch of matrices ``A (B, D, D)``, for several right-hand sides.
+
+    A singular or non-finite ``A[i]`` is replaced by the identity for the
+    factorisation and flagged in ``ok``; :meth:`solve` returns NaN for it.
+    """
+
+    def __init__(self, A: torch.Tensor):
+        if not isinstance(A, torch.Tensor) or A.ndim != 3 or A.shape[1] != A.shape[2]:
+            raise ShapeError("A", "a tensor of shape (B, D, D)", A)
+        finite = torch.isfinite(A.detach()).flatten(1).all(1)
+        eye = torch.eye(A.shape[1], dtype=A.dtype, device=A.device).expand_as(A)
+        self.lu, self.pivots, info = torch.linalg.lu_factor_ex(
+            torch.where(finite[:, None, None], A, eye))
+        self.ok = finite & (info == 0)
+        self.shape = tuple(A.shape)
+
+    def solve(self, b: torch.Tensor) -> torch.Tensor:
+        """``A^-1 b`` per sample: ``(B, D) -> (B, D)``; NaN rows for singular ``A[i]``."""
+        _check_rhs(b)
+        if tuple(b.shape) != self.shape[:2]:
+            raise ShapeError("b", f"a tensor of shape {self.shape[:2]}", b)
+        x = torch.linalg.lu_solve(self.lu, self.pivots, b[..., None])[..., 0]
+        good = self.ok[:, None] & torch.isfinite(x.detach()).all(1, keepdim=True)
+        return torch.where(good, x, torch.full_like(x, float("nan")))
+
+
 def dense_solve(A: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Solve ``A[i] x[i] = b[i]`` for every sample.
 
@@ -70,14 +97,7 @@ def dense_solve(A: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if A.ndim != 3 or A.shape[0] != b.shape[0] or A.shape[1] != A.shape[2] or \
             A.shape[2] != b.shape[1]:
         raise ShapeError("A", f"a tensor of shape ({b.shape[0]}, {b.shape[1]}, {b.shape[1]})", A)
-    ok = torch.isfinite(A).flatten(1).all(1)
-    safe = torch.where(ok[:, None, None], A, torch.eye(A.shape[1], dtype=A.dtype,
-                                                       device=A.device).expand_as(A))
-    lu, pivots, info = torch.linalg.lu_factor_ex(safe)
-    ok = ok & (info == 0)
-    x = torch.linalg.lu_solve(lu, pivots, b[..., None])[..., 0]
-    return torch.where(ok[:, None] & torch.isfinite(x).all(1, keepdim=True), x,
-                       torch.full_like(x, float("nan")))
+    return DenseLU(A).solve(b)
 
 
 def _check_krylov(tol: float, maxiter: int) -> None:

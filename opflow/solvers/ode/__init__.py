@@ -1,12 +1,18 @@
-"""Ordinary differential equations: explicit Runge-Kutta solvers and adjoints."""
+"""Ordinary differential equations: explicit Runge-Kutta solvers and adjoints, and
+Rosenbrock methods for stiff problems (:class:`Rosenbrock23`, :class:`Rodas4`)."""
 
 from .base import AdaptiveRK, FixedStepRK
 from .dopri5 import Dopri5
 from .euler import Euler
 from .rk4 import RK4
+from .rodas4 import Rodas4
+from .rosenbrock import AdaptiveRosenbrock
+from .rosenbrock23 import Rosenbrock23
 from .sensitivity import BacksolveAdjoint, DirectBackprop, InterpolatingAdjoint
 from .solve_ode import solve_ode
+from .solve_stiff import solve_stiff
 from .tsit5 import Tsit5
 
-__all__ = ["AdaptiveRK", "BacksolveAdjoint", "DirectBackprop", "Dopri5", "Euler", "FixedStepRK",
-           "InterpolatingAdjoint", "RK4", "Tsit5", "solve_ode"]
+__all__ = ["AdaptiveRK", "AdaptiveRosenbrock", "BacksolveAdjoint", "DirectBackprop", "Dopri5",
+           "Euler", "FixedStepRK", "InterpolatingAdjoint", "RK4", "Rodas4", "Rosenbrock23",
+           "Tsit5", "solve_ode", "solve_stiff"]

@@ -1,0 +1,71 @@
+"""``solve`` for :class:`~opflow.ODEProblem` with the Rosenbrock (stiff) methods."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ...errors import InvalidArgumentError
+from ...problems import ODEProblem
+from ...solution import Solution
+from ...solve import register
+from ..saving import save_times_tensor
+from .rosenbrock import AdaptiveRosenbrock, integrate_rosenbrock
+from .sensitivity import DirectBackprop
+from .state import StateLayout
+
+__all__ = ["solve_stiff"]
+
+
+@register(ODEProblem, AdaptiveRosenbrock)
+def solve_stiff(prob: ODEProblem, alg: AdaptiveRosenbrock, saveat=None, dense: bool = False,
+                sensealg=None, max_steps: Optional[int] = None,
+                progress: bool | str = False) -> Solution:
+    """Solve an :class:`~opflow.ODEProblem` with :class:`Rosenbrock23` or :class:`Rodas4`.
+
+    Parameters
+    ----------
+    prob : ODEProblem
+        ``batched=True``: every trajectory takes its own steps.
+    alg : Rosenbrock23 or Rodas4
+    saveat : float or sequence of float, optional
+        Save interval or times within ``tspan``; default ``(t0, t1)``. Steps
+        are shortened to land on save times exactly.
+    dense : bool
+        Keep every accepted step so that ``sol(t)`` interpolates (cubic
+        Hermite between steps, third order).
+    sensealg : DirectBackprop, optional
+        Gradients by backpropagation through the steps (the Jacobians stay in
+        the graph, so they are the exact gradients of the discrete solution).
+        The adjoint methods are not available for these solvers yet.
+    max_steps : int, optional
+        Overrides ``alg.max_steps``.
+    progress : bool or "always"
+        Progress bar over simulated time (on a terminal).
+
+    Returns
+    -------
+    Solution
+        ``u`` stacks the states at ``t``; ``retcode`` Success, MaxIters,
+        DtLessThanMin or Unstable (the first failing trajectory's); ``stats``
+        with steps (attempts), rejects, nfe (each evaluates the batch).
+    """
+    if sensealg is not None and not isinstance(sensealg, DirectBackprop):
+        raise InvalidArgumentError("sensealg", f"DirectBackprop() (or None) with "
+                                   f"{type(alg).__name__}: adjoint sensitivities of the "
+                                   "Rosenbrock methods are not implemented yet", sensealg)
+    if max_steps is not None and not (isinstance(max_steps, int) and max_steps > 0):
+        raise InvalidArgumentError("max_steps", "a positive integer", max_steps)
+    layout = StateLayout(prob.u0, prob.batched)
+    y0 = layout.flatten(prob.u0, "u0")
+    F = layout.wrap(prob.f, prob.p)
+    t0, t1 = prob.tspan
+    ts = save_times_tensor(saveat, t0, t1, y0.dtype, y0.device, y0.numel())
+    ys, stats, retcode, record = integrate_rosenbrock(F, alg, y0, t0, ts, record=dense,
+                                                      progress=progress, max_steps=max_steps)
+    interpolant = None
+    if dense and record is not None:
+        def interpolant(tq):
+            return layout.unflatten(record(tq))
+
+    return Solution(t=ts, u=layout.unflatten(ys), retcode=retcode, stats=stats, problem=prob,
+                    alg=alg, interpolant=interpolant, record=record)

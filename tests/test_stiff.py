@@ -1,0 +1,143 @@
+"""Stiff integrators (Rosenbrock23, Rodas4): convergence orders, stiff benchmarks against
+scipy's Radau, batched per-sample control, dense output, gradients, bad input."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from opflow import ODEProblem, ReturnCode, Tsit5, solve
+from opflow.errors import InvalidArgumentError
+from opflow.solvers.ode import BacksolveAdjoint, DirectBackprop, Rodas4, Rosenbrock23
+
+F64 = torch.float64
+
+# y' = A y with eigenvalues -1 and -1000 (a rotated diagonal): exact by the matrix exponential
+_Q = torch.tensor([[0.8, -0.6], [0.6, 0.8]], dtype=F64)
+_A = _Q @ torch.diag(torch.tensor([-1.0, -1000.0], dtype=F64)) @ _Q.T
+_Y0 = torch.tensor([1.0, 2.0], dtype=F64)
+
+
+def _linear(t, u):
+    return u @ _A.T
+
+
+def _exact(t):
+    return torch.linalg.matrix_exp(_A * t) @ _Y0
+
+
+@pytest.mark.parametrize("alg_cls, order", [(Rosenbrock23, 2), (Rodas4, 4)])
+def test_observed_order_on_a_linear_stiff_problem(alg_cls, order):
+    errors = []
+    hs = [0.1, 0.05, 0.025, 0.0125]
+    for h in hs:
+        sol = solve(ODEProblem(_linear, _Y0, (0.0, 1.0)), alg_cls(dt=h))
+        errors.append(float((sol.u[-1] - _exact(1.0)).abs().max()))
+    observed = [math.log2(errors[i] / errors[i + 1]) for i in range(len(hs) - 1)]
+    assert abs(observed[-1] - order) < 0.2, (errors, observed)
+
+
+def _rober(t, u, p):
+    k1, k2, k3 = p[..., 0:1], p[..., 1:2], p[..., 2:3]
+    y1, y2, y3 = u[..., 0:1], u[..., 1:2], u[..., 2:3]
+    return torch.cat([-k1 * y1 + k3 * y2 * y3, k1 * y1 - k2 * y2 ** 2 - k3 * y2 * y3,
+                      k2 * y2 ** 2], -1)
+
+
+RATES = torch.tensor([0.04, 3e7, 1e4], dtype=F64)
+U0 = torch.tensor([1.0, 0.0, 0.0], dtype=F64)
+
+
+def _radau(fun, y0, t1):
+    integrate = pytest.importorskip("scipy.integrate")
+    out = integrate.solve_ivp(fun, (0.0, t1), y0, method="Radau", rtol=1e-12, atol=1e-20)
+    assert out.success
+    return out.y[:, -1]
+
+
+@pytest.mark.parametrize("alg", [Rosenbrock23(rtol=1e-6, atol=1e-12),
+                                 Rodas4(rtol=1e-8, atol=1e-14)], ids=["ros23", "rodas4"])
+def test_robertson_agrees_with_scipy_radau(alg):
+    t1 = 1e5
+    sol = solve(ODEProblem(_rober, U0, (0.0, t1), RATES), alg)
+    want = _radau(lambda t, y: _rober(t, torch.tensor(y), RATES).numpy(), U0.numpy(), t1)
+    assert sol.retcode == ReturnCode.Success
+    got = sol.u[-1].numpy()
+    # each component within 100 x the relative tolerance asked (global error)
+    np.testing.assert_allclose(got, want, rtol=100 * alg.rtol, atol=1e-12)
+
+
+def test_rosenbrock_solves_what_tsit5_cannot():
+    prob = ODEProblem(_rober, U0, (0.0, 1e3), RATES)
+    explicit = solve(prob, Tsit5(rtol=1e-6, atol=1e-10, max_steps=5000))
+    stiff = solve(prob, Rosenbrock23(rtol=1e-6, atol=1e-10))
+    assert explicit.retcode == ReturnCode.MaxIters
+    assert stiff.retcode == ReturnCode.Success and stiff.stats.steps < 1000
+
+
+def test_van_der_pol_mu_1000_against_radau():
+    mu = 1000.0
+
+    def vdp(t, u):
+        x, v = u[..., 0:1], u[..., 1:2]
+        return torch.cat([v, mu * (1 - x ** 2) * v - x], -1)
+
+    y0 = torch.tensor([2.0, 0.0], dtype=F64)
+    sol = solve(ODEProblem(vdp, y0, (0.0, 800.0)), Rodas4(rtol=1e-7, atol=1e-10))
+    want = _radau(lambda t, y: vdp(t, torch.tensor(y)).numpy(), y0.numpy(), 800.0)
+    assert sol.retcode == ReturnCode.Success
+    assert abs(float(sol.u[-1, 0]) - want[0]) < 1e-4
+
+
+def test_batched_trajectories_take_their_own_steps():
+    scale = torch.tensor([[0.5], [1.0], [2.0]], dtype=F64)
+    rates = RATES * scale
+    u0 = U0.expand(3, 3).clone()
+    alg = Rodas4(rtol=1e-7, atol=1e-12)
+    sol = solve(ODEProblem(_rober, u0, (0.0, 100.0), rates, batched=True), alg, saveat=[1.0, 100.0])
+    assert sol.u.shape == (2, 3, 3) and sol.retcode == ReturnCode.Success
+    for b in range(3):
+        alone = solve(ODEProblem(_rober, U0, (0.0, 100.0), rates[b]), alg, saveat=[1.0, 100.0])
+        np.testing.assert_allclose(sol.u[:, b].numpy(), alone.u.numpy(), rtol=1e-9, atol=1e-15)
+
+
+def test_dense_output_and_save_times():
+    sol = solve(ODEProblem(_linear, _Y0, (0.0, 1.0)), Rodas4(rtol=1e-9, atol=1e-12), dense=True,
+                saveat=[0.0, 0.3, 1.0])
+    for k, t in enumerate([0.0, 0.3, 1.0]):
+        torch.testing.assert_close(sol.u[k], _exact(t), rtol=1e-7, atol=1e-9)
+    for t in (0.05, 0.41, 0.77):
+        torch.testing.assert_close(sol(t), _exact(t), rtol=1e-5, atol=1e-7)
+
+
+def test_direct_backprop_gradient_matches_finite_differences():
+    def f(t, u, p):
+        return torch.stack([-p[0] * u[0] + p[1] * u[1] ** 2, -p[1] * 50.0 * (u[1] - u[0])])
+
+    def loss(p):
+        sol = solve(ODEProblem(f, torch.tensor([1.0, 0.5], dtype=F64), (0.0, 1.0), p),
+                    Rodas4(dt=0.05))
+        return sol.u[-1].square().sum()
+
+    p = torch.tensor([1.5, 0.7], dtype=F64, requires_grad=True)
+    (grad,) = torch.autograd.grad(loss(p), p)
+    for i in range(2):
+        e = torch.zeros(2, dtype=F64)
+        e[i] = 1e-6
+        fd = (loss((p + e).detach()) - loss((p - e).detach())) / 2e-6
+        assert abs(float(grad[i]) - float(fd)) < 1e-7
+
+
+def test_bad_input():
+    prob = ODEProblem(_linear, _Y0, (0.0, 1.0))
+    with pytest.raises(InvalidArgumentError, match="sensealg"):
+        solve(prob, Rosenbrock23(), sensealg=BacksolveAdjoint())
+    assert solve(prob, Rosenbrock23(), sensealg=DirectBackprop()).success
+    with pytest.raises(InvalidArgumentError, match="rtol"):
+        Rodas4(rtol=-1.0)
+    with pytest.raises(InvalidArgumentError, match="dt"):
+        Rodas4(dt=0.0)
+    blow = solve(ODEProblem(lambda t, u: u ** 2, torch.ones(1, dtype=F64), (0.0, 2.0)),
+                 Rosenbrock23())
+    assert blow.retcode != ReturnCode.Success  # finite-time blow-up at t = 1
