@@ -129,7 +129,7 @@ def solve_file(
     opts = resolve_options(problem, options)
     spec = PROBLEMS[problem]
     chunk = _check_chunk(chunk)
-    out = check_output_path(out)
+    out = check_output_path(out, inputs={"input": input})
     device = _device(device)
     sched = Scheduler(scheduler, workers, address)
     var = var or DEFAULT_VARIABLES[problem]

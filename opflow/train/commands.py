@@ -47,7 +47,6 @@ import argparse
 import functools
 import json
 import os
-import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -55,13 +54,14 @@ from typing import Any
 
 import torch
 
-from .._argparse import key_value
+from .._argparse import command_errors, key_value
 from .._version import __version__
-from ..batch.jobs import check_output_path, run_job
+from ..batch.jobs import run_job
 from ..errors import InvalidArgumentError, OpflowError, UnknownVariableError
 from ..io._atomic import atomic_path
 from ..io.convert import to_field
 from ..io.files import open_dataset
+from ..io.outputs import check_output_path
 from .model_setup import complete_config, prepare_model
 from .trainer import Builder, Trainer, _fit_normalizers, build_model
 
@@ -75,6 +75,19 @@ _TRAIN_DEFAULTS: dict[str, Any] = {
     "normalize": True, "device": None, "num_workers": 0,
 }
 _SCHEDULERS = ("none", "onecycle", "cosine")
+# Files `opflow train` writes in its run folder.
+RUN_FILES = ("config.json", "metrics.json", "metrics.csv", "best.pt", "last.pt")
+# Argument names raised by the code `opflow train` / `opflow predict` run -> their flags.
+TRAIN_FLAGS = {"path": "--data", "source": "--data", "obj": "--data", "inputs": "--input",
+               "outputs": "--output", "sample_dim": "--sample-dim", "config": "--config",
+               "epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr",
+               "scheduler": "--scheduler", "loss": "--loss", "seed": "--seed",
+               "grad_clip": "--grad-clip", "early_stopping": "--early-stopping",
+               "device": "--device", "num_workers": "--num-workers", "width": "--width",
+               "modes": "--modes", "n_layers": "--layers", "layers": "--layers"}
+PREDICT_FLAGS = {"checkpoint": "--checkpoint", "input": "--input", "out": "--out",
+                 "chunk": "--chunk", "batch_size": "--batch-size", "variables": "--input-vars",
+                 "sample_dim": "--sample-dim", "device": "--device"}
 # Config keys through which `opflow train` tells the model its channel counts (set with
 # setdefault, so a [model] table or --option value wins).
 CHANNEL_KEYS = ("in_channels", "out_channels")
@@ -249,21 +262,21 @@ def _scheduler_factory(name: str, lr: float) -> Callable | None:
     raise InvalidArgumentError("scheduler", f"one of {list(_SCHEDULERS)}", name)
 
 
-def _fail(command: str, error: BaseException) -> int:
-    print(f"opflow {command}: error: {error}", file=sys.stderr)
-    return 1
-
-
+@command_errors("train", TRAIN_FLAGS)
 def train_command(args: argparse.Namespace, builder: Builder | None = None) -> int:
     """Run ``opflow train`` with parsed ``args``; returns the exit status.
 
     Errors opflow raises on purpose (and missing files) are printed as one
-    line on stderr with exit status 1.
+    line on stderr, naming the flag, with exit status 1.
     """
-    try:
-        return _train(args, builder)
-    except (OpflowError, FileNotFoundError) as e:
-        return _fail("train", e)
+    return _train(args, builder)
+
+
+def _check_val_fraction(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise InvalidArgumentError("--val-fraction", "a fraction in [0, 1) leaving training "
+                                   "samples", value)
+    return float(value)
 
 
 def _train(args: argparse.Namespace, builder: Builder | None) -> int:
@@ -271,13 +284,16 @@ def _train(args: argparse.Namespace, builder: Builder | None) -> int:
 
     settings = _resolve(args)
     model_cfg, data, train = settings["model"], settings["data"], settings["train"]
+    fraction = _check_val_fraction(data["val_fraction"])
+    check_output_path(args.out, folder=True, writes=RUN_FILES, argument="--out",
+                      inputs={"--data": data["path"], "--config": args.config})
     dataset = OperatorDataset(data["path"], data["input"], data["output"],
                               sample_dim=data["sample_dim"])
     try:
         if len(dataset) < 2:
             raise InvalidArgumentError("--data", "a data set with at least 2 samples",
                                        f"{len(dataset)} sample(s) in {data['path']}")
-        n_val = int(round(float(data["val_fraction"]) * len(dataset)))
+        n_val = int(round(fraction * len(dataset)))
         if not 0 <= n_val < len(dataset):
             raise InvalidArgumentError("--val-fraction", "a fraction in [0, 1) leaving training "
                                        "samples", data["val_fraction"])
@@ -326,16 +342,13 @@ def _train(args: argparse.Namespace, builder: Builder | None) -> int:
 
 
 # ------------------------------------------------------------------ predict
+@command_errors("predict", PREDICT_FLAGS)
 def predict_command(args: argparse.Namespace, builder: Builder | None = None) -> int:
     """Run ``opflow predict`` with parsed ``args``; returns the exit status."""
-    try:
-        path = predict_file(args.checkpoint, args.input, args.out, chunk=args.chunk,
-                            batch_size=args.batch_size, variables=args.input_vars,
-                            sample_dim=args.sample_dim, device=args.device, builder=builder,
-                            progress=not args.quiet,
-                            restart=getattr(args, "restart", False))
-    except (OpflowError, FileNotFoundError) as e:
-        return _fail("predict", e)
+    path = predict_file(args.checkpoint, args.input, args.out, chunk=args.chunk,
+                        batch_size=args.batch_size, variables=args.input_vars,
+                        sample_dim=args.sample_dim, device=args.device, builder=builder,
+                        progress=not args.quiet, restart=getattr(args, "restart", False))
     print(f"opflow predict: wrote {path}")
     return 0
 
@@ -387,9 +400,11 @@ def predict_file(
     pathlib.Path
         ``out``.
     """
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-        raise InvalidArgumentError("chunk", "a positive number of samples", chunk)
-    out = check_output_path(out, suffix=False)
+    for name, value in (("chunk", chunk), ("batch_size", chunk if batch_size is None
+                                               else batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidArgumentError(name, "a positive number of samples", value)
+    out = check_output_path(out, suffix=False, inputs={"input": input, "checkpoint": checkpoint})
     trainer = Trainer.from_checkpoint(checkpoint, builder, device=device,
                                       batch_size=batch_size or chunk)
     info = trainer.metadata.get("data", {})

@@ -5,8 +5,11 @@ raise the given :class:`~opflow.errors.OpflowError` subclass, with the
 argument's name in the message, and leave no file behind. The "absurd size"
 rows would allocate tens of GiB or run for hours if the check came after the
 work, so a late check shows up as a run out of memory or time, never as a
-wall-clock assertion (which would fail by chance on a busy machine). ``CLI_CASES`` do the same through ``opflow.cli.main``: exit status 1
-and one ``error:`` line naming the flag.
+wall-clock assertion (which would fail by chance on a busy machine).
+``CLI_CASES`` do the same through ``opflow.cli.main``: exit status 1, one
+``error:`` line naming the flag the user typed (``argument `--out```, not an
+internal parameter name), and the scratch folder unchanged (no file added,
+none rewritten: an output that resolves to an input is refused).
 """
 
 from __future__ import annotations
@@ -345,7 +348,7 @@ CLI_CASES = [
     ("solve-chunk", ["solve", "burgers", "--input", "{data}", "--var", "a", "--out",
                      "{tmp}/s.nc", "--chunk", "0", "--quiet"], "chunk", None),
     ("solve-not-netcdf", ["solve", "burgers", "--input", "{ckpt}", "--var", "a", "--out",
-                          "{tmp}/s.nc", "--quiet"], "path", None),
+                          "{tmp}/s.nc", "--quiet"], "--input", None),
     ("pretrain-samples", ["pretrain", "--families", "advection", "--out", "{tmp}/pt",
                           "--samples", "0", "--quiet"], "samples", None),
     ("pretrain-resolution", ["pretrain", "--families", "advection", "--out", "{tmp}/pt",
@@ -356,7 +359,80 @@ CLI_CASES = [
     ("finetune-not-pretrained", ["finetune", "--checkpoint", "{ckpt}", "--data", "advection",
                                  "--shots", "4", "--out", "{tmp}/ft", "--quiet"], "--checkpoint",
      None),
+    # ---- an output that would replace an input (data loss), however it is spelled
+    ("solve-out-is-input", ["solve", "heat", "--input", "{data}", "--var", "a", "--out",
+                            "{data}", "--quiet"], "--out", None),
+    ("solve-out-is-input-dotted", ["solve", "heat", "--input", "{data}", "--var", "a", "--out",
+                                   "{tmp}/./sub/../pairs.nc", "--quiet"], "--out", None),
+    ("predict-out-is-input", ["predict", "--checkpoint", "{ckpt}", "--input", "{data}",
+                              "--out", "{data}", "--quiet"], "--out", None),
+    ("predict-out-is-checkpoint", ["predict", "--checkpoint", "{ckpt}", "--input", "{data}",
+                                   "--out", "{ckpt}", "--quiet"], "--out", None),
+    ("train-out-is-data", ["train", "--model", "fno", "--data", "{data}", "--input", "a",
+                           "--output", "u", "--out", "{data}", "--quiet"], "--out", None),
+    ("finetune-out-is-checkpoint", ["finetune", "--checkpoint", "{pre}", "--data", "advection",
+                                    "--shots", "4", "--out", "{pre}", "--quiet"], "--out", None),
+    # ---- outputs that cannot be written: a folder, under a regular file, an existing file
+    ("generate-out-directory", ["generate", "grf", "--n", "2", "--resolution", "8", "--out",
+                                "{tmp}"], "--out", None),
+    ("generate-out-under-file", ["generate", "grf", "--n", "2", "--resolution", "8", "--out",
+                                 "{data}/g.nc"], "--out", None),
+    ("train-out-under-file", ["train", "--model", "fno", "--data", "{data}", "--input", "a",
+                              "--output", "u", "--out", "{data}/run", "--quiet"], "--out", None),
+    ("train-out-existing-file", ["train", "--model", "fno", "--data", "{data}", "--input", "a",
+                                 "--output", "u", "--out", "{ckpt}", "--quiet"], "--out", None),
+    ("pretrain-out-under-file", ["pretrain", "--families", "advection", "--out", "{data}/pt",
+                                 "--quiet"], "--out", None),
+    ("finetune-out-under-file", ["finetune", "--checkpoint", "{pre}", "--data", "advection",
+                                 "--shots", "4", "--out", "{data}/ft", "--quiet"], "--out", None),
+    ("demo-out-existing-file", ["demo", "heat", "--out", "{data}"], "--out", None),
+    # ---- values refused by the flag the user typed (not an internal argument name)
+    ("train-val-fraction-nan", ["train", "--model", "fno", "--data", "{data}", "--input", "a",
+                                "--output", "u", "--out", "{tmp}/run", "--val-fraction", "nan",
+                                "--quiet"], "--val-fraction", None),
+    ("predict-batch-size", ["predict", "--checkpoint", "{ckpt}", "--input", "{data}", "--out",
+                            "{tmp}/p.nc", "--batch-size", "0", "--quiet"], "--batch-size", None),
+    ("generate-option-text-flag", ["generate", "grf", "--n", "2", "--resolution", "8", "--out",
+                                   "{tmp}/g.nc", "--option", "periodic=text"],
+     "--option periodic", None),
+    ("generate-option-fine-factor", ["generate", "burgers", "--n", "2", "--resolution", "8",
+                                     "--out", "{tmp}/g.nc", "--option", "fine_factor=0"],
+     "--option fine_factor", None),
+    ("generate-option-n-saves", ["generate", "navier-stokes", "--n", "2", "--resolution", "8",
+                                 "--out", "{tmp}/g.nc", "--option", "n_saves=0"],
+     "--option n_saves", None),
+    ("generate-option-cycle", ["generate", "darcy", "--n", "2", "--resolution", "9", "--out",
+                               "{tmp}/g.nc", "--option", "cycle=Q"], "--option cycle", None),
+    ("generate-huge-n", ["generate", "grf", "--n", "1000000000000", "--resolution", "8",
+                         "--out", "{tmp}/g.nc"], "--out", None),
+    ("pretrain-width", ["pretrain", "--families", "advection", "--out", "{tmp}/pt",
+                        "--width", "0", "--quiet"], "--width", None),
+    ("pretrain-lr", ["pretrain", "--families", "advection", "--out", "{tmp}/pt",
+                     "--lr", "-1", "--quiet"], "--lr", None),
+    ("finetune-samples", ["finetune", "--checkpoint", "{pre}", "--data", "advection",
+                          "--shots", "4", "--samples", "0", "--out", "{tmp}/ft", "--quiet"],
+     "--samples", None),
+    # ---- input files with a bad grid
+    ("solve-nonperiodic-axis", ["solve", "heat", "--input", "{flat}", "--var", "a", "--out",
+                                "{tmp}/s.nc", "--quiet"], "--var", None),
+    ("solve-junk-periodic", ["solve", "heat", "--input", "{junk_periodic}", "--var", "a",
+                             "--out", "{tmp}/s.nc", "--quiet"], "--input", None),
+    ("solve-junk-bounds", ["solve", "burgers", "--input", "{junk_bounds}", "--var", "a",
+                           "--out", "{tmp}/s.nc", "--quiet"], "--input", None),
+    ("solve-text-coords", ["solve", "heat", "--input", "{text_coords}", "--var", "a",
+                           "--out", "{tmp}/s.nc", "--quiet"], "--input", None),
+    ("train-junk-periodic", ["train", "--model", "fno", "--data", "{junk_periodic}", "--input",
+                             "a", "--output", "u", "--out", "{tmp}/run", "--quiet"], "--data",
+     None),
+    ("train-junk-bounds", ["train", "--model", "fno", "--data", "{junk_bounds}", "--input",
+                           "a", "--output", "u", "--out", "{tmp}/run", "--quiet"], "--data", None),
+    ("train-text-coords", ["train", "--model", "fno", "--data", "{text_coords}", "--input",
+                           "a", "--output", "u", "--out", "{tmp}/run", "--quiet"], "--data", None),
 ]
+# Placeholders of the CLI rows -> the fixture (conftest.py) that makes the file.
+_FILES = {"{data}": "data_file", "{ckpt}": "checkpoint", "{pre}": "pretrained",
+          "{flat}": "nonperiodic_file", "{junk_periodic}": "junk_periodic_file",
+          "{junk_bounds}": "junk_bounds_file", "{text_coords}": "text_coords_file"}
 
 
 def _cli_params():
@@ -364,14 +440,23 @@ def _cli_params():
         yield pytest.param(argv, argument, id=f"cli-{name}", marks=[mark] if mark else [])
 
 
+def _fill(argv, tmp_path, request):
+    """The row's arguments with its placeholders replaced (only the files it names are made)."""
+    filled = []
+    for arg in argv:
+        for key, fixture in _FILES.items():
+            if key in arg:
+                arg = arg.replace(key, str(request.getfixturevalue(fixture)))
+        filled.append(arg.replace("{tmp}", str(tmp_path)))
+    return filled
+
+
 @pytest.mark.parametrize("argv, argument", list(_cli_params()))
-def test_cli_bad_input_exits_1_with_one_error_line(argv, argument, tmp_path, data_file,
-                                                   checkpoint, capsys):
+def test_cli_bad_input_exits_1_with_one_error_line(argv, argument, tmp_path, request, capsys):
     from opflow.cli import main
 
-    argv = [a.replace("{tmp}", str(tmp_path)).replace("{data}", str(data_file))
-            .replace("{ckpt}", str(checkpoint)) for a in argv]
-    before = set(tmp_path.rglob("*"))
+    argv = _fill(argv, tmp_path, request)
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
     try:
         code = main(argv)
     except SystemExit as e:  # argparse's own refusals (exit 2, usage line)
@@ -379,8 +464,11 @@ def test_cli_bad_input_exits_1_with_one_error_line(argv, argument, tmp_path, dat
     err = capsys.readouterr().err.strip()
     assert code in (1, 2), (code, err)
     assert err.count("\n") <= 1 and "error:" in err and "Traceback" not in err, err
-    assert argument in err, err
-    assert set(tmp_path.rglob("*")) == before, "a refused command left files behind"
+    named = f"argument `{argument}`" if argument.startswith("--") else argument
+    assert named in err, err
+    after = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    assert set(after) == set(before), "a refused command left files behind"
+    assert after == before, "a refused command changed a file"
 
 
 def test_case_table_covers_every_category():
