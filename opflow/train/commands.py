@@ -132,7 +132,8 @@ def add_train_parser(subparsers: argparse._SubParsersAction,
     p.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-3)")
     p.add_argument("--scheduler", choices=_SCHEDULERS, help="learning-rate schedule (per step)")
     p.add_argument("--loss", choices=["rel_l2", "rel_h1"], help="training loss (default: rel_l2)")
-    p.add_argument("--seed", type=int, help="seed of the split and the shuffling (default: 0)")
+    p.add_argument("--seed", type=int,
+                   help="seed of the initial weights, the split and the shuffling (default: 0)")
     p.add_argument("--grad-clip", type=float, help="max gradient norm")
     p.add_argument("--amp", action="store_true", default=None,
                    help="mixed precision on CUDA (ignored on CPU)")
@@ -304,6 +305,7 @@ def _train(args: argparse.Namespace, builder: Builder | None) -> int:
         a0, u0 = dataset[0]
         model_cfg = complete_config(model_cfg, a0.grid.shape, u0.grid.shape, len(train_set))
         settings["model"] = model_cfg
+        torch.manual_seed(train["seed"])  # the initial weights: same --seed, same model
         model = build_model(model_cfg, builder)
         if getattr(model, "config", None) is None:
             model.config = dict(model_cfg)
