@@ -7,13 +7,18 @@ an :class:`~opflow.errors.FileFormatError` (``CorruptFileError`` is a subclass),
 or, for a bit flip in bytes the reader never uses, values, coordinates and
 attributes identical to the original. A changed result is a silent wrong
 read: it fails the test, except for netCDF *classic* files, which carry no
-checksum (counted and documented in docs/reliability.md).
+checksum (counted and documented in docs/reliability.md). A checkpoint with a
+flipped weight bit is refused by every loader (``read_checkpoint``,
+``load_checkpoint``, ``Trainer.from_checkpoint``, resuming, ``opflow predict``,
+``opflow finetune``), with the file named in the message.
 """
 
 from __future__ import annotations
 
 import pickle
 import random
+import struct
+import zipfile
 
 import numpy as np
 import pytest
@@ -188,3 +193,78 @@ def test_a_malicious_pickle_is_refused_without_running(wrap, tmp_path):
     with pytest.raises(FileFormatError):
         load_checkpoint(path, Stencil())
     assert not marker.exists(), "unpickling ran code from the file"
+
+
+# ----------------------------------------- checksums on every load path
+def _flip_first_weight_byte(path) -> None:
+    """Flip one bit in the raw bytes of the first tensor stored (the first model weight)."""
+    with zipfile.ZipFile(path) as archive:
+        entry = next(i for i in archive.infolist() if i.filename.endswith("/data/0"))
+    data = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", data[entry.header_offset + 26:
+                                                    entry.header_offset + 30])
+    data[entry.header_offset + 30 + name_len + extra_len] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture
+def flipped(tmp_path):
+    """A Trainer checkpoint whose first weight has one flipped bit (the sha256 is stale)."""
+    torch.manual_seed(0)
+    path = save_checkpoint(tmp_path / "best.pt", Stencil(), epoch=1)
+    before = torch.load(path, weights_only=True)["model"]
+    _flip_first_weight_byte(path)
+    after = torch.load(path, weights_only=True)["model"]  # no check: the weights differ
+    assert not all(torch.equal(before[k], after[k]) for k in before)
+    return path
+
+
+def _refused(call, path) -> None:
+    with pytest.raises(CorruptFileError, match="SHA-256") as info:
+        call()
+    assert str(path) in str(info.value)
+
+
+def test_a_flipped_weight_is_refused_by_every_loader(flipped, tmp_path):
+    from conftest import pairs, stencil_builder
+
+    from opflow.train import Trainer
+
+    _refused(lambda: read_checkpoint(flipped), flipped)
+    _refused(lambda: load_checkpoint(flipped, Stencil()), flipped)
+    _refused(lambda: Trainer.from_checkpoint(flipped, stencil_builder, device="cpu"), flipped)
+    resumed = Trainer(Stencil(), epochs=2, batch_size=4, device="cpu", progress=False,
+                      resume=flipped)
+    _refused(lambda: resumed.fit(pairs(8)), flipped)
+
+
+def test_opflow_predict_refuses_a_flipped_checkpoint(flipped, data_file, tmp_path, capsys):
+    from opflow.cli import main
+
+    assert main(["predict", "--checkpoint", str(flipped), "--input", str(data_file),
+                 "--out", str(tmp_path / "p.nc"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("opflow predict: error:") and err.count("\n") == 1
+    assert str(flipped) in err and "SHA-256" in err
+    assert not (tmp_path / "p.nc").exists()
+
+
+def test_opflow_finetune_refuses_a_flipped_checkpoint(pretrained, tmp_path, capsys):
+    from opflow.cli import main
+
+    _flip_first_weight_byte(pretrained)
+    assert main(["finetune", "--checkpoint", str(pretrained), "--data", "advection",
+                 "--shots", "2", "--samples", "4", "--out", str(tmp_path / "ft"),
+                 "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert str(pretrained) in err and "SHA-256" in err and not (tmp_path / "ft").exists()
+
+
+@pytest.mark.parametrize("version", ["1", None, 1.5, [1], True])
+def test_a_checkpoint_with_a_junk_format_version_is_refused(ckpt, version):
+    payload = torch.load(ckpt, weights_only=True)
+    payload["format_version"] = version
+    torch.save(payload, ckpt)
+    with pytest.raises(FileFormatError, match="format_version") as info:
+        read_checkpoint(ckpt)
+    assert str(ckpt) in str(info.value)
