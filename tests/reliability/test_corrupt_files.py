@@ -268,3 +268,77 @@ def test_a_checkpoint_with_a_junk_format_version_is_refused(ckpt, version):
     with pytest.raises(FileFormatError, match="format_version") as info:
         read_checkpoint(ckpt)
     assert str(ckpt) in str(info.value)
+
+
+# ------------------------------------------------------------ lazy reads
+def _flip_in_first_chunk(path, variable: str) -> None:
+    """Flip one bit inside the first stored chunk of ``variable`` (its metadata stays intact)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        offset = f[variable].id.get_chunk_info(0).byte_offset
+    data = bytearray(path.read_bytes())
+    data[offset + 5] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("chunks", [None, {"sample": 12}], ids=["lazy", "dask"])
+def test_a_damaged_block_read_after_opening_is_a_corrupt_file_error(chunks, tmp_path):
+    path = save(_reference(), tmp_path / "ref.nc")
+    _flip_in_first_chunk(path, "u")
+    with open_dataset(path, chunks=chunks) as ds:  # the metadata is fine: it opens
+        assert ds["x"].size == 48
+        with pytest.raises(CorruptFileError, match="argument `path`") as info:
+            np.asarray(ds["u"].values)
+    assert str(path) in str(info.value) and "'u'" in str(info.value)
+
+
+@pytest.mark.parametrize("error", [KeyError("Unable to synchronously open object"),
+                                   OSError("Can't read data (wrong B-tree signature)"),
+                                   RuntimeError("NetCDF: HDF error")],
+                         ids=["h5py-key", "h5py-os", "netcdf4-runtime"])
+def test_a_failed_read_names_the_file_and_the_variable(error, tmp_path):
+    from opflow.io._reads import CheckedArray
+
+    class Damaged:  # stands in for an h5py dataset or a netCDF4 variable
+        shape, dtype = (4, 3), np.dtype("float64")
+
+        def __getitem__(self, key):
+            raise error
+
+    array = CheckedArray(Damaged(), tmp_path / "d.h5", "u")
+    assert array.shape == (4, 3) and array.ndim == 2
+    with pytest.raises(CorruptFileError, match=type(error).__name__) as info:
+        array[0:2]
+    assert str(tmp_path / "d.h5") in str(info.value) and "'u'" in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ("netcdf4", "netcdf4-raw", "hdf5"))
+@pytest.mark.parametrize("trial", range(FLIPS))
+def test_bit_flip_read_lazily_is_refused_or_harmless(kind, trial, tmp_path):
+    """As the bit-flip test above, without ``verify=True``: a damaged variable raises
+    CorruptFileError when it is read (dask chunks), never the file library's own error."""
+    path = _file(kind, tmp_path)
+    data = bytearray(path.read_bytes())
+    rng = random.Random(f"{kind}-{trial}")
+    pos = rng.randrange(len(data))
+    data[pos] ^= 1 << rng.randrange(8)
+    path.write_bytes(bytes(data))
+    try:
+        with open_dataset(path, chunks={"sample": 12}) as ds:
+            ds.load()
+    except FileFormatError:
+        return
+    reference = _reference()
+    assert all(np.array_equal(ds[v].values, reference[v].values) for v in reference.variables)
+
+
+def test_opflow_solve_names_the_input_when_a_block_is_damaged(data_file, tmp_path, capsys):
+    from opflow.cli import main
+
+    _flip_in_first_chunk(data_file, "a")
+    assert main(["solve", "heat", "--input", str(data_file), "--var", "a", "--out",
+                 str(tmp_path / "s.nc"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("opflow solve: error: argument `--input`") and err.count("\n") == 1
+    assert str(data_file) in err and "'a'" in err and not (tmp_path / "s.nc").exists()
