@@ -150,6 +150,8 @@ def _real(value: Any) -> bool:
 POSITIVE = Option("a positive finite number", lambda v: _real(v) and v > 0)
 COUNT = Option("a positive integer",
                lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1)
+NON_NEGATIVE_INT = Option("a non-negative integer",
+                          lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0)
 FLAG = Option("true or false", lambda v: isinstance(v, bool))
 POSITIVE_OR_NONE = Option("a positive finite number or null",
                           lambda v: v is None or POSITIVE.accepts(v))

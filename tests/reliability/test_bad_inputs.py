@@ -488,3 +488,32 @@ def test_an_xarray_sample_of_the_table_data_is_valid():
     assert a.shape == (1, 16) and u.shape == (1, 16)
     hist = _trainer(epochs=1, batch_size=4).fit(pairs(8))
     assert len(hist) == 1 and math.isfinite(hist[0]["train_loss"])
+
+
+def test_an_output_that_resolves_to_an_input_is_refused(tmp_path, data_file, checkpoint,
+                                                        capsys):
+    """Symbolic and hard links, ``..`` and files a run folder would hold all count."""
+    import os
+
+    from opflow.cli import main
+    from opflow.io.outputs import check_output_path
+
+    symlink, hardlink = tmp_path / "sym.nc", tmp_path / "hard.nc"
+    symlink.symlink_to(data_file)
+    os.link(data_file, hardlink)
+    for out in (symlink, hardlink, tmp_path / "no" / ".." / data_file.name):
+        with pytest.raises(InvalidArgumentError, match="would replace") as info:
+            check_output_path(out, inputs={"input": data_file})
+        assert info.value.argument == "out"
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(InvalidArgumentError, match="finetuned.pt"):
+        check_output_path(run, folder=True, writes=["finetuned.pt"], argument="--out",
+                          inputs={"--checkpoint": run / "finetuned.pt"})
+    link = tmp_path / "ckpt.pt"
+    link.symlink_to(checkpoint)
+    before = checkpoint.read_bytes()
+    assert main(["predict", "--checkpoint", str(checkpoint), "--input", str(data_file),
+                 "--out", str(link), "--quiet"]) == 1
+    assert "argument `--out`" in capsys.readouterr().err
+    assert checkpoint.read_bytes() == before and link.is_symlink()
