@@ -478,7 +478,7 @@ def test_case_table_covers_every_category():
     assert set(counts) == {"grid", "field", "io", "data", "solve", "operators", "trainer",
                            "checkpoint"}
     assert min(counts.values()) >= 4, counts
-    assert len(CLI_CASES) >= 15
+    assert len(CLI_CASES) >= 49
 
 
 def test_an_xarray_sample_of_the_table_data_is_valid():
