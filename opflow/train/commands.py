@@ -54,10 +54,10 @@ from typing import Any
 
 import torch
 
-from .._argparse import command_errors, key_value
+from .._argparse import command_errors, flag_message, key_value
 from .._version import __version__
 from ..batch.jobs import run_job
-from ..errors import InvalidArgumentError, OpflowError, UnknownVariableError
+from ..errors import FileFormatError, InvalidArgumentError, OpflowError, UnknownVariableError
 from ..io._atomic import atomic_path
 from ..io.convert import to_field
 from ..io.files import open_dataset
@@ -85,7 +85,8 @@ TRAIN_FLAGS = {"path": "--data", "source": "--data", "obj": "--data", "inputs": 
                "grad_clip": "--grad-clip", "early_stopping": "--early-stopping",
                "device": "--device", "num_workers": "--num-workers", "width": "--width",
                "modes": "--modes", "n_layers": "--layers", "layers": "--layers"}
-PREDICT_FLAGS = {"checkpoint": "--checkpoint", "input": "--input", "out": "--out",
+PREDICT_FLAGS = {"checkpoint": "--checkpoint", "input": "--input", "path": "--input",
+                 "out": "--out",
                  "chunk": "--chunk", "batch_size": "--batch-size", "variables": "--input-vars",
                  "sample_dim": "--sample-dim", "device": "--device"}
 # Config keys through which `opflow train` tells the model its channel counts (set with
@@ -407,8 +408,7 @@ def predict_file(
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidArgumentError(name, "a positive number of samples", value)
     out = check_output_path(out, suffix=False, inputs={"input": input, "checkpoint": checkpoint})
-    trainer = Trainer.from_checkpoint(checkpoint, builder, device=device,
-                                      batch_size=batch_size or chunk)
+    trainer = _trainer_from(checkpoint, builder, device, batch_size or chunk)
     info = trainer.metadata.get("data", {})
     names = list(variables or info.get("inputs") or [])
     if not names:
@@ -439,6 +439,15 @@ def predict_file(
                        attrs=attrs, progress=progress, restart=restart, desc="predict")
     finally:
         ds.close()
+
+
+def _trainer_from(checkpoint: str | os.PathLike, builder: Builder | None,
+                  device: str | torch.device | None, batch_size: int) -> Trainer:
+    """``Trainer.from_checkpoint``; a damaged or foreign file is named as ``checkpoint``."""
+    try:
+        return Trainer.from_checkpoint(checkpoint, builder, device=device, batch_size=batch_size)
+    except FileFormatError as e:  # read_checkpoint calls its file `path`, like open_dataset
+        raise type(e)(flag_message(e, {"path": "checkpoint"})) from e
 
 
 def _predict_chunk(trainer: Trainer, names: list[str], grid_dims: list[str], dtype: torch.dtype,

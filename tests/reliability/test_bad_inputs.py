@@ -338,7 +338,10 @@ CLI_CASES = [
     ("predict-missing-checkpoint", ["predict", "--checkpoint", "{tmp}/none.pt", "--input",
                                     "{data}", "--out", "{tmp}/p.nc"], "none.pt", None),
     ("predict-not-a-checkpoint", ["predict", "--checkpoint", "{data}", "--input", "{data}",
-                                  "--out", "{tmp}/p.nc"], "path", None),
+                                  "--out", "{tmp}/p.nc"], "--checkpoint", None),
+    ("predict-input-not-netcdf", ["predict", "--checkpoint", "{pre}", "--input", "{ckpt}",
+                                  "--input-vars", "u0", "--out", "{tmp}/p.nc", "--quiet"],
+     "--input", None),
     ("predict-chunk", ["predict", "--checkpoint", "{ckpt}", "--input", "{data}", "--out",
                        "{tmp}/p.nc", "--chunk", "0", "--quiet"], "chunk", None),
     ("solve-unknown-problem", ["solve", "wave", "--input", "{data}", "--var", "a", "--out",
@@ -478,7 +481,7 @@ def test_case_table_covers_every_category():
     assert set(counts) == {"grid", "field", "io", "data", "solve", "operators", "trainer",
                            "checkpoint"}
     assert min(counts.values()) >= 4, counts
-    assert len(CLI_CASES) >= 49
+    assert len(CLI_CASES) >= 50
 
 
 def test_an_xarray_sample_of_the_table_data_is_valid():
