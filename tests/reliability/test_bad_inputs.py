@@ -520,3 +520,21 @@ def test_an_output_that_resolves_to_an_input_is_refused(tmp_path, data_file, che
                  "--out", str(link), "--quiet"]) == 1
     assert "argument `--out`" in capsys.readouterr().err
     assert checkpoint.read_bytes() == before and link.is_symlink()
+
+
+def test_a_read_only_folder_is_refused(tmp_path, monkeypatch, capsys):
+    """The suite runs as root, who may write anywhere: ``os.access`` stands in for the
+    permission bits of a read-only folder."""
+    import os
+
+    from opflow.cli import main
+    from opflow.io.outputs import check_output_path
+
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    for out, folder in ((tmp_path / "g.nc", False), (tmp_path / "run", True), (tmp_path, True)):
+        with pytest.raises(InvalidArgumentError, match="writable"):
+            check_output_path(out, folder=folder)
+    assert main(["generate", "grf", "--n", "2", "--resolution", "8", "--out",
+                 str(tmp_path / "g.nc")]) == 1
+    err = capsys.readouterr().err
+    assert "argument `--out`" in err and "writable" in err and not list(tmp_path.iterdir())
