@@ -307,7 +307,8 @@ def run_job(
         part of the job key and stored as the ``opflow_settings`` attribute.
     inputs : mapping of str to path, optional
         Files the result depends on; their sha256 enter the key and the
-        ``opflow_inputs`` attribute.
+        ``opflow_inputs`` attribute. ``out`` must not resolve to any of them
+        (see :func:`opflow.io.outputs.check_output_path`).
     attrs : mapping, optional
         More global attributes of the output (not part of the key), e.g.
         ``opflow_command``.

@@ -170,9 +170,10 @@ class Recipe:
     options : mapping of str to Option
         The values each option accepts, checked before any work.
     values_per_sample : callable, optional
-        ``values_per_sample(resolution, options) -> int``: float64 values one
-        sample stores (the estimate of the output size checked against memory
-        and disk space before any work).
+        ``values_per_sample(resolution, options) -> int`` (``options`` with
+        the recipe's defaults filled in): float64 values one sample stores,
+        the estimate of the output size checked against memory and disk space
+        before any work.
     """
 
     name: str
@@ -192,7 +193,7 @@ RECIPES: dict[str, Recipe] = {
                 "dt": POSITIVE_OR_NONE}, lambda res, opts: 2 * res),
         Recipe("navier-stokes", _navier_stokes_recipe, 64, "2D vorticity, nu=1e-3",
                {"nu": POSITIVE, "n_saves": COUNT, "dt": POSITIVE},
-               lambda res, opts: (1 + opts.get("n_saves", 20)) * res**2),
+               lambda res, opts: (1 + opts["n_saves"]) * res**2),
         Recipe("grf", _grf_recipe, 64, "Gaussian random fields only",
                {"alpha": POSITIVE, "tau": POSITIVE, "periodic": FLAG},
                lambda res, opts: res**2),
@@ -237,7 +238,9 @@ def _output_bytes(recipe: Recipe, n: int, resolution: int, options: dict) -> int
     """Estimated bytes of ``n`` samples (float64 values and the sample index), or None."""
     if recipe.values_per_sample is None:
         return None
-    return n * (8 * int(recipe.values_per_sample(resolution, options)) + 8)
+    params = inspect.signature(recipe.make).parameters.values()
+    given = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+    return n * (8 * int(recipe.values_per_sample(resolution, {**given, **options})) + 8)
 
 
 def _check_size(recipe: Recipe, n: int, resolution: int, options: dict,
