@@ -156,6 +156,8 @@ def open_dataset(path: str | os.PathLike, engine: str | None = None,
         Not a netCDF/HDF5 file (text, empty file, ...).
     opflow.errors.CorruptFileError
         A netCDF/HDF5 signature, but the file cannot be read (truncated, damaged).
+        Raised too by a later (lazy) read of a damaged variable, naming the
+        file and the variable, instead of the file library's own error.
     opflow.errors.InvalidArgumentError
         Unknown ``engine``.
     """
