@@ -59,7 +59,7 @@ from .._version import __version__
 from ..batch.jobs import run_job
 from ..errors import FileFormatError, InvalidArgumentError, OpflowError, UnknownVariableError
 from ..io._atomic import atomic_path
-from ..io.convert import to_field
+from ..io.convert import grid_from_xarray, to_field
 from ..io.files import open_dataset
 from ..io.outputs import check_output_path
 from .model_setup import complete_config, prepare_model
@@ -86,7 +86,7 @@ TRAIN_FLAGS = {"path": "--data", "source": "--data", "obj": "--data", "inputs": 
                "device": "--device", "num_workers": "--num-workers", "width": "--width",
                "modes": "--modes", "n_layers": "--layers", "layers": "--layers"}
 PREDICT_FLAGS = {"checkpoint": "--checkpoint", "input": "--input", "path": "--input",
-                 "out": "--out",
+                 "obj": "--input", "out": "--out",
                  "chunk": "--chunk", "batch_size": "--batch-size", "variables": "--input-vars",
                  "sample_dim": "--sample-dim", "device": "--device"}
 # Config keys through which `opflow train` tells the model its channel counts (set with
@@ -428,6 +428,7 @@ def predict_file(
             raise UnknownVariableError("sample_dim", sample_dim, list(ds[names[0]].dims))
         grid_dims = info.get("input_grid") if not variables else None
         grid_dims = list(grid_dims or [d for d in ds[names[0]].dims if d != sample_dim])
+        grid_from_xarray(ds[names], grid_dims)  # a bad grid is refused before the job starts
         settings = {"command": "predict", "variables": names, "sample_dim": sample_dim,
                     "grid_dims": grid_dims, "batch_size": batch_size or chunk,
                     "device": str(trainer.device), "model_config": trainer.config}

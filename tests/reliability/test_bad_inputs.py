@@ -424,6 +424,9 @@ CLI_CASES = [
                            "--out", "{tmp}/s.nc", "--quiet"], "--input", None),
     ("solve-text-coords", ["solve", "heat", "--input", "{text_coords}", "--var", "a",
                            "--out", "{tmp}/s.nc", "--quiet"], "--input", None),
+    ("predict-junk-periodic", ["predict", "--checkpoint", "{pre}", "--input",
+                               "{junk_periodic}", "--input-vars", "a", "--out", "{tmp}/p.nc",
+                               "--quiet"], "--input", None),
     ("train-junk-periodic", ["train", "--model", "fno", "--data", "{junk_periodic}", "--input",
                              "a", "--output", "u", "--out", "{tmp}/run", "--quiet"], "--data",
      None),
@@ -481,7 +484,7 @@ def test_case_table_covers_every_category():
     assert set(counts) == {"grid", "field", "io", "data", "solve", "operators", "trainer",
                            "checkpoint"}
     assert min(counts.values()) >= 4, counts
-    assert len(CLI_CASES) >= 50
+    assert len(CLI_CASES) >= 51
 
 
 def test_an_xarray_sample_of_the_table_data_is_valid():
