@@ -19,37 +19,28 @@ import argparse
 import sys
 from typing import Callable
 
-from ._argparse import key_value
+from ._argparse import command_errors, key_value
 from .batch.commands import add_solve_parser
 from .data.generation import RECIPES
-from .errors import InvalidArgumentError, OpflowError
+from .errors import InvalidArgumentError
+from .io.outputs import check_output_path
 from .meta.commands import add_finetune_parser, add_pretrain_parser
 from .train.commands import add_predict_parser, add_train_parser
 
 __all__ = ["main", "build_parser"]
 
 
-def _one_line_errors(name: str):
-    """Wrap a subcommand so that opflow's own errors print as one line and exit 1."""
-
-    def wrap(func: Callable) -> Callable:
-        def run(args) -> int:
-            try:
-                return func(args)
-            except (OpflowError, FileNotFoundError) as e:
-                print(f"opflow {name}: error: {e}", file=sys.stderr)
-                return 1
-
-        return run
-
-    return wrap
+# Argument names raised by opflow.data.generate -> the flags of `opflow generate`.
+GENERATE_FLAGS = {"n": "--n", "resolution": "--resolution", "seed": "--seed", "chunk": "--chunk",
+                  "out": "--out"}
 
 
-@_one_line_errors("demo")
+@command_errors("demo")
 def _demo(args) -> int:
     if args.resolution is not None and args.resolution < 8:
         raise InvalidArgumentError("--resolution", "at least 8 grid points per axis",
                                    args.resolution)
+    check_output_path(args.out, folder=True, argument="--out")
     if args.which == "heat":
         from .demos.heat import run as run_heat
 
@@ -62,7 +53,7 @@ def _demo(args) -> int:
     return 0
 
 
-@_one_line_errors("generate")
+@command_errors("generate", GENERATE_FLAGS)
 def _generate(args) -> int:
     from .data.generation import generate
 

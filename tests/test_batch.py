@@ -284,9 +284,9 @@ def test_a_disk_without_room_for_the_output_is_refused_before_work(darcy_file, t
 def test_command_line_errors_are_one_line_and_exit_1(darcy_file, tmp_path, capsys):
     assert main(_solve_argv(darcy_file, tmp_path / "u.nc", "--var", "b")) == 1
     err = capsys.readouterr().err
-    assert err.startswith("opflow solve: error: argument `var`") and err.count("\n") == 1
+    assert err.startswith("opflow solve: error: argument `--var`") and err.count("\n") == 1
     assert main(_solve_argv(darcy_file, tmp_path / "u.nc", "--chunk", "0")) == 1
-    assert "argument `chunk`" in capsys.readouterr().err
+    assert "argument `--chunk`" in capsys.readouterr().err
     assert main(["solve", "darcy", "--input", str(darcy_file), "--out", str(tmp_path / "u.nc"),
                  "--quiet", "--rtol", "1e-9", "--option", "forcing=2.0"]) == 0
     ds = read(tmp_path / "u.nc")

@@ -89,3 +89,50 @@ def test_shipped_samples_match_their_recipe():
     np.testing.assert_allclose(again["u"].values, darcy["u"].values[:2], rtol=1e-7, atol=1e-12)
     burgers = open_dataset(root / "burgers_sample.nc")
     assert burgers["u"].shape == (32, 1024) and np.isfinite(burgers["u"].values).all()
+
+
+def test_recipe_options_are_checked_by_value_before_any_work(tmp_path):
+    for problem, option, value in (("grf", "periodic", "text"), ("burgers", "fine_factor", 0),
+                                   ("navier-stokes", "n_saves", 0), ("darcy", "cycle", "Q"),
+                                   ("burgers", "dt", -1.0), ("grf", "alpha", float("nan"))):
+        with pytest.raises(InvalidArgumentError, match=f"argument `{option}`"):
+            generate(problem, n=2, resolution=8, out=tmp_path / "g.nc", progress=False,
+                     **{option: value})
+    assert not list(tmp_path.iterdir())
+    # the Option specs name exactly the keyword options of each recipe
+    import inspect
+
+    for recipe in gen.RECIPES.values():
+        params = inspect.signature(recipe.make).parameters
+        assert set(recipe.options) == {k for k, p in params.items()
+                                       if p.default is not inspect.Parameter.empty}
+
+
+def test_a_failing_first_chunk_leaves_no_parts_folder(tmp_path, monkeypatch):
+    def failing(indices, resolution, seed):
+        raise InvalidArgumentError("resolution", "something the recipe checks late", resolution)
+
+    monkeypatch.setitem(gen.RECIPES, "grf", gen.Recipe("grf", failing, 8, "test"))
+    with pytest.raises(InvalidArgumentError):
+        generate("grf", n=4, resolution=8, chunk=2, out=tmp_path / "g.nc", progress=False)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_data_set_larger_than_the_disk_or_memory_is_refused_before_work(tmp_path,
+                                                                         monkeypatch):
+    import collections
+    import shutil
+
+    calls = []
+    make = gen.RECIPES["grf"].make
+    monkeypatch.setitem(gen.RECIPES, "grf", gen.Recipe(
+        "grf", lambda *a, **k: calls.append(1) or make(*a, **k), 8, "test",
+        gen.RECIPES["grf"].options, gen.RECIPES["grf"].values_per_sample))
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**6, 10**6 - 1000, 1000))
+    with pytest.raises(InvalidArgumentError, match="MiB free") as info:
+        generate("grf", n=4, resolution=8, out=tmp_path / "g.nc", progress=False)
+    assert info.value.argument == "out"
+    with pytest.raises(InvalidArgumentError, match="fits in memory") as info:
+        generate("grf", n=10**12, resolution=64, progress=False)  # 33 PB, no out=
+    assert info.value.argument == "n" and not calls and not list(tmp_path.iterdir())

@@ -17,17 +17,21 @@ import argparse
 import sys
 import warnings
 
-from .._argparse import key_value
-from ..errors import OpflowError
+from .._argparse import command_errors, key_value
 from .problems import PROBLEMS
 from .scheduler import SCHEDULERS
 from .solve import DEFAULT_VARIABLES, solve_file
 
-__all__ = ["add_solve_parser", "main", "solve_command"]
+__all__ = ["SOLVE_FLAGS", "add_solve_parser", "main", "solve_command"]
 
 # Flags that set a problem option (dest -> option name).
 _OPTION_FLAGS = {"t_final": "t_final", "nu": "nu", "dt": "dt", "rtol": "rtol"}
-
+# Argument names raised by solve_file (and the readers and solvers it calls) -> flags.
+SOLVE_FLAGS = {"input": "--input", "path": "--input", "obj": "--input", "var": "--var",
+               "out": "--out", "chunk": "--chunk", "sample_dim": "--sample-dim",
+               "scheduler": "--scheduler", "workers": "--workers", "address": "--address",
+               "device": "--device", "t_final": "--t-final", "nu": "--nu", "dt": "--dt",
+               "rtol": "--rtol"}
 
 
 def add_solve_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -72,26 +76,23 @@ def add_solve_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     return p
 
 
+@command_errors("solve", SOLVE_FLAGS)
 def solve_command(args: argparse.Namespace) -> int:
     """Run ``opflow solve`` with parsed ``args``; returns the exit status.
 
     Errors opflow raises on purpose (and missing files) are printed as one
-    line on stderr with exit status 1.
+    line on stderr, naming the flag, with exit status 1.
     """
     options = {opt: getattr(args, dest) for dest, opt in _OPTION_FLAGS.items()
                if getattr(args, dest) is not None}
     options.update(dict(args.option or []))
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", RuntimeWarning)
-            path = solve_file(args.problem, args.input, args.out, var=args.var,
-                              chunk=args.chunk, sample_dim=args.sample_dim, options=options,
-                              device=args.device, scheduler=args.scheduler,
-                              workers=args.workers, address=args.address,
-                              progress=not args.quiet, restart=args.restart)
-    except (OpflowError, FileNotFoundError) as e:
-        print(f"opflow solve: error: {e}", file=sys.stderr)
-        return 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        path = solve_file(args.problem, args.input, args.out, var=args.var,
+                          chunk=args.chunk, sample_dim=args.sample_dim, options=options,
+                          device=args.device, scheduler=args.scheduler,
+                          workers=args.workers, address=args.address,
+                          progress=not args.quiet, restart=args.restart)
     for w in caught:
         print(f"opflow solve: warning: {w.message}", file=sys.stderr)
     print(f"opflow solve: wrote {path}")

@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 from .._version import __version__
 from ..errors import InvalidArgumentError, UnknownVariableError
 from ..io import atomic_path, remove_stale_temporaries
-from ..io.files import SUFFIX_ENGINES
+from ..io.outputs import check_output_path
 from .scheduler import Scheduler
 
 __all__ = ["FAILED_VARIABLE", "check_output_path", "file_sha256", "run_job", "work_dir"]
@@ -53,41 +53,6 @@ _COMPRESSION = {"zlib": True, "complevel": 4, "shuffle": True}
 
 
 # ------------------------------------------------------------------ checks
-def check_output_path(out: str | os.PathLike, bytes_needed: int | None = None,
-                      suffix: bool = True) -> Path:
-    """Check, before any work, that ``out`` can be written; returns it as a Path.
-
-    Parameters
-    ----------
-    out : str or os.PathLike
-        A file in an existing, writable directory.
-    bytes_needed : int, optional
-        Estimated disk space the job needs beside ``out``; less free space raises.
-    suffix : bool
-        Require a ``.nc``/``.nc4``/``.h5``/``.hdf5`` name.
-    """
-    out = Path(out)
-    if suffix and out.suffix.lower() not in SUFFIX_ENGINES:
-        raise InvalidArgumentError("out", f"a file name ending in one of {sorted(SUFFIX_ENGINES)}",
-                                   str(out))
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise InvalidArgumentError("out", "a path in an existing directory",
-                                   f"{str(out)!r} (no directory {str(parent)!r})")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InvalidArgumentError("out", "a path in a writable directory",
-                                   f"{str(out)!r} (cannot write in {str(parent)!r})")
-    if out.is_dir():
-        raise InvalidArgumentError("out", "a file name", f"{str(out)!r}, a directory")
-    if bytes_needed is not None:
-        free = shutil.disk_usage(parent).free
-        if free < bytes_needed:
-            raise InvalidArgumentError(
-                "out", f"a disk with about {bytes_needed / 2**20:.1f} MiB free for the job",
-                f"{str(parent)!r} with {free / 2**20:.1f} MiB free")
-    return out
-
-
 def _check_chunk(chunk: Any) -> int:
     if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise InvalidArgumentError("chunk", "a positive number of samples per chunk", chunk)
@@ -316,7 +281,8 @@ def run_job(
         part of the job key and stored as the ``opflow_settings`` attribute.
     inputs : mapping of str to path, optional
         Files the result depends on; their sha256 enter the key and the
-        ``opflow_inputs`` attribute.
+        ``opflow_inputs`` attribute. ``out`` must not resolve to any of them
+        (see :func:`opflow.io.outputs.check_output_path`).
     attrs : mapping, optional
         More global attributes of the output (not part of the key), e.g.
         ``opflow_command``.
@@ -336,7 +302,7 @@ def run_job(
         ``out``.
     """
     chunk = _check_chunk(chunk)
-    out = check_output_path(out, suffix=False)
+    out = check_output_path(out, suffix=False, inputs=inputs)
     for name in variables:
         if name not in source.data_vars:
             raise UnknownVariableError("var", name, list(source.data_vars))

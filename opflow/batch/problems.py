@@ -215,7 +215,8 @@ def problem_grid(obj: xr.Dataset | xr.DataArray, dims: tuple[str, ...],
     dims : tuple of str
     periodic : bool
         Spectral problems: a grid saved without opflow's ``opflow_periodic``
-        mark is taken as periodic, its period one spacing past the last point.
+        mark is taken as periodic, its period one spacing past the last point;
+        an axis marked non-periodic (``opflow_periodic = 0``) is refused.
 
     Returns
     -------
@@ -229,6 +230,12 @@ def problem_grid(obj: xr.Dataset | xr.DataArray, dims: tuple[str, ...],
     grid = grid_from_xarray(obj, dims)
     if not periodic or all(grid.periodic):
         return grid
+    for axis in grid.axes:
+        if not axis.periodic and "opflow_periodic" in obj.coords[axis.name].attrs:
+            raise InvalidArgumentError(
+                "var", f"a variable on periodic axes (the solver is periodic), but its axis "
+                f"{axis.name!r} is marked non-periodic (opflow_periodic = 0)",
+                getattr(obj, "name", None))
     return Grid.from_coords({a.name: a.coords for a in grid.axes}, periodic=dims,
                             units={a.name: a.units for a in grid.axes})
 

@@ -119,8 +119,10 @@ def solve_file(
     Raises
     ------
     opflow.errors.InvalidArgumentError
-        Unknown problem, bad chunk size, bad options, output path that cannot
-        be written, a grid the solver cannot use; raised before any solving.
+        Unknown problem, bad chunk size, bad options, an output path that
+        cannot be written or is the input file, a grid the solver cannot use
+        (a spectral problem on an axis marked non-periodic); raised before
+        any solving.
     opflow.errors.UnknownVariableError
         ``var`` or ``sample_dim`` not in the file.
     opflow.errors.ShapeError
@@ -129,7 +131,7 @@ def solve_file(
     opts = resolve_options(problem, options)
     spec = PROBLEMS[problem]
     chunk = _check_chunk(chunk)
-    out = check_output_path(out)
+    out = check_output_path(out, inputs={"input": input})
     device = _device(device)
     sched = Scheduler(scheduler, workers, address)
     var = var or DEFAULT_VARIABLES[problem]

@@ -31,8 +31,11 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import math
+import os
 import shutil
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -45,9 +48,10 @@ from .._version import __version__
 from ..errors import InvalidArgumentError, UnknownVariableError
 from ..field import Field
 from ..grid import Grid
+from ..io.outputs import check_output_path
 from .grf import grf
 
-__all__ = ["RECIPES", "Recipe", "generate", "sample_seed"]
+__all__ = ["RECIPES", "Option", "Recipe", "generate", "sample_seed"]
 
 # Largest grid points per axis: a 2-D float64 field of 16384^2 points is already 2 GiB.
 MAX_RESOLUTION = 16384
@@ -129,22 +133,70 @@ def _navier_stokes_recipe(indices, resolution: int, seed: int, nu: float = 1e-3,
     return ds.assign_coords(t=("t", np.arange(1, n_saves + 1, dtype=np.float64)))
 
 
+# ------------------------------------------------------------ option values
+@dataclass(frozen=True)
+class Option:
+    """What a recipe option accepts: ``accepts(value)`` is true for good values."""
+
+    expected: str
+    accepts: Callable[[Any], bool]
+
+
+def _real(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+POSITIVE = Option("a positive finite number", lambda v: _real(v) and v > 0)
+COUNT = Option("a positive integer",
+               lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1)
+NON_NEGATIVE_INT = Option("a non-negative integer",
+                          lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0)
+FLAG = Option("true or false", lambda v: isinstance(v, bool))
+POSITIVE_OR_NONE = Option("a positive finite number or null",
+                          lambda v: v is None or POSITIVE.accepts(v))
+CYCLE = Option("one of ['V', 'W', 'F']", lambda v: v in ("V", "W", "F"))
+
+
 @dataclass(frozen=True)
 class Recipe:
-    """A named data recipe: ``make(indices, resolution, seed, **options) -> Dataset``."""
+    """A named data recipe: ``make(indices, resolution, seed, **options) -> Dataset``.
+
+    Attributes
+    ----------
+    name, description : str
+    make : callable
+    default_resolution : int
+    options : mapping of str to Option
+        The values each option accepts, checked before any work.
+    values_per_sample : callable, optional
+        ``values_per_sample(resolution, options) -> int`` (``options`` with
+        the recipe's defaults filled in): float64 values one sample stores,
+        the estimate of the output size checked against memory and disk space
+        before any work.
+    """
 
     name: str
     make: Callable[..., xr.Dataset]
     default_resolution: int
     description: str
+    options: Mapping[str, Option] = field(default_factory=dict)
+    values_per_sample: Optional[Callable[[int, Mapping[str, Any]], int]] = None
 
 
 RECIPES: dict[str, Recipe] = {
     r.name: r for r in (
-        Recipe("darcy", _darcy_recipe, 65, "Darcy flow, piecewise-constant GRF coefficient"),
-        Recipe("burgers", _burgers_recipe, 1024, "viscous Burgers, u0 -> u(t=1)"),
-        Recipe("navier-stokes", _navier_stokes_recipe, 64, "2D vorticity, nu=1e-3"),
-        Recipe("grf", _grf_recipe, 64, "Gaussian random fields only"),
+        Recipe("darcy", _darcy_recipe, 65, "Darcy flow, piecewise-constant GRF coefficient",
+               {"rtol": POSITIVE, "cycle": CYCLE}, lambda res, opts: 2 * res**2),
+        Recipe("burgers", _burgers_recipe, 1024, "viscous Burgers, u0 -> u(t=1)",
+               {"nu": POSITIVE, "t_end": POSITIVE, "fine_factor": COUNT,
+                "dt": POSITIVE_OR_NONE}, lambda res, opts: 2 * res),
+        Recipe("navier-stokes", _navier_stokes_recipe, 64, "2D vorticity, nu=1e-3",
+               {"nu": POSITIVE, "n_saves": COUNT, "dt": POSITIVE},
+               lambda res, opts: (1 + opts["n_saves"]) * res**2),
+        Recipe("grf", _grf_recipe, 64, "Gaussian random fields only",
+               {"alpha": POSITIVE, "tau": POSITIVE, "periodic": FLAG},
+               lambda res, opts: res**2),
     )
 }
 
@@ -167,15 +219,50 @@ def _check_args(problem: str, n: int, resolution: int, chunk: int) -> Recipe:
 
 
 def _check_options(recipe: Recipe, options: dict) -> None:
-    """Refuse option names the recipe does not take (a typo would otherwise be a TypeError)."""
+    """Refuse option names the recipe does not take (a typo would otherwise be a TypeError)
+    and values its :class:`Option` does not accept (named by the option)."""
     params = inspect.signature(recipe.make).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        known = [name for name, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY
+                 or (p.default is not inspect.Parameter.empty)]
+        for name in options:
+            if name not in known:
+                raise UnknownVariableError("options", name, known)
+    for name, value in options.items():
+        spec = recipe.options.get(name)
+        if spec is not None and not spec.accepts(value):
+            raise InvalidArgumentError(name, spec.expected, value)
+
+
+def _output_bytes(recipe: Recipe, n: int, resolution: int, options: dict) -> int | None:
+    """Estimated bytes of ``n`` samples (float64 values and the sample index), or None."""
+    if recipe.values_per_sample is None:
+        return None
+    params = inspect.signature(recipe.make).parameters.values()
+    given = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+    return n * (8 * int(recipe.values_per_sample(resolution, {**given, **options})) + 8)
+
+
+def _check_size(recipe: Recipe, n: int, resolution: int, options: dict,
+                out: Path | None) -> None:
+    """Refuse, before any work, a data set larger than the memory or the disk it goes to."""
+    size = _output_bytes(recipe, n, resolution, options)
+    if out is not None:  # the parts and the final file exist side by side at the end
+        check_output_path(out, None if size is None else 2 * size, make_parents=True)
         return
-    known = [name for name, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY
-             or (p.default is not inspect.Parameter.empty)]
-    for name in options:
-        if name not in known:
-            raise UnknownVariableError("options", name, known)
+    memory = _physical_memory()
+    if size is not None and memory is not None and size > memory:
+        raise InvalidArgumentError(
+            "n", f"a data set that fits in memory ({memory / 2**30:.1f} GiB; pass out= to "
+            f"write it to a file chunk by chunk)", f"{n} samples of about "
+            f"{size / n / 2**20:.3g} MiB each")
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def _job_key(problem: str, n: int, resolution: int, seed: int, options: dict) -> str:
@@ -240,6 +327,7 @@ def generate(
         resolution is None and problem in RECIPES) else resolution
     recipe = _check_args(problem, n, resolution, chunk)
     _check_options(recipe, options)
+    _check_size(recipe, n, resolution, options, None if out is None else Path(out))
     key = _job_key(problem, n, resolution, seed, options)
     starts = range(0, n, chunk)
     show = progress == "always" or (progress and __import__("sys").stderr.isatty())
@@ -259,13 +347,14 @@ def _generate_to_file(recipe, key, out: Path, n, resolution, seed, chunk, starts
     from ..io import open_dataset, save
 
     parts_dir = out.parent / f".{out.name}.parts"
-    parts_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for s in starts:
         idx = range(s, min(s + chunk, n))
         path = parts_dir / f"{s:09d}.nc"
         if not _part_is_complete(path, key, len(idx)):
-            save(_provenance(recipe.make(idx, resolution, seed, **options), key, recipe), path)
+            part = _provenance(recipe.make(idx, resolution, seed, **options), key, recipe)
+            parts_dir.mkdir(parents=True, exist_ok=True)  # after the first chunk worked
+            save(part, path)
         paths.append(path)
         bar.update(len(idx))
     bar.close()

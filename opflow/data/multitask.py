@@ -35,10 +35,25 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ..errors import GridMismatchError, InvalidArgumentError, ShapeError, UnknownVariableError
+from ..errors import (
+    GridMismatchError,
+    InvalidArgumentError,
+    OpflowError,
+    ShapeError,
+    UnknownVariableError,
+)
 from ..field import Field
 from ..grid import Grid
-from .generation import RECIPES, Recipe, _dataset, generate, sample_seed
+from .generation import (
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    RECIPES,
+    Option,
+    Recipe,
+    _dataset,
+    generate,
+    sample_seed,
+)
 
 __all__ = [
     "GEOMETRIES",
@@ -282,9 +297,21 @@ def multitask_recipe(indices, resolution: int, seed: int,
     return ds
 
 
+def _geometries_ok(value) -> bool:
+    try:
+        _geometry_list(value)
+    except OpflowError:
+        return False
+    return True
+
+
 RECIPES.setdefault("multitask", Recipe(
     "multitask", multitask_recipe, 33,
-    "Poisson, polynomial sources, several geometries (masks)"))
+    "Poisson, polynomial sources, several geometries (masks)",
+    {"geometries": Option(f"geometry names from {sorted(GEOMETRIES)} (a list or 'a,b,c')",
+                          _geometries_ok),
+     "degree": NON_NEGATIVE_INT, "rtol": POSITIVE},
+    lambda res, opts: 3 * res**2))  # mask, f, u (coefficients and geometry are small)
 
 
 def generate_multitask(n: int, resolution: int = 33, seed: int = 0,

@@ -48,18 +48,55 @@ def grid_to_coords(grid: Grid) -> dict[str, xr.Variable]:
     return coords
 
 
+def _coord_values(d: str, coord) -> np.ndarray:
+    try:
+        return np.asarray(coord.values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError("obj", f"numeric values for the coordinate {d!r}",
+                                   coord.values) from None
+
+
+def _periodic_mark(d: str, attrs) -> bool:
+    """The ``opflow_periodic`` attribute: 0 or 1 (absent: 0)."""
+    mark = np.asarray(attrs.get("opflow_periodic", 0))
+    if mark.size != 1 or mark.dtype.kind not in "biuf" or mark.item() not in (0, 1):
+        raise InvalidArgumentError(
+            "obj", f"0 or 1 as the opflow_periodic attribute of the coordinate {d!r}",
+            attrs["opflow_periodic"])
+    return bool(mark.item())
+
+
+def _bounds_mark(d: str, attrs) -> tuple[float, float]:
+    """The ``opflow_bounds`` attribute: two finite increasing numbers."""
+    bounds = np.asarray(attrs["opflow_bounds"])
+    if (bounds.shape != (2,) or bounds.dtype.kind not in "iuf"
+            or not np.all(np.isfinite(bounds)) or not bounds[0] < bounds[1]):
+        raise InvalidArgumentError(
+            "obj", f"two finite increasing numbers as the opflow_bounds attribute of the "
+            f"coordinate {d!r}", attrs["opflow_bounds"])
+    return float(bounds[0]), float(bounds[1])
+
+
 def grid_from_xarray(obj, dims: Sequence[str]) -> Grid:
-    """Rebuild a Grid from the coordinates of ``dims`` on an xarray object."""
+    """Rebuild a Grid from the coordinates of ``dims`` on an xarray object.
+
+    Raises
+    ------
+    opflow.errors.InvalidArgumentError
+        (argument ``obj``) a coordinate that is not numeric, or an
+        ``opflow_periodic`` / ``opflow_bounds`` attribute that is not 0/1 or
+        two increasing numbers; the message names the coordinate.
+    """
     axes = []
     for d in dims:
         if d in obj.coords:
             c = obj.coords[d]
-            values, attrs = np.asarray(c.values, dtype=np.float64), c.attrs
+            values, attrs = _coord_values(d, c), c.attrs
         else:  # no coordinate: integer positions
             values, attrs = np.arange(obj.sizes[d], dtype=np.float64), {}
-        periodic = bool(int(np.asarray(attrs.get("opflow_periodic", 0)).item()))
+        periodic = _periodic_mark(d, attrs)
         if "opflow_bounds" in attrs:
-            bounds = tuple(np.asarray(attrs["opflow_bounds"], dtype=np.float64).tolist())
+            bounds = _bounds_mark(d, attrs)
         elif periodic and values.size > 1:
             bounds = (values[0], values[-1] + (values[-1] - values[0]) / (values.size - 1))
         else:

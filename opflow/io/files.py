@@ -22,6 +22,7 @@ from ..errors import CorruptFileError, FileFormatError, InvalidArgumentError, Un
 from ..field import Field
 from ._atomic import atomic_path
 from ._netcdf3 import expected_size
+from ._reads import checked_engine
 from .pdebench import open_pdebench, pdebench_layout
 
 __all__ = ["open_dataset", "save", "sniff_format"]
@@ -107,8 +108,8 @@ def _check_classic_size(path: Path) -> None:
 def _open_xarray(path: Path, engine: str, chunks: Any) -> xr.Dataset:
     try:
         return xr.open_dataset(
-            path, engine=engine, chunks=chunks, mask_and_scale=True, decode_coords=True,
-            decode_times=False, decode_timedelta=False,
+            path, engine=checked_engine(engine), chunks=chunks, mask_and_scale=True,
+            decode_coords=True, decode_times=False, decode_timedelta=False,
         )
     except (OSError, RuntimeError, KeyError) as e:
         if isinstance(e, FileNotFoundError):
@@ -155,6 +156,8 @@ def open_dataset(path: str | os.PathLike, engine: str | None = None,
         Not a netCDF/HDF5 file (text, empty file, ...).
     opflow.errors.CorruptFileError
         A netCDF/HDF5 signature, but the file cannot be read (truncated, damaged).
+        Raised too by a later (lazy) read of a damaged variable, naming the
+        file and the variable, instead of the file library's own error.
     opflow.errors.InvalidArgumentError
         Unknown ``engine``.
     """

@@ -34,10 +34,12 @@ from ..errors import (
     CorruptFileError,
     FileFormatError,
     InvalidArgumentError,
+    OpflowError,
     ShapeError,
     UnknownVariableError,
 )
 from ._atomic import atomic_path
+from ._reads import READ_ERRORS, CheckedArray
 
 __all__ = [
     "is_pdebench",
@@ -106,13 +108,16 @@ def pdebench_layout(h5file: h5py.Group | str | os.PathLike) -> str | None:
         their ``_NCProperties`` attribute).
     """
     with _as_group(h5file) as f:
-        if "_NCProperties" in f.attrs:
-            return None
-        if _is_flat(f):
-            return "flat"
-        if _is_grouped(f):
-            return "grouped"
-        return None
+        try:
+            if "_NCProperties" in f.attrs:
+                return None
+            if _is_flat(f):
+                return "flat"
+            return "grouped" if _is_grouped(f) else None
+        except READ_ERRORS as e:  # h5py on damaged metadata: KeyError, OSError, ...
+            raise CorruptFileError(
+                f"argument `path`: expected a readable HDF5 file, got {str(f.file.filename)!r} "
+                f"whose structure cannot be read (damaged?): {e}") from e
 
 
 def is_pdebench(h5file: h5py.Group | str | os.PathLike) -> bool:
@@ -142,13 +147,19 @@ def _dask_chunks(chunks: Any, dims: Sequence[str], known: Iterable[str]) -> Any:
     return tuple(chunks.get(d, -1) for d in dims)
 
 
+def _lazy(dset: h5py.Dataset, chunks: Any):
+    """``dset`` wrapped in dask; a failed read names the file and the dataset."""
+    import dask.array as da
+
+    checked = CheckedArray(dset, dset.file.filename, dset.name)
+    return da.from_array(checked, chunks=chunks, lock=True, name=False, asarray=True)
+
+
 def _array(dset: h5py.Dataset, dims: Sequence[str], chunks: Any, known: Iterable[str]):
     """The dataset read into memory (``chunks=None``) or wrapped lazily in dask."""
     if chunks is None:
         return dset[()]
-    import dask.array as da
-
-    return da.from_array(dset, chunks=_dask_chunks(chunks, dims, known), lock=True, name=False)
+    return _lazy(dset, _dask_chunks(chunks, dims, known))
 
 
 def _flat_dims(key: str, shape: tuple[int, ...], spatial: Sequence[str],
@@ -195,8 +206,7 @@ def _grouped_data(f: h5py.Group, keys: Sequence[str], dims: Sequence[str], chunk
 
     known = tuple(dims[:-1])
     per_sample = _dask_chunks(chunks, dims[1:], known)
-    data = da.stack([da.from_array(f[k]["data"], chunks=per_sample, lock=True, name=False)
-                     for k in keys])
+    data = da.stack([_lazy(f[k]["data"], per_sample) for k in keys])
     if isinstance(chunks, Mapping):
         data = data.rechunk({0: chunks.get(SAMPLE_DIM, -1)})
     return data
@@ -275,8 +285,10 @@ def open_pdebench(
                 f"got {str(path)!r} with top-level members {list(f)[:8]}")
         reader = _read_flat if layout == "flat" else _read_grouped
         ds = _mark_periodic(reader(f, names, chunks), periodic)
-    except OSError as e:
+    except READ_ERRORS as e:  # damaged data or metadata (h5py: OSError, KeyError, ...)
         f.close()
+        if isinstance(e, (FileNotFoundError, OpflowError)):  # UnknownVariableError: a KeyError
+            raise
         raise CorruptFileError(
             f"argument `path`: cannot read PDEBench file {str(path)!r} (damaged?): {e}") from e
     except BaseException:

@@ -23,26 +23,35 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import GridMismatchError, InvalidArgumentError, OpflowError
+from .._argparse import command_errors
+from ..errors import GridMismatchError, InvalidArgumentError
 from ..grid import Grid
 from ..io import atomic_path
+from ..io.outputs import check_output_path
 
 __all__ = ["add_finetune_parser", "add_pretrain_parser", "finetune_command",
            "pretrain_command"]
 
 
+# Argument names raised by the code the commands run -> their flags.
+PRETRAIN_FLAGS = {"n": "--samples", "resolution": "--resolution", "t_end": "--t-end",
+                  "steps": "--steps", "lr": "--lr", "inner_steps": "--inner-steps",
+                  "inner_lr": "--inner-lr", "support": "--support", "query": "--query",
+                  "width": "--width", "modes": "--modes", "layers": "--layers",
+                  "n_layers": "--layers", "seed": "--seed", "method": "--method",
+                  "backbone": "--backbone"}
+FINETUNE_FLAGS = {"n": "--samples", "shots": "--shots", "rank": "--lora-rank",
+                  "mode": "--mode", "steps": "--steps", "lr": "--lr", "seed": "--seed"}
+# Files `opflow finetune` writes in its --out folder.
+FINETUNE_FILES = ("finetuned.pt", "metrics.json")
+
+
 def _write_json(path: Path, obj: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2) + "\n")
-
-
-def _fail(command: str, error: BaseException) -> int:
-    print(f"opflow {command}: error: {error}", file=sys.stderr)
-    return 1
 
 
 # ----------------------------------------------------------------- parsers
@@ -106,16 +115,16 @@ def add_finetune_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
 
 
 # ---------------------------------------------------------------- pretrain
+@command_errors("pretrain", PRETRAIN_FLAGS)
 def pretrain_command(args: argparse.Namespace) -> int:
     """Run ``opflow pretrain``; returns the exit status (1 with a one-line error)."""
-    try:
-        return _pretrain(args)
-    except (OpflowError, FileNotFoundError) as e:
-        return _fail("pretrain", e)
+    return _pretrain(args)
 
 
 def _check_pretrain_flags(args: argparse.Namespace) -> None:
-    """Refuse bad sizes by their flag names before any folder is made or sample generated."""
+    """Refuse bad sizes, rates and outputs before any folder is made or sample generated."""
+    from .maml import _check_counts, _check_rates
+
     for flag, value, low in (("--samples", args.samples, 2), ("--resolution", args.resolution, 8),
                              ("--steps", args.steps, 1), ("--support", args.support, 1),
                              ("--query", args.query, 1)):
@@ -124,6 +133,10 @@ def _check_pretrain_flags(args: argparse.Namespace) -> None:
     if args.support + args.query > args.samples:
         raise InvalidArgumentError("--samples", f"at least --support + --query = "
                                    f"{args.support + args.query} samples", args.samples)
+    _check_counts(inner_steps=args.inner_steps, width=args.width, modes=args.modes,
+                  layers=args.layers)
+    _check_rates(lr=args.lr, inner_lr=args.inner_lr, t_end=args.t_end)
+    check_output_path(args.out, folder=True, argument="--out")
 
 
 def _pretrain(args: argparse.Namespace) -> int:
@@ -132,6 +145,8 @@ def _pretrain(args: argparse.Namespace) -> int:
     from .maml import build_backbone, pretrain, task_from_dataset
 
     _check_pretrain_flags(args)
+    model = build_backbone(args.backbone, len(INPUTS), args.resolution, width=args.width,
+                           modes=args.modes, layers=args.layers, seed=args.seed)
     out = Path(args.out)
     (out / "data").mkdir(parents=True, exist_ok=True)
     progress = not args.quiet
@@ -141,8 +156,6 @@ def _pretrain(args: argparse.Namespace) -> int:
                              t_end=args.t_end, progress=progress)
         save_family(ds, out / "data" / f"{family}.nc")
         tasks.append(task_from_dataset(ds))
-    model = build_backbone(args.backbone, len(INPUTS), args.resolution, width=args.width,
-                           modes=args.modes, layers=args.layers, seed=args.seed)
     history = pretrain(model, tasks, method=args.method, steps=args.steps, lr=args.lr,
                        inner_steps=args.inner_steps, inner_lr=args.inner_lr,
                        support=args.support, query=args.query, seed=args.seed,
@@ -161,12 +174,10 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- finetune
+@command_errors("finetune", FINETUNE_FLAGS)
 def finetune_command(args: argparse.Namespace) -> int:
     """Run ``opflow finetune``; returns the exit status (1 with a one-line error)."""
-    try:
-        return _finetune(args)
-    except (OpflowError, FileNotFoundError) as e:
-        return _fail("finetune", e)
+    return _finetune(args)
 
 
 def _load_pretrained(path: str):
@@ -222,6 +233,9 @@ def _finetune(args: argparse.Namespace) -> int:
     mode = args.mode or ("lora" if args.lora_rank > 0 else "full")
     if mode == "lora" and args.lora_rank == 0:
         raise InvalidArgumentError("--lora-rank", "a positive rank with --mode lora", 0)
+    data_file = args.data if os.path.isfile(args.data) else None
+    out = check_output_path(args.out, folder=True, writes=FINETUNE_FILES, argument="--out",
+                            inputs={"--checkpoint": args.checkpoint, "--data": data_file})
     model, meta = _load_pretrained(args.checkpoint)
     task = _target_task(args, meta)
     support, query = task.split(args.shots, seed=args.seed)
@@ -233,7 +247,6 @@ def _finetune(args: argparse.Namespace) -> int:
                              rank=max(args.lora_rank, 1), seed=args.seed,
                              progress=not args.quiet)
     error = evaluate(adapted, query)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     metrics = {"family": task.name, "shots": args.shots, "mode": mode,
                "lora_rank": args.lora_rank if mode == "lora" else None, "steps": args.steps,

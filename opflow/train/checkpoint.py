@@ -45,7 +45,7 @@ from torch import nn
 
 from .._version import __version__
 from ..data.normalizer import UnitGaussianNormalizer
-from ..errors import CorruptFileError, FileFormatError, InvalidArgumentError
+from ..errors import CorruptFileError, FileFormatError, InvalidArgumentError, describe
 from ..io import atomic_path
 from .distributed import unwrap_model
 
@@ -330,7 +330,8 @@ def read_checkpoint(path: str | os.PathLike,
         not match its contents; the message names the path.
     opflow.errors.FileFormatError
         A loadable file that is not an opflow checkpoint (a bare state_dict,
-        say).
+        say), or whose ``format_version`` is not an integer or is newer than
+        this opflow reads.
     """
     path = Path(path)
     if not path.exists():
@@ -351,7 +352,12 @@ def read_checkpoint(path: str | os.PathLike,
         raise FileFormatError(
             f"argument `path`: expected an opflow checkpoint (written by "
             f"opflow.train.save_checkpoint), got {str(path)!r} which holds {what}")
-    if payload.get("format_version", 0) > FORMAT_VERSION:
+    version = payload.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise FileFormatError(
+            f"argument `path`: expected an opflow checkpoint with an integer format_version, "
+            f"got {str(path)!r} whose format_version is {describe(version)}")
+    if version > FORMAT_VERSION:
         raise FileFormatError(
             f"argument `path`: expected an opflow checkpoint of format version <= "
             f"{FORMAT_VERSION}, got {str(path)!r} of version {payload.get('format_version')} "

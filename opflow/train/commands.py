@@ -47,7 +47,6 @@ import argparse
 import functools
 import json
 import os
-import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -55,13 +54,14 @@ from typing import Any
 
 import torch
 
-from .._argparse import key_value
+from .._argparse import command_errors, flag_message, key_value
 from .._version import __version__
-from ..batch.jobs import check_output_path, run_job
-from ..errors import InvalidArgumentError, OpflowError, UnknownVariableError
+from ..batch.jobs import run_job
+from ..errors import FileFormatError, InvalidArgumentError, OpflowError, UnknownVariableError
 from ..io import atomic_path
-from ..io.convert import to_field
+from ..io.convert import grid_from_xarray, to_field
 from ..io.files import open_dataset
+from ..io.outputs import check_output_path
 from .model_setup import complete_config, prepare_model
 from .trainer import Builder, Trainer, _fit_normalizers, build_model
 
@@ -75,6 +75,20 @@ _TRAIN_DEFAULTS: dict[str, Any] = {
     "normalize": True, "device": None, "num_workers": 0,
 }
 _SCHEDULERS = ("none", "onecycle", "cosine")
+# Files `opflow train` writes in its run folder.
+RUN_FILES = ("config.json", "metrics.json", "metrics.csv", "best.pt", "last.pt")
+# Argument names raised by the code `opflow train` / `opflow predict` run -> their flags.
+TRAIN_FLAGS = {"path": "--data", "source": "--data", "obj": "--data", "inputs": "--input",
+               "outputs": "--output", "sample_dim": "--sample-dim", "config": "--config",
+               "epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr",
+               "scheduler": "--scheduler", "loss": "--loss", "seed": "--seed",
+               "grad_clip": "--grad-clip", "early_stopping": "--early-stopping",
+               "device": "--device", "num_workers": "--num-workers", "width": "--width",
+               "modes": "--modes", "n_layers": "--layers", "layers": "--layers"}
+PREDICT_FLAGS = {"checkpoint": "--checkpoint", "input": "--input", "path": "--input",
+                 "obj": "--input", "out": "--out",
+                 "chunk": "--chunk", "batch_size": "--batch-size", "variables": "--input-vars",
+                 "sample_dim": "--sample-dim", "device": "--device"}
 # Config keys through which `opflow train` tells the model its channel counts (set with
 # setdefault, so a [model] table or --option value wins).
 CHANNEL_KEYS = ("in_channels", "out_channels")
@@ -119,7 +133,8 @@ def add_train_parser(subparsers: argparse._SubParsersAction,
     p.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-3)")
     p.add_argument("--scheduler", choices=_SCHEDULERS, help="learning-rate schedule (per step)")
     p.add_argument("--loss", choices=["rel_l2", "rel_h1"], help="training loss (default: rel_l2)")
-    p.add_argument("--seed", type=int, help="seed of the split and the shuffling (default: 0)")
+    p.add_argument("--seed", type=int,
+                   help="seed of the initial weights, the split and the shuffling (default: 0)")
     p.add_argument("--grad-clip", type=float, help="max gradient norm")
     p.add_argument("--amp", action="store_true", default=None,
                    help="mixed precision on CUDA (ignored on CPU)")
@@ -249,21 +264,21 @@ def _scheduler_factory(name: str, lr: float) -> Callable | None:
     raise InvalidArgumentError("scheduler", f"one of {list(_SCHEDULERS)}", name)
 
 
-def _fail(command: str, error: BaseException) -> int:
-    print(f"opflow {command}: error: {error}", file=sys.stderr)
-    return 1
-
-
+@command_errors("train", TRAIN_FLAGS)
 def train_command(args: argparse.Namespace, builder: Builder | None = None) -> int:
     """Run ``opflow train`` with parsed ``args``; returns the exit status.
 
     Errors opflow raises on purpose (and missing files) are printed as one
-    line on stderr with exit status 1.
+    line on stderr, naming the flag, with exit status 1.
     """
-    try:
-        return _train(args, builder)
-    except (OpflowError, FileNotFoundError) as e:
-        return _fail("train", e)
+    return _train(args, builder)
+
+
+def _check_val_fraction(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise InvalidArgumentError("--val-fraction", "a fraction in [0, 1) leaving training "
+                                   "samples", value)
+    return float(value)
 
 
 def _train(args: argparse.Namespace, builder: Builder | None) -> int:
@@ -271,13 +286,16 @@ def _train(args: argparse.Namespace, builder: Builder | None) -> int:
 
     settings = _resolve(args)
     model_cfg, data, train = settings["model"], settings["data"], settings["train"]
+    fraction = _check_val_fraction(data["val_fraction"])
+    check_output_path(args.out, folder=True, writes=RUN_FILES, argument="--out",
+                      inputs={"--data": data["path"], "--config": args.config})
     dataset = OperatorDataset(data["path"], data["input"], data["output"],
                               sample_dim=data["sample_dim"])
     try:
         if len(dataset) < 2:
             raise InvalidArgumentError("--data", "a data set with at least 2 samples",
                                        f"{len(dataset)} sample(s) in {data['path']}")
-        n_val = int(round(float(data["val_fraction"]) * len(dataset)))
+        n_val = int(round(fraction * len(dataset)))
         if not 0 <= n_val < len(dataset):
             raise InvalidArgumentError("--val-fraction", "a fraction in [0, 1) leaving training "
                                        "samples", data["val_fraction"])
@@ -288,6 +306,7 @@ def _train(args: argparse.Namespace, builder: Builder | None) -> int:
         a0, u0 = dataset[0]
         model_cfg = complete_config(model_cfg, a0.grid.shape, u0.grid.shape, len(train_set))
         settings["model"] = model_cfg
+        torch.manual_seed(train["seed"])  # the initial weights: same --seed, same model
         model = build_model(model_cfg, builder)
         if getattr(model, "config", None) is None:
             model.config = dict(model_cfg)
@@ -326,16 +345,13 @@ def _train(args: argparse.Namespace, builder: Builder | None) -> int:
 
 
 # ------------------------------------------------------------------ predict
+@command_errors("predict", PREDICT_FLAGS)
 def predict_command(args: argparse.Namespace, builder: Builder | None = None) -> int:
     """Run ``opflow predict`` with parsed ``args``; returns the exit status."""
-    try:
-        path = predict_file(args.checkpoint, args.input, args.out, chunk=args.chunk,
-                            batch_size=args.batch_size, variables=args.input_vars,
-                            sample_dim=args.sample_dim, device=args.device, builder=builder,
-                            progress=not args.quiet,
-                            restart=getattr(args, "restart", False))
-    except (OpflowError, FileNotFoundError) as e:
-        return _fail("predict", e)
+    path = predict_file(args.checkpoint, args.input, args.out, chunk=args.chunk,
+                        batch_size=args.batch_size, variables=args.input_vars,
+                        sample_dim=args.sample_dim, device=args.device, builder=builder,
+                        progress=not args.quiet, restart=getattr(args, "restart", False))
     print(f"opflow predict: wrote {path}")
     return 0
 
@@ -387,11 +403,12 @@ def predict_file(
     pathlib.Path
         ``out``.
     """
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-        raise InvalidArgumentError("chunk", "a positive number of samples", chunk)
-    out = check_output_path(out, suffix=False)
-    trainer = Trainer.from_checkpoint(checkpoint, builder, device=device,
-                                      batch_size=batch_size or chunk)
+    for name, value in (("chunk", chunk), ("batch_size", chunk if batch_size is None
+                                               else batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidArgumentError(name, "a positive number of samples", value)
+    out = check_output_path(out, suffix=False, inputs={"input": input, "checkpoint": checkpoint})
+    trainer = _trainer_from(checkpoint, builder, device, batch_size or chunk)
     info = trainer.metadata.get("data", {})
     names = list(variables or info.get("inputs") or [])
     if not names:
@@ -411,6 +428,7 @@ def predict_file(
             raise UnknownVariableError("sample_dim", sample_dim, list(ds[names[0]].dims))
         grid_dims = info.get("input_grid") if not variables else None
         grid_dims = list(grid_dims or [d for d in ds[names[0]].dims if d != sample_dim])
+        grid_from_xarray(ds[names], grid_dims)  # a bad grid is refused before the job starts
         settings = {"command": "predict", "variables": names, "sample_dim": sample_dim,
                     "grid_dims": grid_dims, "batch_size": batch_size or chunk,
                     "device": str(trainer.device), "model_config": trainer.config}
@@ -422,6 +440,15 @@ def predict_file(
                        attrs=attrs, progress=progress, restart=restart, desc="predict")
     finally:
         ds.close()
+
+
+def _trainer_from(checkpoint: str | os.PathLike, builder: Builder | None,
+                  device: str | torch.device | None, batch_size: int) -> Trainer:
+    """``Trainer.from_checkpoint``; a damaged or foreign file is named as ``checkpoint``."""
+    try:
+        return Trainer.from_checkpoint(checkpoint, builder, device=device, batch_size=batch_size)
+    except FileFormatError as e:  # read_checkpoint calls its file `path`, like open_dataset
+        raise type(e)(flag_message(e, {"path": "checkpoint"})) from e
 
 
 def _predict_chunk(trainer: Trainer, names: list[str], grid_dims: list[str], dtype: torch.dtype,

@@ -64,3 +64,52 @@ def checkpoint(tmp_path) -> Path:
 
     torch.manual_seed(0)
     return save_checkpoint(tmp_path / "model.pt", Stencil(), epoch=1)
+
+
+def _with_x_attrs(path: Path, **attrs) -> Path:
+    from opflow.io import save
+
+    ds = pair_dataset()
+    ds["x"].attrs.update(attrs)
+    return save(ds, path)
+
+
+@pytest.fixture
+def nonperiodic_file(tmp_path) -> Path:
+    """``data_file`` whose axis ``x`` is marked non-periodic (``opflow_periodic = 0``)."""
+    return _with_x_attrs(tmp_path / "flat.nc", opflow_periodic=0)
+
+
+@pytest.fixture
+def junk_periodic_file(tmp_path) -> Path:
+    """``data_file`` with text where the ``opflow_periodic`` mark of ``x`` belongs."""
+    return _with_x_attrs(tmp_path / "junk_periodic.nc", opflow_periodic="yes")
+
+
+@pytest.fixture
+def junk_bounds_file(tmp_path) -> Path:
+    """``data_file`` with three decreasing numbers as the ``opflow_bounds`` of ``x``."""
+    return _with_x_attrs(tmp_path / "junk_bounds.nc", opflow_bounds=np.array([3.0, 2.0, 1.0]))
+
+
+@pytest.fixture
+def text_coords_file(tmp_path) -> Path:
+    """``data_file`` whose coordinate ``x`` holds strings."""
+    from opflow.io import save
+
+    ds = pair_dataset().assign_coords(x=[f"p{i}" for i in range(16)])
+    return save(ds, tmp_path / "text_coords.nc")
+
+
+@pytest.fixture
+def pretrained(tmp_path) -> Path:
+    """A small checkpoint in the layout `opflow pretrain` writes (FNO backbone, 16 points)."""
+    from opflow.meta.families import COEFFICIENT_SCALES, INPUTS
+    from opflow.meta.maml import build_backbone
+    from opflow.train import save_checkpoint
+
+    model = build_backbone("fno", len(INPUTS), 16, width=4, modes=4, layers=1)
+    metadata = {"families": ["advection"], "method": "fomaml", "backbone": "fno",
+                "variables": [*INPUTS, "u"], "coefficient_scales": COEFFICIENT_SCALES,
+                "t_end": 1.0, "grid": [0.0, 1.0, 16]}
+    return save_checkpoint(tmp_path / "pretrained.pt", model, metadata=metadata)

@@ -6,8 +6,10 @@ argument's name in the message, and leave no file behind. The "absurd size"
 rows would allocate tens of GiB or run for hours if the check came after the
 work, so a late check shows up as a run out of memory or time, never as a
 wall-clock assertion (which would fail by chance on a busy machine).
-``CLI_CASES`` do the same through ``opflow.cli.main``: exit status 1 and one
-``error:`` line naming the flag.
+``CLI_CASES`` do the same through ``opflow.cli.main``: exit status 1, one
+``error:`` line naming the flag the user typed (``argument `--out```, not an
+internal parameter name), and the scratch folder unchanged (no file added,
+none rewritten: an output that resolves to an input is refused).
 """
 
 from __future__ import annotations
@@ -516,7 +518,10 @@ CLI_CASES = [
     ("predict-missing-checkpoint", ["predict", "--checkpoint", "{tmp}/none.pt", "--input",
                                     "{data}", "--out", "{tmp}/p.nc"], "none.pt", None),
     ("predict-not-a-checkpoint", ["predict", "--checkpoint", "{data}", "--input", "{data}",
-                                  "--out", "{tmp}/p.nc"], "path", None),
+                                  "--out", "{tmp}/p.nc"], "--checkpoint", None),
+    ("predict-input-not-netcdf", ["predict", "--checkpoint", "{pre}", "--input", "{ckpt}",
+                                  "--input-vars", "u0", "--out", "{tmp}/p.nc", "--quiet"],
+     "--input", None),
     ("predict-chunk", ["predict", "--checkpoint", "{ckpt}", "--input", "{data}", "--out",
                        "{tmp}/p.nc", "--chunk", "0", "--quiet"], "chunk", None),
     ("solve-unknown-problem", ["solve", "wave", "--input", "{data}", "--var", "a", "--out",
@@ -526,7 +531,7 @@ CLI_CASES = [
     ("solve-chunk", ["solve", "burgers", "--input", "{data}", "--var", "a", "--out",
                      "{tmp}/s.nc", "--chunk", "0", "--quiet"], "chunk", None),
     ("solve-not-netcdf", ["solve", "burgers", "--input", "{ckpt}", "--var", "a", "--out",
-                          "{tmp}/s.nc", "--quiet"], "path", None),
+                          "{tmp}/s.nc", "--quiet"], "--input", None),
     ("pretrain-samples", ["pretrain", "--families", "advection", "--out", "{tmp}/pt",
                           "--samples", "0", "--quiet"], "samples", None),
     ("pretrain-resolution", ["pretrain", "--families", "advection", "--out", "{tmp}/pt",
@@ -537,7 +542,83 @@ CLI_CASES = [
     ("finetune-not-pretrained", ["finetune", "--checkpoint", "{ckpt}", "--data", "advection",
                                  "--shots", "4", "--out", "{tmp}/ft", "--quiet"], "--checkpoint",
      None),
+    # ---- an output that would replace an input (data loss), however it is spelled
+    ("solve-out-is-input", ["solve", "heat", "--input", "{data}", "--var", "a", "--out",
+                            "{data}", "--quiet"], "--out", None),
+    ("solve-out-is-input-dotted", ["solve", "heat", "--input", "{data}", "--var", "a", "--out",
+                                   "{tmp}/./sub/../pairs.nc", "--quiet"], "--out", None),
+    ("predict-out-is-input", ["predict", "--checkpoint", "{ckpt}", "--input", "{data}",
+                              "--out", "{data}", "--quiet"], "--out", None),
+    ("predict-out-is-checkpoint", ["predict", "--checkpoint", "{ckpt}", "--input", "{data}",
+                                   "--out", "{ckpt}", "--quiet"], "--out", None),
+    ("train-out-is-data", ["train", "--model", "fno", "--data", "{data}", "--input", "a",
+                           "--output", "u", "--out", "{data}", "--quiet"], "--out", None),
+    ("finetune-out-is-checkpoint", ["finetune", "--checkpoint", "{pre}", "--data", "advection",
+                                    "--shots", "4", "--out", "{pre}", "--quiet"], "--out", None),
+    # ---- outputs that cannot be written: a folder, under a regular file, an existing file
+    ("generate-out-directory", ["generate", "grf", "--n", "2", "--resolution", "8", "--out",
+                                "{tmp}"], "--out", None),
+    ("generate-out-under-file", ["generate", "grf", "--n", "2", "--resolution", "8", "--out",
+                                 "{data}/g.nc"], "--out", None),
+    ("train-out-under-file", ["train", "--model", "fno", "--data", "{data}", "--input", "a",
+                              "--output", "u", "--out", "{data}/run", "--quiet"], "--out", None),
+    ("train-out-existing-file", ["train", "--model", "fno", "--data", "{data}", "--input", "a",
+                                 "--output", "u", "--out", "{ckpt}", "--quiet"], "--out", None),
+    ("pretrain-out-under-file", ["pretrain", "--families", "advection", "--out", "{data}/pt",
+                                 "--quiet"], "--out", None),
+    ("finetune-out-under-file", ["finetune", "--checkpoint", "{pre}", "--data", "advection",
+                                 "--shots", "4", "--out", "{data}/ft", "--quiet"], "--out", None),
+    ("demo-out-existing-file", ["demo", "heat", "--out", "{data}"], "--out", None),
+    # ---- values refused by the flag the user typed (not an internal argument name)
+    ("train-val-fraction-nan", ["train", "--model", "fno", "--data", "{data}", "--input", "a",
+                                "--output", "u", "--out", "{tmp}/run", "--val-fraction", "nan",
+                                "--quiet"], "--val-fraction", None),
+    ("predict-batch-size", ["predict", "--checkpoint", "{ckpt}", "--input", "{data}", "--out",
+                            "{tmp}/p.nc", "--batch-size", "0", "--quiet"], "--batch-size", None),
+    ("generate-option-text-flag", ["generate", "grf", "--n", "2", "--resolution", "8", "--out",
+                                   "{tmp}/g.nc", "--option", "periodic=text"],
+     "--option periodic", None),
+    ("generate-option-fine-factor", ["generate", "burgers", "--n", "2", "--resolution", "8",
+                                     "--out", "{tmp}/g.nc", "--option", "fine_factor=0"],
+     "--option fine_factor", None),
+    ("generate-option-n-saves", ["generate", "navier-stokes", "--n", "2", "--resolution", "8",
+                                 "--out", "{tmp}/g.nc", "--option", "n_saves=0"],
+     "--option n_saves", None),
+    ("generate-option-cycle", ["generate", "darcy", "--n", "2", "--resolution", "9", "--out",
+                               "{tmp}/g.nc", "--option", "cycle=Q"], "--option cycle", None),
+    ("generate-huge-n", ["generate", "grf", "--n", "1000000000000", "--resolution", "8",
+                         "--out", "{tmp}/g.nc"], "--out", None),
+    ("pretrain-width", ["pretrain", "--families", "advection", "--out", "{tmp}/pt",
+                        "--width", "0", "--quiet"], "--width", None),
+    ("pretrain-lr", ["pretrain", "--families", "advection", "--out", "{tmp}/pt",
+                     "--lr", "-1", "--quiet"], "--lr", None),
+    ("finetune-samples", ["finetune", "--checkpoint", "{pre}", "--data", "advection",
+                          "--shots", "4", "--samples", "0", "--out", "{tmp}/ft", "--quiet"],
+     "--samples", None),
+    # ---- input files with a bad grid
+    ("solve-nonperiodic-axis", ["solve", "heat", "--input", "{flat}", "--var", "a", "--out",
+                                "{tmp}/s.nc", "--quiet"], "--var", None),
+    ("solve-junk-periodic", ["solve", "heat", "--input", "{junk_periodic}", "--var", "a",
+                             "--out", "{tmp}/s.nc", "--quiet"], "--input", None),
+    ("solve-junk-bounds", ["solve", "burgers", "--input", "{junk_bounds}", "--var", "a",
+                           "--out", "{tmp}/s.nc", "--quiet"], "--input", None),
+    ("solve-text-coords", ["solve", "heat", "--input", "{text_coords}", "--var", "a",
+                           "--out", "{tmp}/s.nc", "--quiet"], "--input", None),
+    ("predict-junk-periodic", ["predict", "--checkpoint", "{pre}", "--input",
+                               "{junk_periodic}", "--input-vars", "a", "--out", "{tmp}/p.nc",
+                               "--quiet"], "--input", None),
+    ("train-junk-periodic", ["train", "--model", "fno", "--data", "{junk_periodic}", "--input",
+                             "a", "--output", "u", "--out", "{tmp}/run", "--quiet"], "--data",
+     None),
+    ("train-junk-bounds", ["train", "--model", "fno", "--data", "{junk_bounds}", "--input",
+                           "a", "--output", "u", "--out", "{tmp}/run", "--quiet"], "--data", None),
+    ("train-text-coords", ["train", "--model", "fno", "--data", "{text_coords}", "--input",
+                           "a", "--output", "u", "--out", "{tmp}/run", "--quiet"], "--data", None),
 ]
+# Placeholders of the CLI rows -> the fixture (conftest.py) that makes the file.
+_FILES = {"{data}": "data_file", "{ckpt}": "checkpoint", "{pre}": "pretrained",
+          "{flat}": "nonperiodic_file", "{junk_periodic}": "junk_periodic_file",
+          "{junk_bounds}": "junk_bounds_file", "{text_coords}": "text_coords_file"}
 
 
 def _cli_params():
@@ -545,14 +626,23 @@ def _cli_params():
         yield pytest.param(argv, argument, id=f"cli-{name}", marks=[mark] if mark else [])
 
 
+def _fill(argv, tmp_path, request):
+    """The row's arguments with its placeholders replaced (only the files it names are made)."""
+    filled = []
+    for arg in argv:
+        for key, fixture in _FILES.items():
+            if key in arg:
+                arg = arg.replace(key, str(request.getfixturevalue(fixture)))
+        filled.append(arg.replace("{tmp}", str(tmp_path)))
+    return filled
+
+
 @pytest.mark.parametrize("argv, argument", list(_cli_params()))
-def test_cli_bad_input_exits_1_with_one_error_line(argv, argument, tmp_path, data_file,
-                                                   checkpoint, capsys):
+def test_cli_bad_input_exits_1_with_one_error_line(argv, argument, tmp_path, request, capsys):
     from opflow.cli import main
 
-    argv = [a.replace("{tmp}", str(tmp_path)).replace("{data}", str(data_file))
-            .replace("{ckpt}", str(checkpoint)) for a in argv]
-    before = set(tmp_path.rglob("*"))
+    argv = _fill(argv, tmp_path, request)
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
     try:
         code = main(argv)
     except SystemExit as e:  # argparse's own refusals (exit 2, usage line)
@@ -560,8 +650,11 @@ def test_cli_bad_input_exits_1_with_one_error_line(argv, argument, tmp_path, dat
     err = capsys.readouterr().err.strip()
     assert code in (1, 2), (code, err)
     assert err.count("\n") <= 1 and "error:" in err and "Traceback" not in err, err
-    assert argument in err, err
-    assert set(tmp_path.rglob("*")) == before, "a refused command left files behind"
+    named = f"argument `{argument}`" if argument.startswith("--") else argument
+    assert named in err, err
+    after = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    assert set(after) == set(before), "a refused command left files behind"
+    assert after == before, "a refused command changed a file"
 
 
 def test_case_table_covers_every_category():
@@ -571,7 +664,7 @@ def test_case_table_covers_every_category():
     assert set(counts) == {"grid", "field", "calculus", "io", "data", "solve", "operators",
                            "trainer", "checkpoint"}
     assert min(counts.values()) >= 4, counts
-    assert len(CLI_CASES) >= 15
+    assert len(CLI_CASES) >= 51
 
 
 def test_an_xarray_sample_of_the_table_data_is_valid():
@@ -581,3 +674,50 @@ def test_an_xarray_sample_of_the_table_data_is_valid():
     assert a.shape == (1, 16) and u.shape == (1, 16)
     hist = _trainer(epochs=1, batch_size=4).fit(pairs(8))
     assert len(hist) == 1 and math.isfinite(hist[0]["train_loss"])
+
+
+def test_an_output_that_resolves_to_an_input_is_refused(tmp_path, data_file, checkpoint,
+                                                        capsys):
+    """Symbolic and hard links, ``..`` and files a run folder would hold all count."""
+    import os
+
+    from opflow.cli import main
+    from opflow.io.outputs import check_output_path
+
+    symlink, hardlink = tmp_path / "sym.nc", tmp_path / "hard.nc"
+    symlink.symlink_to(data_file)
+    os.link(data_file, hardlink)
+    for out in (symlink, hardlink, tmp_path / "no" / ".." / data_file.name):
+        with pytest.raises(InvalidArgumentError, match="would replace") as info:
+            check_output_path(out, inputs={"input": data_file})
+        assert info.value.argument == "out"
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(InvalidArgumentError, match="finetuned.pt"):
+        check_output_path(run, folder=True, writes=["finetuned.pt"], argument="--out",
+                          inputs={"--checkpoint": run / "finetuned.pt"})
+    link = tmp_path / "ckpt.pt"
+    link.symlink_to(checkpoint)
+    before = checkpoint.read_bytes()
+    assert main(["predict", "--checkpoint", str(checkpoint), "--input", str(data_file),
+                 "--out", str(link), "--quiet"]) == 1
+    assert "argument `--out`" in capsys.readouterr().err
+    assert checkpoint.read_bytes() == before and link.is_symlink()
+
+
+def test_a_read_only_folder_is_refused(tmp_path, monkeypatch, capsys):
+    """The suite runs as root, who may write anywhere: ``os.access`` stands in for the
+    permission bits of a read-only folder."""
+    import os
+
+    from opflow.cli import main
+    from opflow.io.outputs import check_output_path
+
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    for out, folder in ((tmp_path / "g.nc", False), (tmp_path / "run", True), (tmp_path, True)):
+        with pytest.raises(InvalidArgumentError, match="writable"):
+            check_output_path(out, folder=folder)
+    assert main(["generate", "grf", "--n", "2", "--resolution", "8", "--out",
+                 str(tmp_path / "g.nc")]) == 1
+    err = capsys.readouterr().err
+    assert "argument `--out`" in err and "writable" in err and not list(tmp_path.iterdir())
