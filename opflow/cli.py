@@ -70,12 +70,18 @@ def _info(args) -> int:
     import torch
 
     import opflow
+    from opflow.catalog import named_problems
     from opflow.solve import registered_pairs
 
     print(f"opflow {opflow.__version__}, torch {torch.__version__}, "
           f"cuda {'available' if torch.cuda.is_available() else 'not available'}")
+    print("solvers (opflow.solve):")
     for ptype, atype in registered_pairs():
         print(f"  solve({ptype.__name__}, {atype.__name__})")
+    print("named problems (opflow generate / opflow solve):")
+    for entry in named_problems():
+        can = "/".join(k for k, v in (("generate", entry.recipe), ("solve", entry.solver)) if v)
+        print(f"  {entry.name:14s} {can:15s} {entry.description}")
     return 0
 
 

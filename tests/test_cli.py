@@ -17,6 +17,22 @@ def test_info_lists_registered_solvers(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert "solve(ODEProblem, AdaptiveRK)" in out and "solve(ODEProblem, FixedStepRK)" in out
+    # one list of named problems, each with what generate and solve can do with it
+    rows = {line.split()[0]: line.split()[1] for line in out.split("named problems")[1]
+            .splitlines()[1:] if line.strip()}
+    assert rows["darcy"] == "generate/solve" and rows["heat"] == "solve"
+    assert rows["navier-stokes"] == "generate" and "multitask" in rows
+
+
+def test_catalog_views_are_one_list():
+    from opflow.batch.problems import PROBLEMS
+    from opflow.catalog import named_problems
+    from opflow.data.generation import RECIPES
+
+    names = [p.name for p in named_problems()]
+    assert names == sorted(set(RECIPES) | set(PROBLEMS))
+    assert all((p.recipe is not None) == (p.name in RECIPES)
+               and (p.solver is not None) == (p.name in PROBLEMS) for p in named_problems())
 
 
 def test_demo_writes_netcdf_and_png_with_small_error(tmp_path, capsys):

@@ -34,3 +34,15 @@ def test_readme_pinn_example_runs():
     history = sol.u.history["total"]
     assert len(history) >= 30 and history[29] < history[0]
     assert set(sol.u.losses) == {"residual", "dirichlet", "neumann", "dirichlet2"}
+
+
+def test_readme_implicit_solves_example_runs():
+    block = re.search(r"## Implicit solves.*?```python\n(.*?)```", README.read_text(),
+                      re.S).group(1)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    sol, p, stiff = namespace["sol"], namespace["p"], namespace["stiff"]
+    assert sol.success and stiff.success and stiff.stats.steps < 1000
+    u = sol.u.detach()
+    assert float((p.grad - 1 / (3 * u**2 + 1)).abs().max()) < 1e-10
+    assert abs(float(stiff.u[-1, 0]) - 1.7866e-2) < 1e-5  # Robertson y1(1e5), scipy Radau

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from ..catalog import CatalogView, register_solver
 from ..errors import InvalidArgumentError, OpflowError, ShapeError, UnknownVariableError
 from ..field import Field
 from ..grid import Grid
@@ -165,16 +166,20 @@ class ProblemSpec:
     valid: Callable[[torch.Tensor], torch.Tensor] = field(default=_finite)
 
 
-PROBLEMS: dict[str, ProblemSpec] = {p.name: p for p in (
+PROBLEMS = CatalogView("solver")
+"""The batch solvers of :mod:`opflow.catalog` (the one list of named problems), by name."""
+
+for _spec in (
     ProblemSpec("darcy", "-div(a grad u) = f, input a, multigrid", (1, 2, 3), False,
                 {"forcing": 1.0, "bc": "dirichlet", "rtol": 1e-8, "max_cycles": 50},
                 _darcy, _check_darcy, _darcy_valid),
     ProblemSpec("burgers", "viscous Burgers u0 -> u(t_final), periodic 1-D, pseudo-spectral",
                 (1,), True, {"nu": 0.1, "t_final": 1.0, "dt": None, "scheme": "etdrk4"},
                 _burgers, _check_burgers),
-    ProblemSpec("heat", "heat equation u0 -> u(t_final), periodic, exact in Fourier space",
+    ProblemSpec("heat", "heat equation u0 -> u(t_final), periodic, exact in one ETDRK4 step",
                 (1, 2, 3), True, {"nu": 1.0, "t_final": 1.0}, _heat, _check_heat),
-)}
+):
+    register_solver(_spec)
 
 
 def resolve_options(problem: str, options: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -45,6 +45,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from .._version import __version__
+from ..catalog import CatalogView, register_recipe
 from ..errors import InvalidArgumentError, UnknownVariableError
 from ..field import Field
 from ..grid import Grid
@@ -184,8 +185,10 @@ class Recipe:
     values_per_sample: Optional[Callable[[int, Mapping[str, Any]], int]] = None
 
 
-RECIPES: dict[str, Recipe] = {
-    r.name: r for r in (
+RECIPES = CatalogView("recipe")
+"""The recipes of :mod:`opflow.catalog` (the one list of named problems), by name."""
+
+for _recipe in (
         Recipe("darcy", _darcy_recipe, 65, "Darcy flow, piecewise-constant GRF coefficient",
                {"rtol": POSITIVE, "cycle": CYCLE}, lambda res, opts: 2 * res**2),
         Recipe("burgers", _burgers_recipe, 1024, "viscous Burgers, u0 -> u(t=1)",
@@ -197,8 +200,8 @@ RECIPES: dict[str, Recipe] = {
         Recipe("grf", _grf_recipe, 64, "Gaussian random fields only",
                {"alpha": POSITIVE, "tau": POSITIVE, "periodic": FLAG},
                lambda res, opts: res**2),
-    )
-}
+):
+    register_recipe(_recipe)
 
 
 # ------------------------------------------------------------------ driver
