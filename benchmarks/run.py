@@ -26,6 +26,7 @@ import bench_operators  # noqa: E402
 import bench_pinn  # noqa: E402
 import bench_sde  # noqa: E402
 import bench_stable_sde  # noqa: E402
+import bench_stiff  # noqa: E402
 from common import RESULTS_DIR, machine  # noqa: E402
 
 BENCHMARKS = {
@@ -44,6 +45,7 @@ BENCHMARKS = {
     "multitask": bench_multitask.main,
     "batch": bench_batch.main,
     "lemon": bench_lemon.main,
+    "stiff": bench_stiff.main,
 }
 
 

@@ -8,7 +8,8 @@
 * gradients: :class:`ImplicitAdjoint` (default; the implicit function
   theorem, one transposed linear solve) or ``DirectBackprop``.
 
-The linear solves live in :mod:`opflow.solvers.linear`.
+The linear solves live in :mod:`opflow.solvers.linear`; :func:`chord_solve`
+(Newton with a fixed factored matrix) serves the implicit time steppers.
 
 Examples
 --------
@@ -24,6 +25,7 @@ True
 
 from .adjoint import ImplicitAdjoint
 from .base import NonlinearAlgorithm
+from .chord import chord_solve
 from .gauss_newton import GaussNewton
 from .levenberg_marquardt import LevenbergMarquardt
 from .newton_krylov import NewtonKrylov
@@ -33,4 +35,4 @@ from .solve_nonlinear import solve_nonlinear
 
 __all__ = ["GaussNewton", "ImplicitAdjoint", "LevenbergMarquardt", "NewtonKrylov",
            "NewtonRaphson", "NonlinearAlgorithm", "NonlinearLeastSquaresProblem",
-           "NonlinearProblem", "solve_nonlinear"]
+           "NonlinearProblem", "chord_solve", "solve_nonlinear"]

@@ -1,9 +1,14 @@
-"""Ordinary differential equations: explicit Runge-Kutta solvers and adjoints, and
-Rosenbrock methods for stiff problems (:class:`Rosenbrock23`, :class:`Rodas4`)."""
+"""Ordinary differential equations: explicit Runge-Kutta solvers and adjoints, and stiff
+solvers: Rosenbrock (:class:`Rosenbrock23`, :class:`Rodas4`) and ESDIRK
+(:class:`ImplicitEuler`, :class:`Kvaerno5`) methods on one step loop."""
 
 from .base import AdaptiveRK, FixedStepRK
 from .dopri5 import Dopri5
+from .esdirk import AdaptiveESDIRK
 from .euler import Euler
+from .implicit import AdaptiveImplicit
+from .implicit_euler import ImplicitEuler
+from .kvaerno5 import Kvaerno5
 from .rk4 import RK4
 from .rodas4 import Rodas4
 from .rosenbrock import AdaptiveRosenbrock
@@ -13,6 +18,7 @@ from .solve_ode import solve_ode
 from .solve_stiff import solve_stiff
 from .tsit5 import Tsit5
 
-__all__ = ["AdaptiveRK", "AdaptiveRosenbrock", "BacksolveAdjoint", "DirectBackprop", "Dopri5",
-           "Euler", "FixedStepRK", "InterpolatingAdjoint", "RK4", "Rodas4", "Rosenbrock23",
-           "Tsit5", "solve_ode", "solve_stiff"]
+__all__ = ["AdaptiveESDIRK", "AdaptiveImplicit", "AdaptiveRK", "AdaptiveRosenbrock",
+           "BacksolveAdjoint", "DirectBackprop", "Dopri5", "Euler", "FixedStepRK", "ImplicitEuler",
+           "InterpolatingAdjoint", "Kvaerno5", "RK4", "Rodas4", "Rosenbrock23", "Tsit5",
+           "solve_ode", "solve_stiff"]

@@ -29,7 +29,7 @@ class Rodas4(AdaptiveRosenbrock):
     For stiff problems at moderate to tight tolerances (``rtol`` 1e-5 to
     1e-10), also for problems with a singular mass-like structure where
     stiff accuracy matters. Parameters as
-    :class:`~opflow.solvers.ode.rosenbrock.AdaptiveRosenbrock`.
+    :class:`~opflow.solvers.ode.implicit.AdaptiveImplicit`.
 
     References: E. Hairer and G. Wanner, Solving Ordinary Differential
     Equations II, 2nd ed., Springer (1996), section IV.7.

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from ..linear import DenseLU
-from .rosenbrock import AdaptiveRosenbrock, RosenbrockTableau
+from .implicit import AdaptiveImplicit
 
 __all__ = ["Rosenbrock23"]
 
@@ -17,22 +17,21 @@ _E32 = 6.0 + math.sqrt(2.0)
 
 
 @dataclass(frozen=True)
-class Rosenbrock23(AdaptiveRosenbrock):
+class Rosenbrock23(AdaptiveImplicit):
     """Shampine and Reichelt's L-stable Rosenbrock pair of orders 2 and 3 (``ode23s``).
 
     Three stages, one LU per step, the last slope reused by the next step.
     Suits stiff problems at loose to moderate tolerances (``rtol`` 1e-2 to
     1e-6); for tight ones prefer :class:`Rodas4`. Parameters as
-    :class:`~opflow.solvers.ode.rosenbrock.AdaptiveRosenbrock`.
+    :class:`~opflow.solvers.ode.implicit.AdaptiveImplicit`.
 
     References: L. F. Shampine and M. W. Reichelt, "The MATLAB ODE Suite",
     SIAM J. Sci. Comput. 18 (1997).
     """
 
-    # only gamma, the stage count and the orders are read by the shared loop
-    tableau = RosenbrockTableau(a=((),), c=((),), m=(0.0, 0.0, 0.0), e=(0.0, 0.0, 0.0),
-                                alpha=(0.0, 0.5, 1.0), gammas=(_D, 0.0, _D), gamma=_D,
-                                order=2, error_order=3)
+    order = 2
+    error_order = 3
+    stages = 3
 
     def step(self, F, t, y, f0, h, J, dfdt):
         """``W = I - h d J``; three slopes; the error is ``h/6 (k1 - 2 k2 + k3)``."""

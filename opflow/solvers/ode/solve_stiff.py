@@ -1,32 +1,34 @@
-"""``solve`` for :class:`~opflow.ODEProblem` with the Rosenbrock (stiff) methods."""
+"""``solve`` for :class:`~opflow.ODEProblem` with the stiff methods (Rosenbrock, ESDIRK)."""
 
 from __future__ import annotations
 
 from typing import Optional
+
+import torch
 
 from ...errors import InvalidArgumentError
 from ...problems import ODEProblem
 from ...solution import Solution
 from ...solve import register
 from ..saving import save_times_tensor
-from .rosenbrock import AdaptiveRosenbrock, integrate_rosenbrock
-from .sensitivity import DirectBackprop
+from .implicit import AdaptiveImplicit, integrate_implicit
+from .sensitivity import DirectBackprop, collect_parameters
 from .state import StateLayout
 
 __all__ = ["solve_stiff"]
 
 
-@register(ODEProblem, AdaptiveRosenbrock)
-def solve_stiff(prob: ODEProblem, alg: AdaptiveRosenbrock, saveat=None, dense: bool = False,
+@register(ODEProblem, AdaptiveImplicit)
+def solve_stiff(prob: ODEProblem, alg: AdaptiveImplicit, saveat=None, dense: bool = False,
                 sensealg=None, max_steps: Optional[int] = None,
                 progress: bool | str = False) -> Solution:
-    """Solve an :class:`~opflow.ODEProblem` with :class:`Rosenbrock23` or :class:`Rodas4`.
+    """Solve an :class:`~opflow.ODEProblem` with a stiff method.
 
     Parameters
     ----------
     prob : ODEProblem
         ``batched=True``: every trajectory takes its own steps.
-    alg : Rosenbrock23 or Rodas4
+    alg : Rosenbrock23, Rodas4, ImplicitEuler or Kvaerno5
     saveat : float or sequence of float, optional
         Save interval or times within ``tspan``; default ``(t0, t1)``. Steps
         are shortened to land on save times exactly.
@@ -36,7 +38,10 @@ def solve_stiff(prob: ODEProblem, alg: AdaptiveRosenbrock, saveat=None, dense: b
     sensealg : DirectBackprop, optional
         Gradients by backpropagation through the steps (the Jacobians stay in
         the graph, so they are the exact gradients of the discrete solution).
-        The adjoint methods are not available for these solvers yet.
+        The adjoint methods are not available for these solvers yet. ESDIRK
+        stages are differentiated through their last chord iterations (the
+        chord matrix held fixed), which at convergence is the implicit
+        gradient of the stage to the iteration's tolerance.
     max_steps : int, optional
         Overrides ``alg.max_steps``.
     progress : bool or "always"
@@ -52,7 +57,7 @@ def solve_stiff(prob: ODEProblem, alg: AdaptiveRosenbrock, saveat=None, dense: b
     if sensealg is not None and not isinstance(sensealg, DirectBackprop):
         raise InvalidArgumentError("sensealg", f"DirectBackprop() (or None) with "
                                    f"{type(alg).__name__}: adjoint sensitivities of the "
-                                   "Rosenbrock methods are not implemented yet", sensealg)
+                                   "stiff methods are not implemented yet", sensealg)
     if max_steps is not None and not (isinstance(max_steps, int) and max_steps > 0):
         raise InvalidArgumentError("max_steps", "a positive integer", max_steps)
     layout = StateLayout(prob.u0, prob.batched)
@@ -60,8 +65,11 @@ def solve_stiff(prob: ODEProblem, alg: AdaptiveRosenbrock, saveat=None, dense: b
     F = layout.wrap(prob.f, prob.p)
     t0, t1 = prob.tspan
     ts = save_times_tensor(saveat, t0, t1, y0.dtype, y0.device, y0.numel())
-    ys, stats, retcode, record = integrate_rosenbrock(F, alg, y0, t0, ts, record=dense,
-                                                      progress=progress, max_steps=max_steps)
+    differentiable = torch.is_grad_enabled() and (
+        y0.requires_grad or bool(collect_parameters(prob.f, prob.p)))
+    ys, stats, retcode, record = integrate_implicit(F, alg, y0, t0, ts, record=dense,
+                                                    progress=progress, max_steps=max_steps,
+                                                    differentiable=differentiable)
     interpolant = None
     if dense and record is not None:
         def interpolant(tq):
