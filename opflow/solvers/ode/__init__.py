@@ -3,6 +3,7 @@ solvers: Rosenbrock (:class:`Rosenbrock23`, :class:`Rodas4`) and ESDIRK
 (:class:`ImplicitEuler`, :class:`Kvaerno5`) methods on one step loop."""
 
 from .base import AdaptiveRK, FixedStepRK
+from .callbacks import ContinuousCallback, DiscreteCallback
 from .dopri5 import Dopri5
 from .esdirk import AdaptiveESDIRK
 from .euler import Euler
@@ -19,6 +20,7 @@ from .solve_stiff import solve_stiff
 from .tsit5 import Tsit5
 
 __all__ = ["AdaptiveESDIRK", "AdaptiveImplicit", "AdaptiveRK", "AdaptiveRosenbrock",
-           "BacksolveAdjoint", "DirectBackprop", "Dopri5", "Euler", "FixedStepRK", "ImplicitEuler",
+           "BacksolveAdjoint", "ContinuousCallback", "DirectBackprop", "DiscreteCallback",
+           "Dopri5", "Euler", "FixedStepRK", "ImplicitEuler",
            "InterpolatingAdjoint", "Kvaerno5", "RK4", "Rodas4", "Rosenbrock23", "Tsit5",
            "solve_ode", "solve_stiff"]

@@ -24,6 +24,7 @@ from ...solution import ReturnCode, Solution, SolverStats
 from ...solve import register
 from ..saving import save_times_tensor
 from .base import AdaptiveRK, FixedStepRK
+from .callbacks import solve_with_callbacks
 from .runge_kutta import (
     _Coefficients,
     evaluate_record,
@@ -42,7 +43,7 @@ from .sensitivity import (
 )
 from .state import DirectState, StateLayout
 
-__all__ = ["solve_ode"]
+__all__ = ["solve_ode", "with_callbacks"]
 
 
 class _Plan:
@@ -149,10 +150,24 @@ def _reverse_integrator(alg, sensealg, max_steps):
     return integrate
 
 
+def with_callbacks(solver, prob, alg, callback, saveat, sensealg, max_steps, progress):
+    """``solver`` run segment by segment between the events of ``callback``."""
+    if sensealg is not None and not isinstance(sensealg, DirectBackprop):
+        raise InvalidArgumentError("sensealg", "DirectBackprop() (or None) with callbacks",
+                                   sensealg)
+
+    def segment(p, saveat, dense):
+        return solver(p, alg, saveat=saveat, dense=dense, max_steps=max_steps,
+                      progress=progress)
+
+    return solve_with_callbacks(segment, prob, callback, saveat)
+
+
 @register(ODEProblem, FixedStepRK)
 @register(ODEProblem, AdaptiveRK)
 def solve_ode(prob: ODEProblem, alg, saveat=None, dense: bool = False, sensealg=None,
-              max_steps: Optional[int] = None, progress: bool | str = False) -> Solution:
+              max_steps: Optional[int] = None, progress: bool | str = False,
+              callback=None) -> Solution:
     """Solve an :class:`~opflow.ODEProblem` with a Runge-Kutta algorithm.
 
     Parameters
@@ -173,12 +188,19 @@ def solve_ode(prob: ODEProblem, alg, saveat=None, dense: bool = False, sensealg=
     progress : bool or "always"
         Show a progress bar over simulated time (adaptive methods) when
         stderr is a terminal; ``"always"`` shows it anywhere.
+    callback : ContinuousCallback, DiscreteCallback or list, optional
+        Events (see :mod:`opflow.solvers.ode.callbacks`): ``sol.t`` then holds
+        the save times reached and the event times, ``sol.record["events"]``
+        the events. Unbatched problems, direct backprop.
 
     Returns
     -------
     Solution
         ``sol.u`` stacks the states at ``sol.t`` along a new first dimension.
     """
+    if callback is not None:
+        return with_callbacks(solve_ode, prob, alg, callback, saveat, sensealg, max_steps,
+                               progress)
     sensealg = DirectBackprop() if sensealg is None else sensealg
     if not isinstance(sensealg, (DirectBackprop, BacksolveAdjoint, InterpolatingAdjoint)):
         raise InvalidArgumentError("sensealg", "DirectBackprop(), BacksolveAdjoint() or "

@@ -13,6 +13,7 @@ from ...solve import register
 from ..saving import save_times_tensor
 from .implicit import AdaptiveImplicit, integrate_implicit
 from .sensitivity import DirectBackprop, collect_parameters
+from .solve_ode import with_callbacks
 from .state import StateLayout
 
 __all__ = ["solve_stiff"]
@@ -21,7 +22,7 @@ __all__ = ["solve_stiff"]
 @register(ODEProblem, AdaptiveImplicit)
 def solve_stiff(prob: ODEProblem, alg: AdaptiveImplicit, saveat=None, dense: bool = False,
                 sensealg=None, max_steps: Optional[int] = None,
-                progress: bool | str = False) -> Solution:
+                progress: bool | str = False, callback=None) -> Solution:
     """Solve an :class:`~opflow.ODEProblem` with a stiff method.
 
     Parameters
@@ -46,6 +47,8 @@ def solve_stiff(prob: ODEProblem, alg: AdaptiveImplicit, saveat=None, dense: boo
         Overrides ``alg.max_steps``.
     progress : bool or "always"
         Progress bar over simulated time (on a terminal).
+    callback : ContinuousCallback, DiscreteCallback or list, optional
+        Events, as for the explicit solvers (:mod:`opflow.solvers.ode.callbacks`).
 
     Returns
     -------
@@ -54,6 +57,9 @@ def solve_stiff(prob: ODEProblem, alg: AdaptiveImplicit, saveat=None, dense: boo
         DtLessThanMin or Unstable (the first failing trajectory's); ``stats``
         with steps (attempts), rejects, nfe (each evaluates the batch).
     """
+    if callback is not None:
+        return with_callbacks(solve_stiff, prob, alg, callback, saveat, sensealg, max_steps,
+                              progress)
     if sensealg is not None and not isinstance(sensealg, DirectBackprop):
         raise InvalidArgumentError("sensealg", f"DirectBackprop() (or None) with "
                                    f"{type(alg).__name__}: adjoint sensitivities of the "
