@@ -283,3 +283,28 @@ def test_rhs_dtype_is_checked_for_field_and_tuple_states():
     bad = ODEProblem(lambda t, u: (-u[0], -u[1].float()), mixed, (0.0, 1.0))
     with pytest.raises(InvalidArgumentError, match="`f`"):
         solve(bad, opflow.RK4(dt=0.1))
+
+
+# ------------------------------------------- cases from torchdiffeq's own suite
+@pytest.mark.parametrize("alg", [opflow.Euler(dt=0.01), opflow.RK4(dt=0.05), opflow.Tsit5(),
+                                 opflow.Dopri5()], ids=["euler", "rk4", "tsit5", "dopri5"])
+def test_zero_dimensional_states_and_tuples_of_them(alg):
+    """torchdiffeq's ConstantODE/ExpODE use 0-dim states (they crashed the layout)."""
+    u0 = torch.tensor(1.0, dtype=torch.float64)
+    sol = solve(ODEProblem(lambda t, u: -u, u0, (0.0, 1.0)), alg)
+    assert sol.u.shape == (2,) and abs(float(sol.u[-1]) - math.exp(-1.0)) < 2e-2
+    pair = solve(ODEProblem(lambda t, u: (-u[0], -2 * u[1]), (u0, u0), (0.0, 1.0)), alg)
+    assert [x.shape for x in pair.u] == [(2,), (2,)]
+    assert abs(float(pair.u[1][-1]) - math.exp(-2.0)) < 5e-2
+
+
+@pytest.mark.parametrize("sensealg", [opflow.BacksolveAdjoint(), opflow.InterpolatingAdjoint()],
+                         ids=["backsolve", "interpolating"])
+def test_adjoint_of_a_vector_field_that_does_not_depend_on_the_state(sensealg):
+    """y' = exp(t) p: dy(1)/dp = e - 1 (the adjoint used to crash on the missing state term)."""
+    p = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+    sol = solve(ODEProblem(lambda t, u, p: torch.exp(t) * p * torch.ones_like(u),
+                           torch.zeros(1, dtype=torch.float64), (0.0, 1.0), p),
+                opflow.Tsit5(rtol=1e-9, atol=1e-12), sensealg=sensealg)
+    (grad,) = torch.autograd.grad(sol.u[-1].sum(), p)
+    assert abs(float(grad) - (math.e - 1)) < 1e-6

@@ -143,6 +143,12 @@ def collect_parameters(f: Any, p: Any) -> list[torch.Tensor]:
     return unique
 
 
+def _state_grad(grad, y: torch.Tensor) -> torch.Tensor:
+    """The adjoint's state part of a vector-Jacobian product: zero when ``f`` does not
+    depend on the state (autograd returns None then)."""
+    return torch.zeros_like(y) if grad is None else grad
+
+
 class _Backsolve(torch.autograd.Function):
     @staticmethod
     def forward(ctx, runner, y0, *params):
@@ -187,7 +193,7 @@ class _AdjointRunner:
                 y_ = y.detach().requires_grad_(True)
                 fy = F(-s, y_)
                 grads = torch.autograd.grad(fy, (y_, *params), a, allow_unused=True)
-            parts = [-fy.reshape(-1), grads[0].reshape(-1)]
+            parts = [-fy.reshape(-1), _state_grad(grads[0], y_).reshape(-1)]
             return torch.cat(parts + _param_grads(grads[1:], params, z))
 
         return G, n
@@ -267,7 +273,8 @@ class _InterpolatingRunner(_AdjointRunner):
                 y_ = self.interp(rec, -s).detach().requires_grad_(True)
                 fy = F(-s, y_)
                 grads = torch.autograd.grad(fy, (y_, *params), a, allow_unused=True)
-            return torch.cat([grads[0].reshape(-1), *_param_grads(grads[1:], params, z)])
+            return torch.cat([_state_grad(grads[0], y_).reshape(-1),
+                              *_param_grads(grads[1:], params, z)])
 
         return G
 

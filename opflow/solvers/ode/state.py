@@ -85,7 +85,7 @@ class StateLayout:
         """``(..., B, D)`` -> user state with the leading ``...`` dims kept."""
         lead = tuple(y.shape[:-2])
         parts = [y] if len(self.sizes) == 1 else torch.split(y, self.sizes, dim=-1)
-        tensors = [p.reshape(*lead, *self.batch_shape, *s) for p, s in zip(parts, self.shapes)]
+        tensors = [p.reshape((*lead, *self.batch_shape, *s)) for p, s in zip(parts, self.shapes)]
         if self.kind == "field":
             return self.template.with_values(tensors[0])
         if self.kind == "tensor":
@@ -98,7 +98,7 @@ class StateLayout:
             return t.reshape(())
         ndim = len(self.batch_shape) + len(self.shapes[0])
         if self.kind == "field":
-            return t.reshape(*self.batch_shape, *([1] * len(self.shapes[0])))
+            return t.reshape((*self.batch_shape, *([1] * len(self.shapes[0]))))
         return t.reshape(self.B, *([1] * (ndim - 1)))
 
     def wrap(self, f: Callable, p: Any) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:

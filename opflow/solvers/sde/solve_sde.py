@@ -267,7 +267,10 @@ def diffusion_derivative(G, t, y, scalar: bool, method: str = "jvp"):
         return g, (G(t, y + step * g) - g) / step
     _load_forward_ad()
     try:
-        with fwad.dual_level():
+        # forward AD is switched off inside autograd.Function.forward (where the adjoint
+        # runs the forward solve): switch it on, or the tangent is silently None and the
+        # Milstein correction vanishes (the scheme becomes Euler-Maruyama)
+        with fwad._set_fwd_grad_enabled(True), fwad.dual_level():
             if scalar:
                 g = G(t, y)
                 _, tangent = fwad.unpack_dual(G(t, fwad.make_dual(y, g)))
