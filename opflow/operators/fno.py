@@ -105,10 +105,11 @@ class FourierLayer(nn.Module):
     """
 
     def __init__(self, width: int, modes: Sequence[int], act, mlp_hidden: int | None = None,
-                 backend: str | None = None):
+                 backend: str | None = None, mlp_act=None):
         super().__init__()
         self.modes = tuple(modes)
         self.act = act
+        self.mlp_act = act if mlp_act is None else mlp_act
         self.backend = backend
         std = (2.0 / (width + width)) ** 0.5 / math.sqrt(2.0)
         kept = weight_shape(width, width, modes)[2:]
@@ -143,7 +144,7 @@ class FourierLayer(nn.Module):
         if self.mlp1 is not None:
             if not last:
                 y3 = self.act(y3)
-            a = self.act(_linear(y3, self.mlp1))
+            a = self.mlp_act(_linear(y3, self.mlp1))
             gated = torch.addcmul(self.mlp2.bias[None, :, None], self.gate[None, :, None], h3)
             y3 = gated.baddbmm_(self.mlp2.weight.expand(b, -1, -1), a)
         if not last:
@@ -186,6 +187,9 @@ class FNO(NeuralOperator):
     channel_mlp_expansion : float, optional
         Add a channel MLP of ``round(width * expansion)`` hidden channels with
         a soft-gating skip to each layer (neuraloperator's default is 0.5).
+    channel_mlp_activation : str, optional
+        The activation inside the channel MLPs (default: ``activation``;
+        neuraloperator always uses ``"gelu"`` there).
     backend : str, optional
         Kernel backend for the spectral convolutions (default: the process
         setting, see :func:`opflow.kernels.use`).
@@ -225,6 +229,7 @@ class FNO(NeuralOperator):
         positional: bool = True,
         channel_mlp_expansion: float | None = None,
         backend: str | None = None,
+        channel_mlp_activation: str | None = None,
     ):
         super().__init__()
         modes_t = _modes_tuple(modes, ndim)
@@ -260,7 +265,8 @@ class FNO(NeuralOperator):
             n_layers=n_layers, ndim=d, lifting_channels=lifting_channels,
             projection_channels=projection_channels, activation=activation,
             padding=list(pad), positional=positional,
-            channel_mlp_expansion=channel_mlp_expansion, backend=backend)
+            channel_mlp_expansion=channel_mlp_expansion, backend=backend,
+            channel_mlp_activation=channel_mlp_activation)
         self.in_channels, self.out_channels, self.width = in_channels, out_channels, width
         self.ndim, self.modes, self.padding, self.positional = d, modes_t, pad, positional
         self.act = get_activation(activation)
@@ -272,8 +278,11 @@ class FNO(NeuralOperator):
                                           nn.Linear(lifting_channels, width)])
         hidden = None if channel_mlp_expansion is None else max(
             1, round(width * channel_mlp_expansion))
+        mlp_act = None if channel_mlp_activation is None else get_activation(
+            channel_mlp_activation, "channel_mlp_activation")
         self.layers = nn.ModuleList(
-            FourierLayer(width, modes_t, self.act, hidden, backend) for _ in range(n_layers))
+            FourierLayer(width, modes_t, self.act, hidden, backend, mlp_act)
+            for _ in range(n_layers))
         self.projection = nn.ModuleList([nn.Linear(width, projection_channels),
                                          nn.Linear(projection_channels, out_channels)])
 

@@ -18,8 +18,9 @@ from .fno import FNO
 
 __all__ = ["fno_from_neuraloperator", "deeponet_from_deepxde"]
 
-_TORCH_ACTIVATIONS = {F.gelu: "gelu", F.relu: "relu", torch.tanh: "tanh", F.silu: "silu",
-                      torch.sigmoid: "sigmoid", F.elu: "elu", F.softplus: "softplus"}
+_TORCH_ACTIVATIONS = {F.gelu: "gelu", F.relu: "relu", torch.tanh: "tanh", F.tanh: "tanh",
+                      torch.relu: "relu", F.silu: "silu", torch.sigmoid: "sigmoid",
+                      F.sigmoid: "sigmoid", F.elu: "elu", F.softplus: "softplus"}
 
 
 def _refuse(what: str, got) -> InvalidArgumentError:
@@ -31,6 +32,13 @@ def _activation_name(fn) -> str:
         if fn is candidate:
             return name
     raise _refuse("activation gelu, relu, tanh, silu, sigmoid, elu or softplus", fn)
+
+
+def _channel_mlp_activation(blocks) -> str:
+    """The activation inside neuraloperator's channel MLPs (GELU whatever ``non_linearity``)."""
+    mlp = blocks.channel_mlp[0]
+    fn = getattr(mlp, "non_linearity", F.gelu)
+    return _activation_name(fn)
 
 
 def _copy_linear(dst: nn.Linear, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
@@ -118,6 +126,7 @@ def fno_from_neuraloperator(model: nn.Module) -> FNO:
         projection_channels=model.projection.fcs[0].out_channels,
         activation=act, positional=emb is not None,
         channel_mlp_expansion=hidden / width,
+        channel_mlp_activation=_channel_mlp_activation(blocks),
     )
     if len(model.projection.fcs) != 2 or out.layers[0].mlp1.out_features != hidden:
         raise _refuse("a two-layer projection and a matching channel MLP width", model)
