@@ -238,27 +238,13 @@ def diffusion_derivative(G, t, y, scalar: bool, method: str = "jvp"):
     noise it is the Jacobian-vector product with ``g``.
 
     ``method="jvp"`` is exact and differentiable by reverse mode (direct
-    backprop and the adjoint go through it). When ``y`` is part of an
-    autograd graph it uses the double-vjp trick (two reverse-mode passes);
-    otherwise forward-mode autograd (a dual evaluation of ``G``; so that no
-    artificial leaf makes the result require grad). ``method="fd"`` is a
+    backprop and the adjoint go through it): forward-mode autograd, one dual
+    evaluation of ``G``. (A double-vjp in reverse mode would make every step
+    walk the whole graph recorded so far: time quadratic in the steps.) ``method="fd"`` is a
     forward difference along ``g`` with a per-trajectory step
     ``sqrt(eps) (1 + |y|_inf) / |g|_inf`` (one more evaluation of ``G``, error
     about ``sqrt(eps)``; for a ``G`` without forward-mode support).
     """
-    if method == "jvp" and y.requires_grad and torch.is_grad_enabled():
-        g = G(t, y)
-        if not g.requires_grad:
-            return g, torch.zeros_like(g)
-        w = torch.zeros_like(g, requires_grad=True)
-        (s,) = torch.autograd.grad(g, y, w, create_graph=True, allow_unused=True)
-        if s is None or not s.requires_grad:
-            return g, torch.zeros_like(g)
-        direction = g if scalar else torch.ones_like(y)
-        (jv,) = torch.autograd.grad(s, w, direction, create_graph=True, allow_unused=True)
-        if jv is None:
-            return g, torch.zeros_like(g)
-        return g, (jv if scalar else jv * g)
     if method == "fd":
         g = G(t, y)
         tiny = torch.finfo(y.dtype).tiny
