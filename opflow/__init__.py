@@ -54,7 +54,7 @@ from .operators import (
     POD_DeepONet,
     build_operator,
 )
-from .problems import ODEProblem, remake
+from .problems import ODEProblem, SplitODEProblem, remake
 from .solution import ReturnCode, Solution, SolverStats
 from .solve import solve
 from .solvers.nonlinear import (
@@ -99,7 +99,7 @@ from .train import Trainer
 __all__ = [
     "Axis", "Field", "Grid", "calculus", "data", "errors", "testing", "norms",
     "open_dataset", "save",
-    "ODEProblem", "remake", "solve", "Solution", "ReturnCode", "SolverStats",
+    "ODEProblem", "SplitODEProblem", "remake", "solve", "Solution", "ReturnCode", "SolverStats",
     "Euler", "RK4", "Tsit5", "Dopri5", "DirectBackprop", "BacksolveAdjoint",
     "InterpolatingAdjoint",
     "NonlinearProblem", "NonlinearLeastSquaresProblem", "NewtonRaphson", "NewtonKrylov",

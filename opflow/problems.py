@@ -18,8 +18,8 @@ from torch import nn
 from .errors import InvalidArgumentError
 from .field import Field
 
-__all__ = ["ODEProblem", "remake", "check_tspan", "check_initial_state", "check_arity",
-           "state_tensors"]
+__all__ = ["ODEProblem", "SplitODEProblem", "remake", "check_tspan", "check_initial_state",
+           "check_arity", "state_tensors"]
 
 
 def check_tspan(tspan) -> tuple[float, float]:
@@ -137,16 +137,74 @@ class ODEProblem:
             raise InvalidArgumentError("f", "a callable f(t, u) or f(t, u, p)", self.f)
         check_arity(self.f, self.p, "f")
         object.__setattr__(self, "tspan", check_tspan(self.tspan))
-        tensors = check_initial_state(self.u0)
-        if self.batched:
-            sizes = {u.shape[0] if u.ndim else None for u in tensors}
-            if isinstance(self.u0, Field):
-                sizes = {1} if self.u0.batch_shape else {None}
-            if None in sizes or len(sizes) != 1:
-                raise InvalidArgumentError(
-                    "u0", "a leading batch dimension shared by every tensor (batched=True)",
-                    [tuple(u.shape) for u in tensors],
-                )
+        _check_batched_state(self.u0, self.batched)
+
+
+def _check_batched_state(u0, batched: bool) -> None:
+    tensors = check_initial_state(u0)
+    if batched:
+        sizes = {u.shape[0] if u.ndim else None for u in tensors}
+        if isinstance(u0, Field):
+            sizes = {1} if u0.batch_shape else {None}
+        if None in sizes or len(sizes) != 1:
+            raise InvalidArgumentError(
+                "u0", "a leading batch dimension shared by every tensor (batched=True)",
+                [tuple(u.shape) for u in tensors],
+            )
+
+
+@dataclass(frozen=True)
+class SplitODEProblem:
+    """``du/dt = f_stiff(t, u[, p]) + f_nonstiff(t, u[, p])`` for IMEX methods.
+
+    An implicit-explicit method (:class:`~opflow.solvers.ode.KenCarp4`) treats
+    ``f_stiff`` implicitly (diffusion, fast reactions: only its Jacobian is
+    formed) and ``f_nonstiff`` explicitly (advection, slow reactions); every
+    other ODE method solves the sum ``f``.
+
+    Parameters
+    ----------
+    f_stiff, f_nonstiff : callable or nn.Module
+        Each like :class:`ODEProblem`'s ``f``, returning the structure of ``u``.
+    u0, tspan, p, batched
+        As for :class:`ODEProblem`.
+    """
+
+    f_stiff: Callable[..., Any]
+    f_nonstiff: Callable[..., Any]
+    u0: Any
+    tspan: tuple[float, float]
+    p: Any = None
+    batched: bool = False
+
+    def __post_init__(self):
+        for name in ("f_stiff", "f_nonstiff"):
+            fn = getattr(self, name)
+            if not callable(fn):
+                raise InvalidArgumentError(name, f"a callable {name}(t, u) or {name}(t, u, p)",
+                                           fn)
+            check_arity(fn, self.p, name)
+        object.__setattr__(self, "tspan", check_tspan(self.tspan))
+        _check_batched_state(self.u0, self.batched)
+
+    @property
+    def f(self) -> Callable[..., Any]:
+        """The whole right-hand side ``f_stiff + f_nonstiff``."""
+        return _SumOfParts(self.f_stiff, self.f_nonstiff, self.p)
+
+
+class _SumOfParts:
+    """``f = f_stiff + f_nonstiff`` on any state structure (tensor, Field, tuple)."""
+
+    def __init__(self, stiff, nonstiff, p):
+        self.stiff, self.nonstiff, self.with_p = stiff, nonstiff, p is not None
+
+    def __call__(self, t, u, p=None):
+        args = (t, u, p) if self.with_p else (t, u)
+        a, b = self.stiff(*args), self.nonstiff(*args)
+        if isinstance(a, tuple):
+            return tuple(x + y for x, y in zip(a, b))
+        return a + b
 
 
 def remake(prob, **changes):

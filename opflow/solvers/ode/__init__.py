@@ -1,6 +1,7 @@
 """Ordinary differential equations: explicit Runge-Kutta solvers and adjoints, and stiff
 solvers: Rosenbrock (:class:`Rosenbrock23`, :class:`Rodas4`) and ESDIRK
-(:class:`ImplicitEuler`, :class:`Kvaerno5`) methods on one step loop."""
+(:class:`ImplicitEuler`, :class:`Kvaerno5`) and IMEX (:class:`KenCarp4`) methods on one
+step loop."""
 
 from .base import AdaptiveRK, FixedStepRK
 from .callbacks import ContinuousCallback, DiscreteCallback
@@ -9,6 +10,7 @@ from .esdirk import AdaptiveESDIRK
 from .euler import Euler
 from .implicit import AdaptiveImplicit
 from .implicit_euler import ImplicitEuler
+from .kencarp4 import KenCarp4
 from .kvaerno5 import Kvaerno5
 from .rk4 import RK4
 from .rodas4 import Rodas4
@@ -22,5 +24,5 @@ from .tsit5 import Tsit5
 __all__ = ["AdaptiveESDIRK", "AdaptiveImplicit", "AdaptiveRK", "AdaptiveRosenbrock",
            "BacksolveAdjoint", "ContinuousCallback", "DirectBackprop", "DiscreteCallback",
            "Dopri5", "Euler", "FixedStepRK", "ImplicitEuler",
-           "InterpolatingAdjoint", "Kvaerno5", "RK4", "Rodas4", "Rosenbrock23", "Tsit5",
+           "InterpolatingAdjoint", "KenCarp4", "Kvaerno5", "RK4", "Rodas4", "Rosenbrock23", "Tsit5",
            "solve_ode", "solve_stiff"]

@@ -64,6 +64,7 @@ class AdaptiveImplicit(AbstractAlgorithm):
     dtmax: Optional[float] = None
     max_steps: int = 100_000
     dt: Optional[float] = None
+    imex: ClassVar[bool] = False  # the Jacobian of F.stiff only (implicit-explicit)
     order: ClassVar[int]        # of the solution
     error_order: ClassVar[int]  # of the error estimate plus one (the controller's exponent)
     stages: ClassVar[int]       # right-hand-side evaluations per step, about
@@ -220,7 +221,8 @@ def integrate_implicit(F: RHS, alg: AdaptiveImplicit, y0: torch.Tensor, t0: floa
             target = ts[state.save.clamp(max=K - 1)]
             h = _step_size(alg, state, target, running)
             if J is None or bool(fresh.any()):
-                J_new, dfdt_new = jacobians(F, state.t, state.y, differentiable)
+                J_new, dfdt_new = jacobians(F.stiff if alg.imex else F, state.t, state.y,
+                                            differentiable)
                 J = J_new if J is None else torch.where(fresh[:, None, None], J_new, J)
                 dfdt = dfdt_new if dfdt is None else torch.where(fresh[:, None], dfdt_new, dfdt)
                 stats.nfe += 2

@@ -7,7 +7,7 @@ from typing import Optional
 import torch
 
 from ...errors import InvalidArgumentError
-from ...problems import ODEProblem
+from ...problems import ODEProblem, SplitODEProblem
 from ...solution import Solution
 from ...solve import register
 from ..saving import save_times_tensor
@@ -19,7 +19,27 @@ from .state import StateLayout
 __all__ = ["solve_stiff"]
 
 
+class _SplitRHS:
+    """The flat right-hand side of a split problem: the sum, with its two parts."""
+
+    def __init__(self, stiff, nonstiff):
+        self.stiff, self.nonstiff = stiff, nonstiff
+
+    def __call__(self, t, y):
+        return self.stiff(t, y) + self.nonstiff(t, y)
+
+
+def _rhs(prob, layout: StateLayout, alg):
+    if isinstance(prob, SplitODEProblem):
+        return _SplitRHS(layout.wrap(prob.f_stiff, prob.p), layout.wrap(prob.f_nonstiff, prob.p))
+    if alg.imex:
+        raise InvalidArgumentError("prob", f"a SplitODEProblem (f_stiff, f_nonstiff) for the "
+                                   f"IMEX method {type(alg).__name__}", prob)
+    return layout.wrap(prob.f, prob.p)
+
+
 @register(ODEProblem, AdaptiveImplicit)
+@register(SplitODEProblem, AdaptiveImplicit)
 def solve_stiff(prob: ODEProblem, alg: AdaptiveImplicit, saveat=None, dense: bool = False,
                 sensealg=None, max_steps: Optional[int] = None,
                 progress: bool | str = False, callback=None) -> Solution:
@@ -29,7 +49,9 @@ def solve_stiff(prob: ODEProblem, alg: AdaptiveImplicit, saveat=None, dense: boo
     ----------
     prob : ODEProblem
         ``batched=True``: every trajectory takes its own steps.
-    alg : Rosenbrock23, Rodas4, ImplicitEuler or Kvaerno5
+    alg : Rosenbrock23, Rodas4, ImplicitEuler, Kvaerno5 or KenCarp4
+        (``KenCarp4`` needs a :class:`~opflow.problems.SplitODEProblem`; the
+        others solve a split problem's sum).
     saveat : float or sequence of float, optional
         Save interval or times within ``tspan``; default ``(t0, t1)``. Steps
         are shortened to land on save times exactly.
@@ -68,11 +90,11 @@ def solve_stiff(prob: ODEProblem, alg: AdaptiveImplicit, saveat=None, dense: boo
         raise InvalidArgumentError("max_steps", "a positive integer", max_steps)
     layout = StateLayout(prob.u0, prob.batched)
     y0 = layout.flatten(prob.u0, "u0")
-    F = layout.wrap(prob.f, prob.p)
+    F = _rhs(prob, layout, alg)
     t0, t1 = prob.tspan
     ts = save_times_tensor(saveat, t0, t1, y0.dtype, y0.device, y0.numel())
     differentiable = torch.is_grad_enabled() and (
-        y0.requires_grad or bool(collect_parameters(prob.f, prob.p)))
+        y0.requires_grad or bool(collect_parameters(_functions(prob), prob.p)))
     ys, stats, retcode, record = integrate_implicit(F, alg, y0, t0, ts, record=dense,
                                                     progress=progress, max_steps=max_steps,
                                                     differentiable=differentiable)
@@ -83,3 +105,7 @@ def solve_stiff(prob: ODEProblem, alg: AdaptiveImplicit, saveat=None, dense: boo
 
     return Solution(t=ts, u=layout.unflatten(ys), retcode=retcode, stats=stats, problem=prob,
                     alg=alg, interpolant=interpolant, record=record)
+
+
+def _functions(prob):
+    return (prob.f_stiff, prob.f_nonstiff) if isinstance(prob, SplitODEProblem) else prob.f
