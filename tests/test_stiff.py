@@ -203,3 +203,44 @@ def test_kencarp4_reaction_diffusion_matches_a_fully_implicit_solve():
     torch.testing.assert_close(imex.u[-1], ref.u[-1], rtol=0, atol=2e-5)
     with pytest.raises(InvalidArgumentError, match="SplitODEProblem"):
         solve(ODEProblem(diffusion, u0, (0.0, 0.5), batched=True), KenCarp4())
+
+
+def test_kencarp4_matrix_free_stages_match_dense_stages_on_a_grid():
+    """2-D Fisher-KPP on a Grid: diffusion implicit by Newton-Krylov stages preconditioned
+    by multigrid cycles (no Jacobian formed), reaction explicit; against dense stages."""
+    from opflow import Field, Grid, SplitODEProblem
+    from opflow.solvers.nonlinear import NewtonKrylov
+    from opflow.solvers.ode import KenCarp4
+    from opflow.solvers.pde import multigrid_preconditioner
+
+    n, D = 13, 0.01
+    grid = Grid.uniform(x=(0.0, 1.0, n), y=(0.0, 1.0, n))
+    x, y = grid.mesh(F64)
+    inside = torch.zeros(n, n, dtype=F64)
+    inside[1:-1, 1:-1] = 1.0
+    h = 1.0 / (n - 1)
+
+    def diffusion(t, u):
+        v = u.values
+        lap = torch.zeros_like(v)
+        lap[..., 1:-1, 1:-1] = (v[..., 2:, 1:-1] + v[..., :-2, 1:-1] + v[..., 1:-1, 2:]
+                                + v[..., 1:-1, :-2] - 4 * v[..., 1:-1, 1:-1]) / h**2
+        return u.with_values(D * lap)
+
+    def reaction(t, u):
+        return u.with_values(5.0 * u.values * (1 - u.values) * inside)
+
+    bump = torch.exp(-40 * ((x - 0.5) ** 2 + (y - 0.5) ** 2)) * inside
+    u0 = Field(bump[None, None].expand(2, 1, n, n) * torch.tensor([1.0, 0.5], dtype=F64)[
+        :, None, None, None], grid)
+    prob = SplitODEProblem(diffusion, reaction, u0, (0.0, 0.2), batched=True)
+    with torch.no_grad():
+        dense = solve(prob, KenCarp4(rtol=1e-6, atol=1e-9))
+        free = solve(prob, KenCarp4(rtol=1e-6, atol=1e-9,
+                                    stage_solver=NewtonKrylov(linear_rtol=1e-8, abstol=1e-11),
+                                    preconditioner=lambda hg: multigrid_preconditioner(
+                                        grid, hg * D)))
+    assert dense.success and free.success and isinstance(free.u, Field)
+    torch.testing.assert_close(free.u.values, dense.u.values, rtol=0, atol=1e-8)
+    with pytest.raises(InvalidArgumentError, match="stage_solver"):
+        KenCarp4(stage_solver="gmres")

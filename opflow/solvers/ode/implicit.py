@@ -65,6 +65,11 @@ class AdaptiveImplicit(AbstractAlgorithm):
     max_steps: int = 100_000
     dt: Optional[float] = None
     imex: ClassVar[bool] = False  # the Jacobian of F.stiff only (implicit-explicit)
+
+    @property
+    def matrix_free(self) -> bool:
+        """True when the method forms no Jacobian (its stages use Krylov solves)."""
+        return False
     order: ClassVar[int]        # of the solution
     error_order: ClassVar[int]  # of the error estimate plus one (the controller's exponent)
     stages: ClassVar[int]       # right-hand-side evaluations per step, about
@@ -220,7 +225,9 @@ def integrate_implicit(F: RHS, alg: AdaptiveImplicit, y0: torch.Tensor, t0: floa
             running = torch.tensor([c is None for c in state.code], device=device)
             target = ts[state.save.clamp(max=K - 1)]
             h = _step_size(alg, state, target, running)
-            if J is None or bool(fresh.any()):
+            if alg.matrix_free:
+                J = dfdt = None
+            elif J is None or bool(fresh.any()):
                 J_new, dfdt_new = jacobians(F.stiff if alg.imex else F, state.t, state.y,
                                             differentiable)
                 J = J_new if J is None else torch.where(fresh[:, None, None], J_new, J)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -51,28 +52,51 @@ class KenCarp4(AdaptiveESDIRK):
     stiff linear diffusion with a nonlinear, non-stiff reaction costs one LU
     per step. Parameters as :class:`~opflow.solvers.ode.esdirk.AdaptiveESDIRK`.
 
+    Matrix-free stages (a PDE on a grid): with ``stage_solver=NewtonKrylov(...)``
+    no Jacobian is formed; each implicit stage ``k = f_stiff(t_i, z + h gamma k)``
+    is solved by Newton-Krylov (Jacobian-vector products), preconditioned by
+    ``preconditioner(h_gamma)``, a factory called once per step with the
+    per-sample ``h gamma`` (shape ``(B,)``) that returns ``precond(r)`` on
+    states of the user's type: for diffusion ``D Laplacian`` for example
+    ``lambda hg: multigrid_preconditioner(grid, hg * D)``
+    (:func:`opflow.solvers.pde.multigrid_preconditioner`).
+
     References: C. A. Kennedy and M. H. Carpenter, "Additive Runge-Kutta schemes
     for convection-diffusion-reaction equations", Appl. Numer. Math. 44 (2003).
     """
+
+    stage_solver: Optional[Any] = None
+    preconditioner: Optional[Callable[[torch.Tensor], Callable]] = None
 
     imex = True
     order = 4
     error_order = 4
     stages = 16
 
+    def __post_init__(self):
+        super().__post_init__()
+        from ..nonlinear import NewtonKrylov
+
+        if self.stage_solver is not None and not isinstance(self.stage_solver, NewtonKrylov):
+            raise InvalidArgumentError("stage_solver", "None (dense chord iteration) or a "
+                                       "NewtonKrylov(...)", self.stage_solver)
+        if self.preconditioner is not None and not callable(self.preconditioner):
+            raise InvalidArgumentError("preconditioner", "a callable h_gamma -> precond",
+                                       self.preconditioner)
+
+    @property
+    def matrix_free(self) -> bool:
+        return self.stage_solver is not None
+
     def step(self, F, t, y, f0, h, J, dfdt):
         """One IMEX step; ``F`` carries ``F.stiff`` and ``F.nonstiff`` (flat parts)."""
         stiff, nonstiff = getattr(F, "stiff", None), getattr(F, "nonstiff", None)
         if stiff is None or nonstiff is None:
             raise InvalidArgumentError("prob", "a SplitODEProblem for KenCarp4", F)
-        D = y.shape[1]
         hc = h[:, None]
         hg = hc * _G
-        lu = DenseLU(torch.eye(D, dtype=y.dtype, device=y.device) - (h * _G)[:, None, None] * J)
-        scale = (self.atol + self.rtol * y.abs()).detach()
-
-        def norm(dk):
-            return torch.sqrt(torch.mean((hg.detach() * dk / scale) ** 2, dim=1))
+        solve_stage = self._krylov_stage(F, h) if self.matrix_free else self._chord_stage(
+            y, h, J)
 
         k_imp = [stiff(t, y)]
         k_exp = [f0 - k_imp[0]]
@@ -85,8 +109,7 @@ class KenCarp4(AdaptiveESDIRK):
             def G(k, base=base, ti=ti):
                 return k - stiff(ti, base + hg * k)
 
-            k, ok, _ = chord_solve(G, k_imp[-1], lu, norm, self.newton_tol,
-                                   self.newton_max_iters)
+            k, ok = solve_stage(G, k_imp[-1])
             converged = converged & ok
             k_imp.append(k)
             k_exp.append(nonstiff(ti, base + hg * k))
@@ -95,3 +118,41 @@ class KenCarp4(AdaptiveESDIRK):
         err = hc * sum((w - v) * s for w, v, s in zip(_B, _B_EMBEDDED, slopes))
         err = torch.where(converged[:, None], err, torch.full_like(err, float("inf")))
         return y_new, err, None
+
+    def _chord_stage(self, y, h, J):
+        """Stage solves by the chord iteration with ``I - h gamma J`` factored once."""
+        D = y.shape[1]
+        hg = (h * _G)[:, None].detach()
+        lu = DenseLU(torch.eye(D, dtype=y.dtype, device=y.device) - (h * _G)[:, None, None] * J)
+        scale = (self.atol + self.rtol * y.abs()).detach()
+
+        def norm(dk):
+            return torch.sqrt(torch.mean((hg * dk / scale) ** 2, dim=1))
+
+        def solve_stage(G, k0):
+            k, ok, _ = chord_solve(G, k0, lu, norm, self.newton_tol, self.newton_max_iters)
+            return k, ok
+
+        return solve_stage
+
+    def _krylov_stage(self, F, h):
+        """Stage solves by Newton-Krylov on the user's state type (for the preconditioner)."""
+        from ..nonlinear import NonlinearProblem, solve_nonlinear
+
+        layout = F.layout
+        solver = self.stage_solver
+        if self.preconditioner is not None:
+            solver = replace(solver, precond=self.preconditioner((h * _G).detach()))
+
+        def solve_stage(G, k0):
+            def residual(k_user):
+                return layout.unflatten(G(layout.flatten(k_user, "k")))
+
+            prob = NonlinearProblem(residual, layout.unflatten(k0.detach()),
+                                    batched=layout.batched)
+            sol = solve_nonlinear(prob, solver)
+            ok = torch.tensor([c == "Success" for c in sol.record["retcodes"]],
+                              device=k0.device)
+            return layout.flatten(sol.u, "k").detach(), ok
+
+        return solve_stage

@@ -22,8 +22,8 @@ __all__ = ["solve_stiff"]
 class _SplitRHS:
     """The flat right-hand side of a split problem: the sum, with its two parts."""
 
-    def __init__(self, stiff, nonstiff):
-        self.stiff, self.nonstiff = stiff, nonstiff
+    def __init__(self, stiff, nonstiff, layout: StateLayout):
+        self.stiff, self.nonstiff, self.layout = stiff, nonstiff, layout
 
     def __call__(self, t, y):
         return self.stiff(t, y) + self.nonstiff(t, y)
@@ -31,7 +31,8 @@ class _SplitRHS:
 
 def _rhs(prob, layout: StateLayout, alg):
     if isinstance(prob, SplitODEProblem):
-        return _SplitRHS(layout.wrap(prob.f_stiff, prob.p), layout.wrap(prob.f_nonstiff, prob.p))
+        return _SplitRHS(layout.wrap(prob.f_stiff, prob.p), layout.wrap(prob.f_nonstiff, prob.p),
+                         layout)
     if alg.imex:
         raise InvalidArgumentError("prob", f"a SplitODEProblem (f_stiff, f_nonstiff) for the "
                                    f"IMEX method {type(alg).__name__}", prob)
@@ -95,6 +96,9 @@ def solve_stiff(prob: ODEProblem, alg: AdaptiveImplicit, saveat=None, dense: boo
     ts = save_times_tensor(saveat, t0, t1, y0.dtype, y0.device, y0.numel())
     differentiable = torch.is_grad_enabled() and (
         y0.requires_grad or bool(collect_parameters(_functions(prob), prob.p)))
+    if differentiable and alg.matrix_free:
+        raise InvalidArgumentError("sensealg", "no gradients through matrix-free stages (run "
+                                   "under torch.no_grad(), or use dense stages)", alg)
     ys, stats, retcode, record = integrate_implicit(F, alg, y0, t0, ts, record=dense,
                                                     progress=progress, max_steps=max_steps,
                                                     differentiable=differentiable)

@@ -6,8 +6,8 @@
   (:class:`BurgersProblem`, :class:`NavierStokes2DProblem`, :class:`HeatProblem`).
 """
 
-from .multigrid import DarcyProblem, Multigrid, PoissonProblem
+from .multigrid import DarcyProblem, Multigrid, PoissonProblem, multigrid_preconditioner
 from .spectral import BurgersProblem, HeatProblem, NavierStokes2DProblem, PseudoSpectral
 
 __all__ = ["BurgersProblem", "DarcyProblem", "HeatProblem", "Multigrid", "NavierStokes2DProblem",
-           "PoissonProblem", "PseudoSpectral"]
+           "PoissonProblem", "PseudoSpectral", "multigrid_preconditioner"]
