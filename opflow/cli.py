@@ -1,4 +1,4 @@
-"""The ``opflow`` command line.
+"""The ``opflow`` command line::
 
     opflow demo [--out DIR]        run the end-to-end demo
     opflow generate PROBLEM ...    make a benchmark data set (netCDF), resumable

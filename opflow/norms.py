@@ -59,7 +59,7 @@ def _reduce(x: torch.Tensor, reduction: str) -> torch.Tensor:
 
 
 def norm(field, kind: str = "l2", reduction: str = "none") -> torch.Tensor:
-    """``l2``: sqrt(sum_c int u_c^2); ``h1``: sqrt(l2^2 + sum_c int |grad u_c|^2).
+    """``l2``: ``sqrt(sum_c int u_c^2)``; ``h1``: ``sqrt(l2^2 + sum_c int |grad u_c|^2)``.
 
     Returns shape ``(*batch,)`` (or a scalar with ``reduction``).
     """

@@ -146,7 +146,27 @@ class ODEProblem:
 
 
 def remake(prob, **changes):
-    """Copy of ``prob`` with ``changes`` applied (validated like a new problem)."""
+    """Copy of ``prob`` with ``changes`` applied (validated like a new problem).
+
+    Parameters
+    ----------
+    prob : problem dataclass
+        Any opflow problem (:class:`ODEProblem`, :class:`SDEProblem`, ...).
+    **changes
+        New values of the problem's fields, by name.
+
+    Returns
+    -------
+    problem
+        A new problem of the same type; ``prob`` is unchanged.
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> prob = opflow.ODEProblem(lambda t, u: -u, torch.ones(2), tspan=(0.0, 1.0))
+    >>> opflow.remake(prob, tspan=(0.0, 2.0)).tspan
+    (0.0, 2.0)
+    """
     if not dataclasses.is_dataclass(prob):
         raise InvalidArgumentError("prob", "an opflow problem", prob)
     names = {f.name for f in dataclasses.fields(prob)}

@@ -80,11 +80,11 @@ class MultiTaskDeepONet(NeuralOperator):
 
     * ``model(x)`` with a Field ``x`` of shape ``(B, 2, nx, ny)`` holding the
       channels ``(mask, f)`` (mask as 0/1; ``f`` a polynomial of ``degree``
-      sampled on the whole grid, as in :meth:`MultiTaskData.pairs`): the
+      sampled on the whole grid, as in :meth:`opflow.data.MultiTaskData.pairs`): the
       coefficients are recovered from ``f`` by least squares on the monomial
       basis of the grid (exact for such sources). Returns a Field
       ``(B, 2, nx, ny)`` with channels ``("u", "mask")``, the mask passed
-      through so that :func:`masked_rel_l2` works inside the
+      through so that :func:`~opflow.train.transfer.masked_rel_l2` works inside the
       :class:`~opflow.train.Trainer` (use it with ``normalizers=None``: the
       mask must stay 0/1; the Trainer's own ``rel_l2`` metrics then count
       the mask channel too, so read its ``loss``/``val_loss``).

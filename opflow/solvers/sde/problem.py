@@ -41,7 +41,7 @@ class SDEProblem:
         state ``u`` of shape ``(B, D)``:
 
         ============  ====================  ===========  ========================
-        noise         ``g(t, u)`` shape      ``W`` shape  increment ``g dW``
+        noise         ``g(t, u)`` shape     ``W`` shape   increment ``g dW``
         ============  ====================  ===========  ========================
         ``diagonal``  ``(B, D)``            ``(B, D)``   ``g * dW`` (elementwise)
         ``scalar``    ``(B, D)``            ``(B, 1)``   ``g * dW`` (one shared W)
