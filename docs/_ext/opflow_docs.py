@@ -33,7 +33,6 @@ import shutil
 import urllib.request
 from pathlib import Path
 
-from docutils import nodes
 from sphinx.util import logging
 
 logger = logging.getLogger(__name__)

@@ -205,7 +205,9 @@ def family_system(prob: FamilyProblem, dealias: bool = True) -> SemilinearSystem
 
 def solve_family(u0: Field, coefficients: Mapping[str, object], t_end: float = 1.0,
                  dt: float | None = None) -> Field:
-    """``u(t_end)`` of a :class:`~opflow.meta.families.FamilyProblem` from ``t = 0``, through :func:`opflow.solve`.
+    """``u(t_end)`` of a :class:`~opflow.meta.families.FamilyProblem` from ``t = 0``.
+
+    Solved through :func:`opflow.solve`.
 
     Parameters
     ----------
