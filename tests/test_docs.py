@@ -142,3 +142,19 @@ def test_pages_render_in_a_headless_browser(site, page, tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # not a blank page
+
+
+# (page, python blocks run in one namespace, in order): the self-contained examples.
+# The others need data or long training (the PINN page's example runs as the
+# README's, in tests/test_readme.py).
+EXAMPLES = [("getting_started.md", [0]), ("guide/fields.md", [0, 1, 2]),
+            ("guide/solve.md", [1, 2]), ("guide/operators.md", [0]), ("guide/layers.md", [0])]
+
+
+@pytest.mark.parametrize("page,blocks", EXAMPLES, ids=[p for p, _ in EXAMPLES])
+def test_guide_examples_run(page, blocks, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), re.S)
+    namespace: dict = {}
+    for i in blocks:
+        exec(compile(code[i], f"docs/{page}[{i}]", "exec"), namespace)  # noqa: S102 - our docs

@@ -52,6 +52,14 @@ def test_license_is_an_spdx_expression():
     assert 'license = "MIT"' in source and "license = {" not in source
 
 
+def test_citation_and_changelog_match_the_version():
+    citation = (ROOT / "CITATION.cff").read_text()
+    assert f"\nversion: {opflow.__version__}\n" in citation
+    assert "cff-version: 1.2.0" in citation
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert f"## {opflow.__version__}" in changelog
+
+
 SMOKE = textwrap.dedent('''
     import importlib.metadata, subprocess, sys, tempfile, pathlib
     import torch, opflow
