@@ -149,6 +149,12 @@ class Axis:
     ------
     opflow.errors.InvalidArgumentError
         Any of the above does not hold; the message names the axis.
+
+    Examples
+    --------
+    >>> import opflow
+    >>> opflow.Grid.uniform(x=(0.0, 1.0, 8), periodic=("x",)).axes[0]
+    Axis(name='x', periodic=True, bounds=(0.0, 1.0), units='')
     """
 
     name: str

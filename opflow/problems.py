@@ -120,6 +120,15 @@ class ODEProblem:
         step size of each trajectory separately, and ``t`` reaches ``f`` as a
         tensor of shape ``(B, 1, ..., 1)`` broadcastable against the state.
         If False, ``t`` is a 0-dim tensor.
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> prob = opflow.ODEProblem(lambda t, u: -u, torch.ones(2, dtype=torch.float64),
+    ...                          tspan=(0.0, 1.0))
+    >>> sol = opflow.solve(prob, opflow.Tsit5(rtol=1e-8, atol=1e-10))
+    >>> round(float(sol.u[-1, 0]), 6)  # exp(-1)
+    0.367879
     """
 
     f: Callable[..., Any]

@@ -83,6 +83,17 @@ class Solution:
     record : optional
         The solver's per-step data when kept (``dense=True`` for ODEs: step
         starts, sizes, states and stage slopes), e.g. for error regularizers.
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> prob = opflow.ODEProblem(lambda t, u: -u, torch.ones(2, dtype=torch.float64),
+    ...                          tspan=(0.0, 1.0))
+    >>> sol = opflow.solve(prob, opflow.Dopri5(rtol=1e-8, atol=1e-10), dense=True)
+    >>> sol.success, sol.stats.steps > 0
+    (True, True)
+    >>> round(float(sol(0.25)[0]), 6)  # dense output: exp(-0.25)
+    0.778801
     """
 
     t: torch.Tensor

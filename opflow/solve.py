@@ -97,6 +97,15 @@ def solve(prob, alg, **kwargs):
         solver takes (the message lists those it takes).
     SolverError
         No solver is registered for the pair (the message lists the pairs).
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> prob = opflow.ODEProblem(lambda t, u: -u, torch.ones(2, dtype=torch.float64),
+    ...                          tspan=(0.0, 1.0))
+    >>> sol = opflow.solve(prob, opflow.Tsit5(rtol=1e-8, atol=1e-10), saveat=[0.5, 1.0])
+    >>> sol.retcode, tuple(sol.u.shape)
+    (<ReturnCode.Success: 'Success'>, (2, 2))
     """
     if not isinstance(alg, AbstractAlgorithm):
         raise InvalidArgumentError("alg", "an opflow algorithm object such as Tsit5()", alg)

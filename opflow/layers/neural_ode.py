@@ -96,6 +96,15 @@ class NeuralODE(nn.Module):
     dense output carries no gradient), and it costs no memory per step.
     Save times do not shorten adaptive steps (values come from the
     method's interpolant), so a large union costs little extra work.
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
+    >>> node = opflow.NeuralODE(net, t=torch.linspace(0, 1, 5), autonomous=True)
+    >>> y = node(torch.randn(8, 2))
+    >>> tuple(y.shape)  # (time, batch, state)
+    (5, 8, 2)
     """
 
     def __init__(self, vector_field: nn.Module, solver: Optional[AbstractAlgorithm] = None,

@@ -162,6 +162,14 @@ class DeepONet(NeuralOperator):
       or ``(*batch, n_outputs, Q)``; or a Grid with ``dim`` axes -> Field
       ``(*batch, n_outputs, *y.shape)`` on that grid; or omitted with a Field
       ``u`` -> evaluated on ``u``'s own grid.
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> grid = opflow.Grid.uniform(x=(0.0, 1.0, 33))
+    >>> model = opflow.DeepONet(branch_layers=[33, 64, 64], trunk_layers=[1, 64, 64])
+    >>> tuple(model(opflow.Field(torch.rand(5, 1, 33), grid)).shape)  # 33 sensors in
+    (5, 1, 33)
     """
 
     def __init__(

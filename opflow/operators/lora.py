@@ -78,6 +78,15 @@ class LoRA(nn.Module):
     Input and output shapes are those of ``base``: ``(..., in) -> (..., out)``
     for a linear layer, ``(B, in, *spatial) -> (B, out, *spatial)`` for a
     convolution.
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> layer = opflow.LoRA(torch.nn.Linear(16, 16), rank=2)  # the base layer is frozen
+    >>> sum(p.numel() for p in layer.parameters() if p.requires_grad)  # 2 x (16 + 16)
+    64
+    >>> tuple(layer(torch.rand(3, 16)).shape)
+    (3, 16)
     """
 
     def __init__(self, base: nn.Module, rank: int, alpha: float | None = None, *,

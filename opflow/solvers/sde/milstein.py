@@ -37,6 +37,14 @@ class Milstein(SDEAlgorithm):
         evaluation, two for scalar noise); ``"fd"`` by a forward difference
         along ``g`` (one more evaluation of ``g``, error about ``sqrt(eps)``;
         for a ``g`` whose operations lack forward-mode autograd).
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> prob = opflow.SDEProblem(lambda t, u: -u, lambda t, u: 0.1 * u, torch.ones(16, 1),
+    ...                          tspan=(0.0, 1.0))  # diagonal noise
+    >>> opflow.solve(prob, opflow.Milstein(dt=0.01), seed=0).success
+    True
     """
 
     derivative: str = "jvp"
