@@ -75,6 +75,7 @@ numpydoc_validation_exclude = {
     r"\.__repr__$",
     r"\.forward$",  # nn.Module.forward: documented on the class
     r"\.extra_repr$",
+    r"^opflow\.ReturnCode$",  # an Enum: its "parameters" are Enum's own
 }
 
 # -- intersphinx ------------------------------------------------------------

@@ -225,6 +225,12 @@ class Grid:
 
     Build one with :meth:`Grid.uniform` (the common case) or from axes.
 
+    Parameters
+    ----------
+    axes : iterable of Axis
+        At least one, with distinct names; their order is the order of the
+        trailing dimensions of every Field on this grid.
+
     Examples
     --------
     >>> g = Grid.uniform(x=(0.0, 1.0, 64), y=(0.0, 1.0, 64), periodic=("x", "y"))

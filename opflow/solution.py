@@ -32,7 +32,21 @@ class ReturnCode(str, enum.Enum):
 class SolverStats:
     """Work done by a solve: accepted steps (the most any trajectory took),
     rejected steps (summed over trajectories), right-hand-side evaluations
-    (each evaluates the whole batch), loop iterations and wall time in s."""
+    (each evaluates the whole batch), loop iterations and wall time in s.
+
+    Parameters
+    ----------
+    steps : int
+        Accepted steps (the most any trajectory took; multigrid: 0).
+    rejects : int
+        Rejected steps, summed over trajectories.
+    nfe : int
+        Right-hand-side evaluations (multigrid: operator applications).
+    iterations : int
+        Loop iterations (multigrid: cycles).
+    wall_time : float
+        Wall-clock time of the solve, in seconds.
+    """
 
     steps: int = 0
     rejects: int = 0
@@ -67,7 +81,9 @@ class Solution:
         gives a Field on an :class:`~opflow.Grid`, ``sol.u(points)`` a
         tensor; ``sol(x)`` is the same call.
 
-    Attributes
+    The parameters below are also the attributes of the same names.
+
+    Parameters
     ----------
     t : torch.Tensor, shape (K,)
         Save times (empty for steady and function solutions).
@@ -79,7 +95,11 @@ class Solution:
     retcode : ReturnCode
         Only ``Success`` means the whole problem was solved.
     stats : SolverStats
-    problem, alg : the inputs of the solve.
+        The work done.
+    problem, alg : problem and algorithm objects, optional
+        The inputs of the solve.
+    interpolant : callable, optional
+        ``t -> state``: the dense output behind ``sol(t)``, when kept.
     record : optional
         The solver's per-step data when kept (``dense=True`` for ODEs: step
         starts, sizes, states and stage slopes), e.g. for error regularizers.

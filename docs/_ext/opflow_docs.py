@@ -402,13 +402,22 @@ def _sections(lines: list[str]) -> list[int]:
 
 
 def inherit_parameters(app, what, name, obj, options, lines) -> None:
-    """``autodoc-process-docstring``: a class without a Parameters section shows its
-    nearest opflow base class's (``Tsit5`` takes ``AdaptiveRK``'s options)."""
+    """``autodoc-process-docstring``: a class without a Parameters section shows the one
+    of the class its docstring names ("Parameters as :class:`LangevinSDE`"), or else
+    of its nearest opflow base class (``Tsit5`` takes ``AdaptiveRK``'s options)."""
     if what != "class" or not inspect.isclass(obj):
         return
     if any(lines[i].strip() == "Parameters" for i in _sections(lines)):
         return
-    for base in obj.__mro__[1:]:
+    # "Parameters as :class:`LangevinSDE`" / "Same parameters and call as ...": that class's
+    same = re.search(r"[Pp]arameters (?:and call )?as :class:`~?([\w.]+)`", "\n".join(lines))
+    sources = list(obj.__mro__[1:])
+    if same:
+        module = importlib.import_module(obj.__module__)
+        named = _lookup(same.group(1)) or getattr(module, same.group(1).split(".")[-1], None)
+        if inspect.isclass(named):
+            sources.insert(0, named)
+    for base in sources:
         if not base.__module__.startswith("opflow"):
             continue
         doc = (inspect.getdoc(base) or "").splitlines()
