@@ -211,13 +211,50 @@ def gradient(u: torch.Tensor, grid: Grid, **kw) -> torch.Tensor:
 
     The new dimension sits just before the grid dimensions, so the gradient
     of a one-channel field is a ``grid.ndim``-channel field.
+
+    Parameters
+    ----------
+    u : torch.Tensor, shape (..., *grid.shape)
+        Values on ``grid``.
+    grid : Grid
+        The grid of the trailing dimensions.
+    **kw
+        ``method`` and ``accuracy``, as for :func:`partial`.
+
+    Returns
+    -------
+    torch.Tensor, shape (..., grid.ndim, *grid.shape)
+        The partial derivatives along each axis, in the grid's axis order.
+
+    Examples
+    --------
+    >>> g = Grid.uniform(x=(0.0, 1.0, 16), y=(0.0, 1.0, 8), periodic=("x", "y"))
+    >>> x, y = g.mesh()
+    >>> tuple(opflow.calculus.gradient(torch.sin(2 * torch.pi * x), g).shape)
+    (2, 16, 8)
     """
     check_grid(grid)
     return torch.stack([partial(u, grid, i, 1, **kw) for i in range(grid.ndim)], dim=-grid.ndim - 1)
 
 
 def divergence(v: torch.Tensor, grid: Grid, **kw) -> torch.Tensor:
-    """Divergence of a vector field ``v`` of shape ``(..., grid.ndim, *grid.shape)``."""
+    """Divergence of a vector field ``v`` of shape ``(..., grid.ndim, *grid.shape)``.
+
+    Parameters
+    ----------
+    v : torch.Tensor, shape (..., grid.ndim, *grid.shape)
+        One component per grid axis, in the grid's axis order, just before
+        the grid dimensions.
+    grid : Grid
+        The grid of the trailing dimensions.
+    **kw
+        ``method`` and ``accuracy``, as for :func:`partial`.
+
+    Returns
+    -------
+    torch.Tensor, shape (..., *grid.shape)
+        The sum of the derivatives of each component along its axis.
+    """
     v = as_float_values(v, "v")
     check_grid(grid)
     comp_dim = v.ndim - grid.ndim - 1
@@ -230,7 +267,31 @@ def divergence(v: torch.Tensor, grid: Grid, **kw) -> torch.Tensor:
 
 
 def laplacian(u: torch.Tensor, grid: Grid, axes: Sequence[str] | None = None, **kw) -> torch.Tensor:
-    """Sum of second derivatives over ``axes`` (default: all grid axes)."""
+    """Sum of second derivatives over ``axes`` (default: all grid axes).
+
+    Parameters
+    ----------
+    u : torch.Tensor, shape (..., *grid.shape)
+        Values on ``grid``.
+    grid : Grid
+        The grid of the trailing dimensions.
+    axes : sequence of str, optional
+        The axes to differentiate along (default: all of them).
+    **kw
+        ``method`` and ``accuracy``, as for :func:`partial`.
+
+    Returns
+    -------
+    torch.Tensor, shape (..., *grid.shape)
+
+    Examples
+    --------
+    >>> g = Grid.uniform(x=(0.0, 1.0, 32), periodic=("x",))
+    >>> (x,) = g.mesh()
+    >>> lap = opflow.calculus.laplacian(torch.sin(2 * torch.pi * x), g)  # spectral
+    >>> bool(torch.allclose(lap, -4 * torch.pi ** 2 * torch.sin(2 * torch.pi * x), atol=1e-3))
+    True
+    """
     check_grid(grid)
     axes = grid.names if axes is None else axes
     return sum(partial(u, grid, a, 2, **kw) for a in axes)
