@@ -227,6 +227,25 @@ def write_benchmarks(gendir: Path, results: Path) -> None:
     (gendir / "benchmarks_latest.md").write_text("\n".join(lines) + "\n")
 
 
+def _first_sentence(lines: list[str]) -> str:
+    """The first sentence (at most 220 characters) of the first paragraph of ``lines``."""
+    para: list[str] = []
+    for line in lines:
+        if not line.strip():
+            if para:
+                break
+            continue
+        para.append(line.strip().lstrip("*-").strip())
+    text = " ".join(para)
+    match = re.search(r"^(.{40,}?(?<! al)\.)(\s|$)", text)  # a sentence, not "et al."
+    text = match.group(1) if match else text
+    if len(text) > 220:
+        text = text[:220].rsplit(" ", 1)[0] + " ..."
+    if text.count("`") % 2:
+        text = text.rsplit("`", 1)[0].rstrip() + " ..."
+    return text.replace("|", "\\|")
+
+
 def write_gallery(gendir: Path, notebooks: Path) -> None:
     """Copies of the notebooks (never executed here) and the gallery's index table."""
     out = gendir / "notebooks"
@@ -244,8 +263,7 @@ def write_gallery(gendir: Path, notebooks: Path) -> None:
             for i, line in enumerate(text):
                 if line.startswith("# "):
                     title = line[2:].strip()
-                    rest = [t for t in text[i + 1:] if t.strip()]
-                    summary = rest[0].strip() if rest else ""
+                    summary = _first_sentence(text[i + 1:])
                     break
             break
         rows.append(f"| [{title}](_generated/notebooks/{path.stem}.ipynb) | {summary} |")
