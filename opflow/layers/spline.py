@@ -42,6 +42,15 @@ class NaturalCubicSpline:
     ``M_0 = M_{N-1} = 0``. It is solved once, at construction, as a dense
     batched system (``torch.linalg.solve``; fine for the tens to hundreds
     of observations of a time series).
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> t = torch.linspace(0, 1, 5)
+    >>> x = torch.stack([t ** 2, t], dim=-1)[None]  # (batch 1, 5 times, 2 channels)
+    >>> spline = opflow.NaturalCubicSpline(t, x)
+    >>> spline.evaluate(torch.tensor(0.5))  # at a knot: the data
+    tensor([[0.2500, 0.5000]])
     """
 
     def __init__(self, t: torch.Tensor, x: torch.Tensor):

@@ -245,6 +245,14 @@ def build_operator(config: Mapping[str, Any]) -> nn.Module:
         ``config["name"]`` is not registered.
     InvalidArgumentError
         ``config`` is not a mapping with a ``"name"`` or has bad arguments.
+
+    Examples
+    --------
+    >>> import opflow
+    >>> model = opflow.build_operator({"name": "fno", "in_channels": 1, "out_channels": 1,
+    ...                                "modes": [8], "width": 8})
+    >>> type(model).__name__
+    'FNO'
     """
     if not isinstance(config, Mapping) or "name" not in config:
         raise InvalidArgumentError("config", "a mapping with a 'name' key (model.config)", config)

@@ -93,6 +93,20 @@ class PINN(AbstractAlgorithm):
         cannot be differentiated twice through the compiled graph: an error says so).
         Where ``torch.compile`` fails (no C++ compiler), a warning, and Taylor mode runs
         uncompiled.
+
+    Examples
+    --------
+    >>> import math, torch, opflow
+    >>> from opflow.solvers.pinn import PINNProblem, Interval, Dirichlet, d
+    >>> def residual(x, u):  # u'' = -pi^2 sin(pi x), u(0) = u(1) = 0
+    ...     return d(u, x, "x", 2) + math.pi ** 2 * torch.sin(math.pi * x["x"])
+    >>> prob = PINNProblem(residual, Interval(0.0, 1.0), [Dirichlet(0.0)])
+    >>> net = torch.nn.Sequential(torch.nn.Linear(1, 20), torch.nn.Tanh(), torch.nn.Linear(20, 1))
+    >>> sol = opflow.solve(prob, opflow.PINN(net, n_interior=64, n_boundary=2, iterations=20))
+    >>> len(sol.u.history["total"])  # one loss per iteration
+    20
+    >>> tuple(sol.u(opflow.Grid.uniform(x=(0.0, 1.0, 11))).shape)  # a Field on any grid
+    (1, 11)
     """
 
     net: torch.nn.Module
