@@ -23,7 +23,17 @@ __all__ = ["ODEProblem", "remake", "check_tspan", "check_initial_state", "check_
 
 
 def check_tspan(tspan) -> tuple[float, float]:
-    """``(t0, t1)`` as floats with ``t1 > t0``, or an error naming ``tspan``."""
+    """``(t0, t1)`` as floats with ``t1 > t0``, or an error naming ``tspan``.
+
+    Parameters
+    ----------
+    tspan : pair of numbers
+        Start and end time.
+
+    Returns
+    -------
+    tuple of float
+    """
     try:
         t0, t1 = (float(t) for t in tspan)
     except (TypeError, ValueError):
@@ -37,7 +47,17 @@ def check_tspan(tspan) -> tuple[float, float]:
 
 def check_initial_state(u0) -> list[torch.Tensor]:
     """The tensors of a state (tensor, Field or tuple of tensors), checked to be
-    non-empty, floating point and finite; errors name ``u0``."""
+    non-empty, floating point and finite; errors name ``u0``.
+
+    Parameters
+    ----------
+    u0 : torch.Tensor, Field or tuple of torch.Tensor
+        An initial state.
+
+    Returns
+    -------
+    list of torch.Tensor
+    """
     tensors = state_tensors(u0)
     for u in tensors:
         if u.numel() == 0:
@@ -85,7 +105,17 @@ def check_arity(f, p, argument: str) -> None:
 
 
 def state_tensors(u0) -> list[torch.Tensor]:
-    """The tensors of a state: ``[u0.values]`` for a Field, ``[u0]`` or the tuple's items."""
+    """The tensors of a state: ``[u0.values]`` for a Field, ``[u0]`` or the tuple's items.
+
+    Parameters
+    ----------
+    u0 : torch.Tensor, Field or tuple of torch.Tensor
+        A state.
+
+    Returns
+    -------
+    list of torch.Tensor
+    """
     if isinstance(u0, Field):
         return [u0.values]
     if isinstance(u0, torch.Tensor):
