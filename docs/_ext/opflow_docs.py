@@ -302,7 +302,6 @@ def probe_intersphinx(app, config) -> None:
             logger.info(f"intersphinx: {key} inventory unreachable ({exc}); "
                         "its references render as plain code")
     config.intersphinx_mapping = kept
-    app.env_opflow_external = set(kept)  # type: ignore[attr-defined]
 
 
 def _lookup(path: str):
@@ -356,7 +355,8 @@ def resolve_alias(app, env, node, contnode):
       page of the object it denotes;
     * an opflow object that exists but is not public (a private helper named in a
       docstring) renders as code, without a link;
-    * a name from another project whose inventory is not loaded renders as code.
+    * a name from another project that no loaded inventory resolves (none is
+      loaded offline) renders as code.
 
     Anything else stays unresolved, and fails the build.
     """
@@ -379,8 +379,9 @@ def resolve_alias(app, env, node, contnode):
             exists = True
     if exists:
         return contnode
-    head = target.split(".")[0]
-    if head in EXTERNAL and EXTERNAL[head] not in getattr(app, "env_opflow_external", set()):
+    if target.split(".")[0] in EXTERNAL:
+        # another project's name that its inventory (when loaded) did not resolve: the
+        # build must not depend on what other projects publish
         return contnode
     if target in PLAIN_TYPES:
         return contnode

@@ -242,7 +242,18 @@ def lora_layers(model: nn.Module) -> list[LoRA]:
 
 
 def merge_lora(model: nn.Module) -> int:
-    """Merge every adapter of ``model``; returns how many there are."""
+    """Merge every adapter of ``model``; returns how many there are.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A model with :class:`LoRA` layers (:func:`add_lora`).
+
+    Returns
+    -------
+    int
+        The number of adapters.
+    """
     layers = lora_layers(model)
     for layer in layers:
         layer.merge()
@@ -250,7 +261,18 @@ def merge_lora(model: nn.Module) -> int:
 
 
 def unmerge_lora(model: nn.Module) -> int:
-    """Unmerge every adapter of ``model``; returns how many there are."""
+    """Unmerge every adapter of ``model``; returns how many there are.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A model with :class:`LoRA` layers (:func:`add_lora`).
+
+    Returns
+    -------
+    int
+        The number of adapters.
+    """
     layers = lora_layers(model)
     for layer in layers:
         layer.unmerge()
