@@ -9,6 +9,8 @@ processed them), so run ``make docs`` after an update.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import sys
 from pathlib import Path
 
@@ -25,7 +27,31 @@ def still_failing(name: str) -> set[str]:
         errors = validate(name)["errors"]
     except Exception:  # not importable by that name any more: drop it
         return set()
-    return {code for code, _ in errors if code in CHECKS}
+    failing = {code for code, _ in errors if code in CHECKS}
+    if "GL08" in failing and inspect.getdoc(_object(name)):
+        # the build gives an override its inherited docstring (opflow_docs.py), which
+        # numpydoc then checks for parameters: the inherited one must document them
+        failing.discard("GL08")
+        if "Parameters" not in (inspect.getdoc(_object(name)) or ""):
+            failing.add("PR01")
+    return failing
+
+
+def _object(name: str):
+    """The object a dotted name denotes (None when it cannot be imported)."""
+    parts = name.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[cut:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            return None
+        return obj
+    return None
 
 
 def main(argv: list[str]) -> int:

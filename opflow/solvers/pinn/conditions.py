@@ -74,11 +74,42 @@ class Condition:
 
     def sample(self, domain: Domain, n: int, method: str = "uniform",
                seed: int = 0) -> torch.Tensor:
-        """Points where the condition is enforced, shape ``(n, domain.dim)``."""
+        """Points where the condition is enforced, shape ``(n, domain.dim)``.
+
+        Parameters
+        ----------
+        domain : Domain
+            The problem's domain.
+        n : int
+            Number of points.
+        method : {"uniform", "latin_hypercube", "lhs", "sobol"}
+            Sampler.
+        seed : int
+            Seed of the sampler.
+
+        Returns
+        -------
+        torch.Tensor, shape (n, domain.dim)
+        """
         return domain.sample_boundary(n, method, seed, on=getattr(self, "on", None))
 
     def loss(self, model: Model, x: Coordinates, domain: Domain) -> torch.Tensor:
-        """Unweighted mean-square misfit (a scalar) at the points ``x``."""
+        """Unweighted mean-square misfit (a scalar) at the points ``x``.
+
+        Parameters
+        ----------
+        model : callable
+            The network's output as a function of the coordinates.
+        x : Coordinates
+            The points (from :meth:`sample`), by axis name.
+        domain : Domain
+            The problem's domain (normals, periodic partners).
+
+        Returns
+        -------
+        torch.Tensor
+            A scalar.
+        """
         raise NotImplementedError
 
 

@@ -45,13 +45,43 @@ class Domain:
         raise NotImplementedError
 
     def sample_interior(self, n: int, method: str = "uniform", seed: int = 0) -> torch.Tensor:
-        """``n`` points inside the domain, shape ``(n, dim)``, columns ordered as ``names``."""
+        """``n`` points inside the domain, shape ``(n, dim)``, columns ordered as ``names``.
+
+        Parameters
+        ----------
+        n : int
+            Number of points.
+        method : {"uniform", "latin_hypercube", "lhs", "sobol"}
+            Sampler (:data:`SAMPLERS`).
+        seed : int
+            Seed of the sampler: the same seed gives the same points.
+
+        Returns
+        -------
+        torch.Tensor, shape (n, dim)
+        """
         raise NotImplementedError
 
     def sample_boundary(self, n: int, method: str = "uniform", seed: int = 0,
                         on: Optional[tuple[str, ...]] = None) -> torch.Tensor:
         """``n`` points on the boundary (for :class:`TimeSpace`: the lateral boundary),
-        or on its parts named in ``on`` (see :attr:`boundaries`)."""
+        or on its parts named in ``on`` (see :attr:`boundaries`).
+
+        Parameters
+        ----------
+        n : int
+            Number of points.
+        method : {"uniform", "latin_hypercube", "lhs", "sobol"}
+            Sampler (:data:`SAMPLERS`).
+        seed : int
+            Seed of the sampler: the same seed gives the same points.
+        on : tuple of str, optional
+            Boundary parts to sample (default: the whole boundary).
+
+        Returns
+        -------
+        torch.Tensor, shape (n, dim)
+        """
         raise NotImplementedError
 
     @property
@@ -62,6 +92,15 @@ class Domain:
 
     def boundary_parts(self, on: str | Sequence[str] | None) -> Optional[tuple[str, ...]]:
         """``on`` checked against :attr:`boundaries`, as a tuple (None: the whole boundary).
+
+        Parameters
+        ----------
+        on : str, sequence of str or None
+            Boundary part names, as given to a condition's ``on=``.
+
+        Returns
+        -------
+        tuple of str or None
 
         Raises
         ------
@@ -79,11 +118,33 @@ class Domain:
         return parts
 
     def normals(self, points: torch.Tensor) -> torch.Tensor:
-        """Outward unit normals, shape ``(n, dim)``, at boundary ``points``."""
+        """Outward unit normals, shape ``(n, dim)``, at boundary ``points``.
+
+        Parameters
+        ----------
+        points : torch.Tensor, shape (n, dim)
+            Points on the boundary.
+
+        Returns
+        -------
+        torch.Tensor, shape (n, dim)
+        """
         raise NotImplementedError
 
     def contains(self, points: torch.Tensor, tol: float = 1e-6) -> torch.Tensor:
-        """Boolean ``(n,)``: which points lie in the closed domain."""
+        """Boolean ``(n,)``: which points lie in the closed domain.
+
+        Parameters
+        ----------
+        points : torch.Tensor, shape (n, dim)
+            Columns ordered as ``names``.
+        tol : float
+            Points up to ``tol`` outside still count as inside.
+
+        Returns
+        -------
+        torch.Tensor of bool, shape (n,)
+        """
         raise NotImplementedError
 
 

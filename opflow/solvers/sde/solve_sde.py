@@ -55,14 +55,41 @@ class SDEAlgorithm(AbstractAlgorithm):
         check_step(self.dt)
 
     def check(self, system: "SDESystem") -> None:
-        """Raise :class:`SolverError` if the method cannot solve ``system``."""
+        """Raise :class:`SolverError` if the method cannot solve ``system``.
+
+        Parameters
+        ----------
+        system : SDESystem
+            The problem on flat ``(B, D)`` states.
+        """
 
     def evals_per_step(self, system: "SDESystem") -> int:
-        """Drift plus diffusion evaluations per step."""
+        """Drift plus diffusion evaluations per step.
+
+        Parameters
+        ----------
+        system : SDESystem
+            The problem on flat ``(B, D)`` states.
+
+        Returns
+        -------
+        int
+        """
         raise NotImplementedError
 
     def stepper(self, system: "SDESystem") -> Step:
-        """``step(t, t_next, h, y, dW, H) -> y_next`` (``H`` is None unless ``levy_area``)."""
+        """``step(t, t_next, h, y, dW, H) -> y_next`` (``H`` is None unless ``levy_area``).
+
+        Parameters
+        ----------
+        system : SDESystem
+            The problem on flat ``(B, D)`` states.
+
+        Returns
+        -------
+        callable
+            The step function.
+        """
         raise NotImplementedError
 
 
