@@ -240,13 +240,41 @@ Rectangle = Box
 
 
 def Interval(lo: float, hi: float, name: str = "x") -> Box:  # noqa: N802 - reads as a class
-    """The interval ``[lo, hi]`` on the axis ``name``: a one-dimensional :class:`Box`."""
+    """The interval ``[lo, hi]`` on the axis ``name``: a one-dimensional :class:`Box`.
+
+    Parameters
+    ----------
+    lo, hi : float
+        The end points, ``lo < hi``.
+    name : str
+        The axis name.
+
+    Returns
+    -------
+    Box
+
+    Examples
+    --------
+    >>> from opflow.solvers.pinn import Interval
+    >>> Interval(0.0, 2.0).box
+    {'x': (0.0, 2.0)}
+    """
     return Box({name: (lo, hi)})
 
 
 @dataclass(frozen=True)
 class Disk(Domain):
-    """Disk of ``radius`` around ``center`` in the plane of the axes ``names``."""
+    """Disk of ``radius`` around ``center`` in the plane of the axes ``names``.
+
+    Parameters
+    ----------
+    center : pair of float
+        Centre, in the order of ``names``.
+    radius : float
+        Positive.
+    names : pair of str
+        The two axis names.
+    """
 
     center: tuple[float, float] = (0.0, 0.0)
     radius: float = 1.0
