@@ -279,7 +279,19 @@ class FNO(NeuralOperator):
 
     # ------------------------------------------------------------------ core
     def forward_values(self, v: torch.Tensor, grid: Grid | None = None) -> torch.Tensor:
-        """The model on a tensor ``(B, in_channels, *spatial)`` (``grid`` for coordinates)."""
+        """The model on a tensor ``(B, in_channels, *spatial)`` (``grid`` for coordinates).
+
+        Parameters
+        ----------
+        v : torch.Tensor, shape (B, in_channels, *spatial)
+            The input.
+        grid : Grid, optional
+            Coordinates of the positional channels (default: the unit box).
+
+        Returns
+        -------
+        torch.Tensor, shape (B, out_channels, *spatial)
+        """
         b, _, *spatial = v.shape
         x3 = v.reshape(b, self.in_channels, -1)
         first = self.lifting[0]
@@ -318,6 +330,16 @@ class FNO(NeuralOperator):
 
         See :func:`opflow.operators.interop.fno_from_neuraloperator` for the
         configurations that can be mirrored.
+
+        Parameters
+        ----------
+        model : torch.nn.Module
+            A ``neuralop.models.FNO``.
+
+        Returns
+        -------
+        FNO
+            Same outputs for the same inputs.
         """
         from .interop import fno_from_neuraloperator
 

@@ -225,7 +225,17 @@ class MgNO(NeuralOperator):
         return 2 ** (self.levels - 1) + 1 if self.levels > 1 else 2
 
     def forward_values(self, v: torch.Tensor) -> torch.Tensor:
-        """The model on a tensor ``(B, in_channels, *spatial)``."""
+        """The model on a tensor ``(B, in_channels, *spatial)``.
+
+        Parameters
+        ----------
+        v : torch.Tensor, shape (B, in_channels, *spatial)
+            The input; each axis needs enough points for ``levels``.
+
+        Returns
+        -------
+        torch.Tensor, shape (B, out_channels, *spatial)
+        """
         b, _, *spatial = v.shape
         coarsest = list(spatial)
         for _ in range(self.levels - 1):

@@ -128,7 +128,21 @@ class MultiTaskDeepONet(NeuralOperator):
     def forward_values(self, coeffs: torch.Tensor, mask: torch.Tensor,
                        points: torch.Tensor) -> torch.Tensor:
         """``coeffs (B, K)``, ``mask (B, nx, ny)`` (0/1 float), ``points (nx*ny, 2)``
-        (the grid nodes in ``ij`` order) -> ``(B, nx*ny)``, 0 outside the mask."""
+        (the grid nodes in ``ij`` order) -> ``(B, nx*ny)``, 0 outside the mask.
+
+        Parameters
+        ----------
+        coeffs : torch.Tensor, shape (B, K)
+            Coefficients of the source term.
+        mask : torch.Tensor, shape (B, nx, ny)
+            The geometry, 0/1 floats.
+        points : torch.Tensor, shape (nx * ny, 2)
+            The grid nodes in ``ij`` order.
+
+        Returns
+        -------
+        torch.Tensor, shape (B, nx * ny)
+        """
         geometry = self.encode_mask(mask)
         if self.kind == "bilinear":
             m = self.branch(geometry).view(-1, self.n_coeffs + 1, self.p)

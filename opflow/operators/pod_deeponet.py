@@ -145,7 +145,17 @@ class POD_DeepONet(NeuralOperator):  # noqa: N801 - the method's published name
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward_values(self, u: torch.Tensor) -> torch.Tensor:
-        """``(B, n_sensors) -> (B, out_channels * prod(output_shape))``."""
+        """``(B, n_sensors) -> (B, out_channels * prod(output_shape))``.
+
+        Parameters
+        ----------
+        u : torch.Tensor, shape (B, n_sensors)
+            The input functions at the sensors.
+
+        Returns
+        -------
+        torch.Tensor, shape (B, out_channels * prod(output_shape))
+        """
         if self.modes.shape[0] == 0:
             raise OpflowError("POD_DeepONet has no modes yet: call "
                               "fit_modes(training_outputs) first")
