@@ -47,7 +47,9 @@ __all__ = [
 class DistributedContext:
     """Where this process stands in a (possibly one-process) training job.
 
-    Attributes
+    The parameters are also the attributes of the same names.
+
+    Parameters
     ----------
     rank, local_rank, world_size : int
         Global rank, rank on this machine, number of processes.
