@@ -69,7 +69,19 @@ def as_float_values(u: object, argument: str = "u") -> torch.Tensor:
 
 
 def check_grid(grid: object, argument: str = "grid") -> Grid:
-    """``grid`` if it is an :class:`~opflow.Grid`, else an error naming ``argument``."""
+    """``grid`` if it is an :class:`~opflow.Grid`, else an error naming ``argument``.
+
+    Parameters
+    ----------
+    grid : object
+        What was passed as a grid.
+    argument : str
+        The argument's name, for the error.
+
+    Returns
+    -------
+    Grid
+    """
     if not isinstance(grid, Grid):
         raise InvalidArgumentError(argument, "an opflow.Grid", grid)
     return grid
@@ -81,6 +93,23 @@ def fd_weights(offsets: tuple[int, ...], order: int) -> tuple[float, ...]:
 
     Solves the moment (Vandermonde) conditions exactly in float64; with
     ``len(offsets) = order + p`` points the result is accurate to order ``p``.
+
+    Parameters
+    ----------
+    offsets : tuple of int
+        Stencil offsets in units of ``h``; more than ``order`` of them.
+    order : int
+        Derivative order.
+
+    Returns
+    -------
+    tuple of float
+        One weight per offset.
+
+    Examples
+    --------
+    >>> [float(w) for w in opflow.calculus.fd_weights((-1, 0, 1), 2)]
+    [1.0, -2.0, 1.0]
     """
     s = np.asarray(offsets, dtype=np.float64)
     m = len(s)

@@ -37,7 +37,7 @@ def _examples():
             obj = getattr(module, name)
             if inspect.ismodule(obj) or id(obj) in seen:
                 continue
-            if not (inspect.isclass(obj) or inspect.isfunction(obj)):
+            if not (inspect.isclass(obj) or inspect.isroutine(obj) or callable(obj)):
                 continue
             seen.add(id(obj))
             for test in finder.find(obj, f"{modname}.{name}", module=inspect.getmodule(obj)):

@@ -439,7 +439,19 @@ class MultiTaskData:
 
 
 def load_multitask(path: str | os.PathLike, dtype: torch.dtype = torch.float32) -> MultiTaskData:
-    """Read a multi-task netCDF file into a :class:`MultiTaskData`."""
+    """Read a multi-task netCDF file into a :class:`MultiTaskData`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`generate_multitask` (or ``opflow generate multitask``).
+    dtype : torch.dtype
+        Of the tensors.
+
+    Returns
+    -------
+    MultiTaskData
+    """
     from ..io import open_dataset
 
     with open_dataset(path) as ds:

@@ -134,7 +134,24 @@ class UnitGaussianNormalizer:
     @classmethod
     def from_moments(cls, moments: RunningMoments, channel_dim: int, dtype: torch.dtype,
                      eps: float = 1e-5) -> UnitGaussianNormalizer:
-        """Normalizer from accumulated :class:`RunningMoments` (batch dims dropped)."""
+        """Normalizer from accumulated :class:`RunningMoments` (batch dims dropped).
+
+        Parameters
+        ----------
+        moments : RunningMoments
+            Statistics accumulated over the data.
+        channel_dim : int
+            Position of the channel dimension in the accumulated shape; the
+            dimensions before it are dropped.
+        dtype : torch.dtype
+            Of the statistics.
+        eps : float
+            Added to the standard deviation.
+
+        Returns
+        -------
+        UnitGaussianNormalizer
+        """
         shape = moments.mean.shape[channel_dim:]
         mean = moments.mean.reshape(shape).to(dtype)
         std = moments.std().reshape(shape).to(dtype)
@@ -188,7 +205,17 @@ class UnitGaussianNormalizer:
 
     # ------------------------------------------------------------------ state
     def to(self, *args, **kwargs) -> UnitGaussianNormalizer:
-        """New normalizer with statistics moved by ``Tensor.to`` (device and/or dtype)."""
+        """New normalizer with statistics moved by ``Tensor.to`` (device and/or dtype).
+
+        Parameters
+        ----------
+        *args, **kwargs
+            As for :meth:`torch.Tensor.to`.
+
+        Returns
+        -------
+        UnitGaussianNormalizer
+        """
         return UnitGaussianNormalizer(self.mean.to(*args, **kwargs),
                                       self.std.to(*args, **kwargs), self.eps)
 

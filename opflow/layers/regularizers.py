@@ -131,7 +131,18 @@ class ErrorRegularizer(_SolverRegularizer):
     """
 
     def penalty(self, sol: Solution) -> torch.Tensor:
-        """``R_E`` of one solve (without the weight)."""
+        """``R_E`` of one solve (without the weight).
+
+        Parameters
+        ----------
+        sol : Solution
+            A solve that kept its steps (``record_steps=True`` or ``dense=True``).
+
+        Returns
+        -------
+        torch.Tensor
+            A scalar.
+        """
         err, h = local_error_estimates(sol)
         tiny = torch.finfo(err.dtype).tiny  # keeps the gradient finite for zero errors
         norms = err.square().mean(dim=-1).clamp_min(tiny).sqrt()  # (S, B)
@@ -197,6 +208,17 @@ class StiffnessRegularizer(_SolverRegularizer):
     """
 
     def penalty(self, sol: Solution) -> torch.Tensor:
-        """``R_S`` of one solve (without the weight)."""
+        """``R_S`` of one solve (without the weight).
+
+        Parameters
+        ----------
+        sol : Solution
+            A solve that kept its steps (``record_steps=True`` or ``dense=True``).
+
+        Returns
+        -------
+        torch.Tensor
+            A scalar.
+        """
         lam, _ = stiffness_estimates(sol)
         return lam.sum(dim=0).mean()

@@ -133,7 +133,18 @@ class NaturalCubicSpline:
         return self._shape_out(v, kind)
 
     def derivative(self, t) -> torch.Tensor:
-        """``dX/dt`` at ``t`` (same conventions and shapes as :meth:`evaluate`)."""
+        """``dX/dt`` at ``t`` (same conventions and shapes as :meth:`evaluate`).
+
+        Parameters
+        ----------
+        t : float or torch.Tensor
+            Query times, as for :meth:`evaluate`.
+
+        Returns
+        -------
+        torch.Tensor
+            Shaped as :meth:`evaluate`'s result.
+        """
         tq, kind = self._queries(t)
         h, a, b, x0, x1, m0, m1 = self._piece(tq)
         v = (m1 * b**2 - m0 * a**2) / (2.0 * h) + (x1 - x0) / h - (m1 - m0) * h / 6.0

@@ -58,7 +58,19 @@ class RAR:
             raise InvalidArgumentError("sampler", f"one of {sorted(SAMPLERS)}", self.sampler)
 
     def due(self, step: int, done: int) -> bool:
-        """Whether a refinement happens before Adam step ``step`` (0-based), ``done`` so far."""
+        """Whether a refinement happens before Adam step ``step`` (0-based), ``done`` so far.
+
+        Parameters
+        ----------
+        step : int
+            The Adam step about to run, from 0.
+        done : int
+            Refinements made so far.
+
+        Returns
+        -------
+        bool
+        """
         return step > 0 and step % self.every == 0 and (self.rounds is None or done < self.rounds)
 
 
