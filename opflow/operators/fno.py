@@ -128,7 +128,17 @@ class FourierLayer(nn.Module):
         return self.spectral[0].permute(perm), self.spectral[1].permute(perm)
 
     def fitted_modes(self, spatial: Sequence[int]) -> tuple[int, ...]:
-        """Modes used on a grid of shape ``spatial`` (truncated if it is too coarse)."""
+        """Modes used on a grid of shape ``spatial`` (truncated if it is too coarse).
+
+        Parameters
+        ----------
+        spatial : sequence of int
+            The grid's shape.
+
+        Returns
+        -------
+        tuple of int
+        """
         lead = tuple(min(m, n // 2) for m, n in zip(self.modes[:-1], spatial[:-1]))
         return (*lead, min(self.modes[-1], spatial[-1] // 2 + 1))
 

@@ -285,6 +285,13 @@ def remove_lora(model: nn.Module, merge: bool = True) -> nn.Module:
     The result has the original module structure (and ``state_dict`` keys),
     so it saves and reloads like the model before :func:`add_lora`. Every
     parameter is made trainable again.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A model with :class:`LoRA` layers.
+    merge : bool
+        Merge each adapter into its base layer first (else drop it).
     """
     names = [n for n, m in model.named_modules() if isinstance(m, LoRA)]
     for n in names:

@@ -122,7 +122,17 @@ class MultiTaskDeepONet(NeuralOperator):
 
     # ------------------------------------------------------------ the core
     def encode_mask(self, mask: torch.Tensor) -> torch.Tensor:
-        """``(B, nx, ny)`` 0/1 mask -> ``(B, mask_size**2)`` inside fractions per cell."""
+        """``(B, nx, ny)`` 0/1 mask -> ``(B, mask_size**2)`` inside fractions per cell.
+
+        Parameters
+        ----------
+        mask : torch.Tensor, shape (B, nx, ny)
+            The geometry, 0/1 values.
+
+        Returns
+        -------
+        torch.Tensor, shape (B, mask_size ** 2)
+        """
         return F.adaptive_avg_pool2d(mask[:, None], self.mask_size).flatten(1)
 
     def forward_values(self, coeffs: torch.Tensor, mask: torch.Tensor,
@@ -153,7 +163,17 @@ class MultiTaskDeepONet(NeuralOperator):
         return out * mask.flatten(1)
 
     def coefficients(self, f: Field) -> torch.Tensor:
-        """Least-squares monomial coefficients of a source ``(B, 1, nx, ny)``: ``(B, K)``."""
+        """Least-squares monomial coefficients of a source ``(B, 1, nx, ny)``: ``(B, K)``.
+
+        Parameters
+        ----------
+        f : Field, shape (B, 1, nx, ny)
+            The source term on the grid.
+
+        Returns
+        -------
+        torch.Tensor, shape (B, K)
+        """
         key = (f.grid, f.dtype, f.device)
         if key not in self._projectors:  # pinv of the (K, nx*ny) basis, once per grid
             basis = polynomial_basis(f.grid, self.degree, torch.float64).flatten(1)

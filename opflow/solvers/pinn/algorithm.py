@@ -181,7 +181,19 @@ class PINNFunction:
         self.history: dict[str, list[float]] = {}
 
     def points(self, x: torch.Tensor, requires_grad: bool = False) -> torch.Tensor:
-        """Values at ``x`` of shape ``(N, dim)``: a tensor ``(N, channels)``."""
+        """Values at ``x`` of shape ``(N, dim)``: a tensor ``(N, channels)``.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (N, dim)
+            The points, columns in the domain's axis order.
+        requires_grad : bool
+            Keep the graph to the points (for derivatives).
+
+        Returns
+        -------
+        torch.Tensor, shape (N, channels)
+        """
         c = Coordinates(x.requires_grad_(requires_grad) if requires_grad else x,
                         self.problem.domain.names)
         return self.problem.model(self.net)(c)

@@ -201,7 +201,23 @@ class Box(Domain):
     def sample_boundary(self, n: int, method: str = "uniform", seed: int = 0,
                         on: Optional[tuple[str, ...]] = None) -> torch.Tensor:
         """Points on the ``2 dim`` faces (or the faces named in ``on``), as many per face
-        as its measure warrants (in 1-D: the end points, alternately)."""
+        as its measure warrants (in 1-D: the end points, alternately).
+
+        Parameters
+        ----------
+        n : int
+            Number of points.
+        method : {"uniform", "latin_hypercube", "lhs", "sobol"}
+            Sampler.
+        seed : int
+            Seed of the sampler.
+        on : tuple of str, optional
+            The faces to sample (``"x_min"``, ...); default all of them.
+
+        Returns
+        -------
+        torch.Tensor, shape (n, dim)
+        """
         check_count(n)
         wanted = self.boundary_parts(on) or self.boundaries
         faces = [k for k, part in enumerate(self.boundaries) if part in wanted]
@@ -384,7 +400,21 @@ class TimeSpace(Domain):
                                self._times(n, method, seed))
 
     def sample_initial(self, n: int, method: str = "uniform", seed: int = 0) -> torch.Tensor:
-        """``n`` points on the slice ``t = t0``."""
+        """``n`` points on the slice ``t = t0``.
+
+        Parameters
+        ----------
+        n : int
+            Number of points.
+        method : {"uniform", "latin_hypercube", "lhs", "sobol"}
+            Sampler.
+        seed : int
+            Seed of the sampler.
+
+        Returns
+        -------
+        torch.Tensor, shape (n, dim)
+        """
         space = self.space.sample_interior(n, method, seed)
         return self._with_time(space, torch.full((n,), self.tspan[0], dtype=space.dtype))
 

@@ -239,7 +239,17 @@ class MLPJet:
 
     @staticmethod
     def supports(net: torch.nn.Module) -> bool:
-        """Whether ``net`` is an MLP this evaluator handles."""
+        """Whether ``net`` is an MLP this evaluator handles.
+
+        Parameters
+        ----------
+        net : torch.nn.Module
+            Any network.
+
+        Returns
+        -------
+        bool
+        """
         return _plan(net) is not None
 
     def _run(self, params: list[torch.Tensor], points: torch.Tensor):

@@ -201,7 +201,20 @@ class LagrangianFunction:
         self.history: dict[str, list[float]] = {}
 
     def lagrangian(self, xi: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``X(xi, t)`` and ``u(xi, t)`` for ``(N,)`` tensors, each of shape ``(N,)``."""
+        """``X(xi, t)`` and ``u(xi, t)`` for ``(N,)`` tensors, each of shape ``(N,)``.
+
+        Parameters
+        ----------
+        xi : torch.Tensor, shape (N,)
+            Lagrangian (initial) positions.
+        t : torch.Tensor, shape (N,)
+            Times.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            ``X`` and ``u``, each of shape ``(N,)``.
+        """
         prob, alg = self.problem, self.alg
         a = prob.xspan[0]
         theta = 2 * math.pi * (xi - a) / prob.period
