@@ -326,7 +326,9 @@ def generate_multitask(n: int, resolution: int = 33, seed: int = 0,
 class MultiTaskData:
     """A multi-task set in memory (all samples on one grid).
 
-    Attributes
+    The parameters are also the attributes of the same names.
+
+    Parameters
     ----------
     mask : Field, bool, shape (N, 1, nx, ny)
         ``True`` strictly inside each sample's domain (channel ``"mask"``).

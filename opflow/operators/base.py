@@ -150,6 +150,11 @@ class NeuralOperator(nn.Module):
     Subclasses call ``self._set_config(**kwargs)`` in ``__init__`` with every
     constructor argument and are registered with :func:`register_operator`.
     Every call is checked by :func:`check_inputs` before ``forward`` runs.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        Passed to :class:`torch.nn.Module`.
     """
 
     _config: dict

@@ -159,6 +159,13 @@ class PINN(AbstractAlgorithm):
 class PINNFunction:
     """The trained solution: evaluates the network on a Grid (as a Field) or on points.
 
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The trained network.
+    problem : PINNProblem
+        The problem it was trained on.
+
     Attributes
     ----------
     net : torch.nn.Module
@@ -324,6 +331,15 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
     """Train a copy of ``alg.net`` on ``prob``; the ``solve(prob, PINN(...))`` implementation.
 
     ``alg`` is not changed: the trained network is ``sol.u.net``.
+
+    Parameters
+    ----------
+    prob : PINNProblem
+        The problem.
+    alg : PINN
+        The algorithm; it is not changed (the networks trained are copies).
+    progress : bool, "always" or None
+        Progress bar (default: the algorithm's ``progress``).
 
     Returns
     -------

@@ -187,6 +187,13 @@ class LagrangianFunction:
     """The trained LPINN: characteristics ``X(xi, t)``, values ``u(xi, t)``, and
     Eulerian values on a Grid by periodic interpolation.
 
+    Parameters
+    ----------
+    prob : ConvectionProblem or ViscousBurgersProblem
+        The problem it was trained on.
+    alg : LPINN
+        The algorithm, with the trained networks ``net_x`` and ``net_u``.
+
     Attributes
     ----------
     losses : dict of str to float
@@ -278,6 +285,19 @@ def solve_lpinn(prob: ConvectionProblem | ViscousBurgersProblem, alg: LPINN,
     """Train the LPINN; ``sol.u(grid)`` gives a Field (see :class:`LagrangianFunction`).
 
     ``stats`` and ``retcode`` are filled as in :func:`~opflow.solvers.pinn.solve_pinn`.
+
+    Parameters
+    ----------
+    prob : ConvectionProblem or ViscousBurgersProblem
+        The problem.
+    alg : LPINN
+        The algorithm; it is not changed (the networks trained are copies).
+    progress : bool, "always" or None
+        Progress bar (default: the algorithm's ``progress``).
+
+    Returns
+    -------
+    Solution
     """
     given, alg = alg, replace(alg, net_x=copy.deepcopy(alg.net_x),
                               net_u=copy.deepcopy(alg.net_u))  # train copies
