@@ -60,14 +60,16 @@ numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
 numpydoc_attributes_as_param_list = False
-# Validation: checks that fail the build (see docs/contributing.md). The
-# ``opflow_docs`` extension adds one of its own: every public function and
-# class has a docstring with an example or a Parameters section.
+# Validation: the checks that fail the build (docs/contributing.md says what each
+# means): no docstring (GL08), undocumented (PR01) or unknown (PR02, PR10)
+# parameters, unknown or misordered sections (GL06, GL07), no summary (SS01).
 numpydoc_validation_checks = {"GL08", "PR01", "PR02", "PR10", "GL06", "GL07", "SS01"}
 # Objects whose docstrings predate the check are listed, with what fails, in
 # numpydoc_baseline.txt; they are exempt until fixed. Everything else must pass.
 _BASELINE = [line.split()[0] for line in (HERE / "numpydoc_baseline.txt").read_text().splitlines()
              if line.strip() and not line.startswith("#")]
+
+
 def _constants() -> list[str]:
     """Public data (dicts, tuples, ...): numpydoc would validate their type's docstring."""
     import importlib
