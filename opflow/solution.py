@@ -46,6 +46,12 @@ class SolverStats:
         Loop iterations (multigrid: cycles).
     wall_time : float
         Wall-clock time of the solve, in seconds.
+
+    Examples
+    --------
+    >>> import opflow
+    >>> opflow.SolverStats(steps=3, nfe=18).as_dict()["nfe"]
+    18
     """
 
     steps: int = 0

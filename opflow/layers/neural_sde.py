@@ -268,6 +268,14 @@ class NeuralSDE(_SplineSDE):
     :class:`~opflow.solvers.sde.SDEProblem`: Euler-Maruyama with direct
     backprop (the default) is unaffected, Milstein and the stochastic
     adjoint would be inexact.
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> model = opflow.NeuralSDE(input_channels=2, hidden_channels=8, output_channels=1,
+    ...                          width=16)
+    >>> tuple(model(torch.linspace(0, 1, 6), torch.randn(4, 6, 2)).shape)
+    (4, 1)
     """
 
     uses_spline = False

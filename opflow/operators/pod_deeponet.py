@@ -67,6 +67,15 @@ class POD_DeepONet(NeuralOperator):  # noqa: N801 - the method's published name
     *output_shape)`` is a Field on ``grid``, else on the grid given to
     :meth:`fit_modes`, else on ``u``'s grid when its shape is
     ``output_shape``; otherwise a tensor.
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> grid = opflow.Grid.uniform(x=(0.0, 1.0, 16))
+    >>> model = opflow.POD_DeepONet(branch_layers=[16, 32, 8])
+    >>> _ = model.fit_modes(opflow.Field(torch.randn(20, 1, 16), grid), n_modes=8)  # outputs
+    >>> tuple(model(opflow.Field(torch.randn(3, 1, 16), grid)).shape)
+    (3, 1, 16)
     """
 
     def __init__(

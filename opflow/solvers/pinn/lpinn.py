@@ -154,6 +154,19 @@ class LPINN(AbstractAlgorithm):
         As in :class:`~opflow.solvers.pinn.PINN`.
     hard_initial : bool
     initial_weight : float
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> def mlp():  # inputs (cos xi, sin xi, t)
+    ...     return torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.Tanh(),
+    ...                                torch.nn.Linear(16, 1))
+    >>> alg = opflow.LPINN(mlp(), mlp(), n_interior=100, n_initial=20, iterations=5)
+    >>> sol = opflow.solve(opflow.ConvectionProblem(beta=30.0), alg)
+    >>> grid = opflow.Grid.uniform(t=(0.0, 1.0, 5), x=(0.0, 6.283185307179586, 16),
+    ...                            periodic=("x",))
+    >>> tuple(sol.u(grid).shape)  # Eulerian values on a grid
+    (1, 5, 16)
     """
 
     net_x: torch.nn.Module

@@ -37,6 +37,13 @@ class RAR:
         Most refinements; default: as many as the Adam steps allow.
     sampler : {"uniform", "latin_hypercube", "lhs", "sobol"}
         Sampler of the candidates.
+
+    Examples
+    --------
+    >>> import opflow
+    >>> rar = opflow.RAR(every=100, k=10)  # PINN(..., refine=rar)
+    >>> rar.due(100, done=0), rar.due(50, done=0)
+    (True, False)
     """
 
     every: int = 100

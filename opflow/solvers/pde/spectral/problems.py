@@ -190,6 +190,16 @@ class NavierStokes2DProblem:
     -----
     The mean of ``w`` over the domain is the mean of ``forcing`` (plus
     closure) integrated in time: on a torus it is not coupled to the flow.
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> grid = opflow.Grid.uniform(x=(0.0, 1.0, 16), y=(0.0, 1.0, 16), periodic=("x", "y"))
+    >>> x, y = grid.mesh(dtype=torch.float64)
+    >>> w0 = opflow.Field(torch.sin(2 * torch.pi * x)[None], grid)  # vorticity
+    >>> prob = opflow.NavierStokes2DProblem(w0, nu=1e-3, tspan=(0.0, 0.1))
+    >>> tuple(opflow.solve(prob, opflow.PseudoSpectral(dt=1e-2)).u.shape)
+    (2, 1, 16, 16)
     """
 
     w0: Field
