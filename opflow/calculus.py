@@ -21,7 +21,7 @@ FFTs do not exist in half precision.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Sequence
+from typing import Sequence, cast
 
 import numpy as np
 import torch
@@ -292,7 +292,7 @@ def divergence(v: torch.Tensor, grid: Grid, **kw) -> torch.Tensor:
             "v", f"{grid.ndim} components just before the grid dimensions", v
         )
     comps = v.unbind(comp_dim)
-    return sum(partial(c, grid, i, 1, **kw) for i, c in enumerate(comps))
+    return cast(torch.Tensor, sum(partial(c, grid, i, 1, **kw) for i, c in enumerate(comps)))
 
 
 def laplacian(u: torch.Tensor, grid: Grid, axes: Sequence[str] | None = None, **kw) -> torch.Tensor:
@@ -323,4 +323,4 @@ def laplacian(u: torch.Tensor, grid: Grid, axes: Sequence[str] | None = None, **
     """
     check_grid(grid)
     axes = grid.names if axes is None else axes
-    return sum(partial(u, grid, a, 2, **kw) for a in axes)
+    return cast(torch.Tensor, sum(partial(u, grid, a, 2, **kw) for a in axes))

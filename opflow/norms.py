@@ -12,6 +12,8 @@ integrated in float32 (see :mod:`opflow.calculus`).
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 from . import calculus
@@ -64,11 +66,11 @@ def _squared_l2(field) -> torch.Tensor:
 
 
 def _squared_h1_seminorm(field) -> torch.Tensor:
-    total = 0.0
+    total: torch.Tensor | float = 0.0
     for axis in field.grid.names:
         d = calculus.partial(field.values, field.grid, axis, 1)
         total = total + integrate(d**2, field.grid).sum(-1)
-    return total
+    return cast(torch.Tensor, total)
 
 
 def _reduce(x: torch.Tensor, reduction: str) -> torch.Tensor:

@@ -206,7 +206,7 @@ def shard_sampler(dataset: Dataset, ctx: DistributedContext) -> list[int] | None
     """
     if not ctx.enabled:
         return None
-    return list(range(ctx.rank, len(dataset), ctx.world_size))
+    return list(range(ctx.rank, len(dataset), ctx.world_size))  # type: ignore[arg-type]
 
 
 def all_reduce_sum(tensor: torch.Tensor, ctx: DistributedContext) -> torch.Tensor:
