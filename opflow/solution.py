@@ -183,7 +183,7 @@ class Solution:
         lo, hi = self.problem.tspan if self.problem is not None else (self.t[0], self.t[-1])
         if bool(((tq < lo - 1e-12) | (tq > hi + 1e-12)).any()):
             raise InvalidArgumentError("t", f"times within the solved span [{lo}, {hi}]", t)
-        out = self.interpolant(tq)
+        out = self.interpolant(tq)  # type: ignore[misc]  # None was refused above
         if not scalar:
             return out
         if isinstance(out, Field):

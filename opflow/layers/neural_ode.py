@@ -144,7 +144,7 @@ class NeuralODE(nn.Module):
 
     def _solve(self, y0: torch.Tensor, saveat: torch.Tensor, batched: bool) -> torch.Tensor:
         t0, t1 = float(saveat[0]), float(saveat[-1])
-        prob = ODEProblem(self._rhs, y0, (t0, t1), batched=batched)
+        prob = ODEProblem(self._rhs, y0, (t0, t1), batched=batched)  # type: ignore[arg-type]
         kwargs = {} if self.max_steps is None else {"max_steps": self.max_steps}
         sol = solve(prob, self.solver, saveat=saveat, sensealg=self.sensealg,
                     dense=self.record_steps, **kwargs)

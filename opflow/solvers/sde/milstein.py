@@ -72,7 +72,7 @@ class Milstein(SDEAlgorithm):
             return step
         ito, method, scalar = system.sde_type == "ito", self.derivative, system.noise == "scalar"
 
-        def step(t, tn, h, y, dw, H):
+        def step(t, tn, h, y, dw, H):  # type: ignore[no-redef]
             g, gg = diffusion_derivative(G, t, y, scalar, method)
             ww = dw * dw - h if ito else dw * dw
             y_new = torch.add(y, F(t, y), alpha=h).addcmul_(g, dw)

@@ -118,7 +118,7 @@ class SDESystem:
         if self.direct:
             self.y0 = u0
             self.B, self.D = u0.shape
-            self.batch_shape = (self.B,)
+            self.batch_shape: tuple[int, ...] = (self.B,)
             self.to_user = _identity
 
             def call_f(t, y):
