@@ -3,14 +3,14 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-all bench lint clean
+.PHONY: demo test test-all bench lint docs dist clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# The CPU build of torch lies on this disk; install it first so nothing pulls a CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev,peers]'
+	$(PY) -m pip install --quiet -e '.[dev,peers,docs]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -25,8 +25,22 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
+# ruff, then mypy over opflow/ (settings and the exempt modules: pyproject.toml [tool.mypy])
 lint: $(STAMP)
 	$(VENV)/bin/ruff check opflow tests benchmarks examples notebooks
+	$(PY) -m mypy
+
+# The documentation site, warnings as errors (-E: a fresh build, so every
+# docstring is validated again), then the internal link check.
+docs: $(STAMP)
+	rm -rf docs/_build
+	$(PY) -m sphinx -W --keep-going -E -j auto -b html docs docs/_build/html
+	$(PY) docs/check_links.py docs/_build/html
+
+# An sdist and a wheel in dist/
+dist: $(STAMP)
+	rm -rf dist
+	$(PY) -m build --outdir dist .
 
 clean:
-	rm -rf $(VENV) demo_out demo_output
+	rm -rf $(VENV) demo_out demo_output docs/_build docs/_generated docs/api dist build

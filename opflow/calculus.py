@@ -21,7 +21,7 @@ FFTs do not exist in half precision.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Sequence
+from typing import Sequence, cast
 
 import numpy as np
 import torch
@@ -69,7 +69,19 @@ def as_float_values(u: object, argument: str = "u") -> torch.Tensor:
 
 
 def check_grid(grid: object, argument: str = "grid") -> Grid:
-    """``grid`` if it is an :class:`~opflow.Grid`, else an error naming ``argument``."""
+    """``grid`` if it is an :class:`~opflow.Grid`, else an error naming ``argument``.
+
+    Parameters
+    ----------
+    grid : object
+        What was passed as a grid.
+    argument : str
+        The argument's name, for the error.
+
+    Returns
+    -------
+    Grid
+    """
     if not isinstance(grid, Grid):
         raise InvalidArgumentError(argument, "an opflow.Grid", grid)
     return grid
@@ -81,6 +93,23 @@ def fd_weights(offsets: tuple[int, ...], order: int) -> tuple[float, ...]:
 
     Solves the moment (Vandermonde) conditions exactly in float64; with
     ``len(offsets) = order + p`` points the result is accurate to order ``p``.
+
+    Parameters
+    ----------
+    offsets : tuple of int
+        Stencil offsets in units of ``h``; more than ``order`` of them.
+    order : int
+        Derivative order.
+
+    Returns
+    -------
+    tuple of float
+        One weight per offset.
+
+    Examples
+    --------
+    >>> [float(w) for w in opflow.calculus.fd_weights((-1, 0, 1), 2)]
+    [1.0, -2.0, 1.0]
     """
     s = np.asarray(offsets, dtype=np.float64)
     m = len(s)
@@ -211,13 +240,50 @@ def gradient(u: torch.Tensor, grid: Grid, **kw) -> torch.Tensor:
 
     The new dimension sits just before the grid dimensions, so the gradient
     of a one-channel field is a ``grid.ndim``-channel field.
+
+    Parameters
+    ----------
+    u : torch.Tensor, shape (..., *grid.shape)
+        Values on ``grid``.
+    grid : Grid
+        The grid of the trailing dimensions.
+    **kw
+        ``method`` and ``accuracy``, as for :func:`partial`.
+
+    Returns
+    -------
+    torch.Tensor, shape (..., grid.ndim, *grid.shape)
+        The partial derivatives along each axis, in the grid's axis order.
+
+    Examples
+    --------
+    >>> g = Grid.uniform(x=(0.0, 1.0, 16), y=(0.0, 1.0, 8), periodic=("x", "y"))
+    >>> x, y = g.mesh()
+    >>> tuple(opflow.calculus.gradient(torch.sin(2 * torch.pi * x), g).shape)
+    (2, 16, 8)
     """
     check_grid(grid)
     return torch.stack([partial(u, grid, i, 1, **kw) for i in range(grid.ndim)], dim=-grid.ndim - 1)
 
 
 def divergence(v: torch.Tensor, grid: Grid, **kw) -> torch.Tensor:
-    """Divergence of a vector field ``v`` of shape ``(..., grid.ndim, *grid.shape)``."""
+    """Divergence of a vector field ``v`` of shape ``(..., grid.ndim, *grid.shape)``.
+
+    Parameters
+    ----------
+    v : torch.Tensor, shape (..., grid.ndim, *grid.shape)
+        One component per grid axis, in the grid's axis order, just before
+        the grid dimensions.
+    grid : Grid
+        The grid of the trailing dimensions.
+    **kw
+        ``method`` and ``accuracy``, as for :func:`partial`.
+
+    Returns
+    -------
+    torch.Tensor, shape (..., *grid.shape)
+        The sum of the derivatives of each component along its axis.
+    """
     v = as_float_values(v, "v")
     check_grid(grid)
     comp_dim = v.ndim - grid.ndim - 1
@@ -226,11 +292,35 @@ def divergence(v: torch.Tensor, grid: Grid, **kw) -> torch.Tensor:
             "v", f"{grid.ndim} components just before the grid dimensions", v
         )
     comps = v.unbind(comp_dim)
-    return sum(partial(c, grid, i, 1, **kw) for i, c in enumerate(comps))
+    return cast(torch.Tensor, sum(partial(c, grid, i, 1, **kw) for i, c in enumerate(comps)))
 
 
 def laplacian(u: torch.Tensor, grid: Grid, axes: Sequence[str] | None = None, **kw) -> torch.Tensor:
-    """Sum of second derivatives over ``axes`` (default: all grid axes)."""
+    """Sum of second derivatives over ``axes`` (default: all grid axes).
+
+    Parameters
+    ----------
+    u : torch.Tensor, shape (..., *grid.shape)
+        Values on ``grid``.
+    grid : Grid
+        The grid of the trailing dimensions.
+    axes : sequence of str, optional
+        The axes to differentiate along (default: all of them).
+    **kw
+        ``method`` and ``accuracy``, as for :func:`partial`.
+
+    Returns
+    -------
+    torch.Tensor, shape (..., *grid.shape)
+
+    Examples
+    --------
+    >>> g = Grid.uniform(x=(0.0, 1.0, 32), periodic=("x",))
+    >>> (x,) = g.mesh()
+    >>> lap = opflow.calculus.laplacian(torch.sin(2 * torch.pi * x), g)  # spectral
+    >>> bool(torch.allclose(lap, -4 * torch.pi ** 2 * torch.sin(2 * torch.pi * x), atol=1e-3))
+    True
+    """
     check_grid(grid)
     axes = grid.names if axes is None else axes
-    return sum(partial(u, grid, a, 2, **kw) for a in axes)
+    return cast(torch.Tensor, sum(partial(u, grid, a, 2, **kw) for a in axes))

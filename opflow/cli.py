@@ -1,4 +1,4 @@
-"""The ``opflow`` command line.
+"""The ``opflow`` command line::
 
     opflow demo [--out DIR]        run the end-to-end demo
     opflow generate PROBLEM ...    make a benchmark data set (netCDF), resumable
@@ -20,6 +20,7 @@ import sys
 from typing import Callable
 
 from ._argparse import command_errors, key_value
+from ._version import __version__
 from .batch.commands import add_solve_parser
 from .data.generation import RECIPES
 from .errors import InvalidArgumentError
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``opflow`` argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
         prog="opflow", description="Differentiable physics and operator learning for PyTorch.")
+    parser.add_argument("--version", action="version", version=f"opflow {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = sub.add_parser("demo", help="run the end-to-end demo (writes netCDF and a PNG)")
     demo.add_argument("which", nargs="?", default="darcy", choices=["darcy", "heat"],

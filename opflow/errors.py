@@ -25,7 +25,17 @@ class OpflowError(Exception):
 
 
 class InvalidArgumentError(OpflowError, ValueError):
-    """An argument has a value outside what the function accepts."""
+    """An argument has a value outside what the function accepts.
+
+    Parameters
+    ----------
+    argument : str
+        Name of the argument (as the caller wrote it).
+    expected : str
+        What it should have been, in words.
+    got : object
+        The value received (described briefly in the message).
+    """
 
     def __init__(self, argument: str, expected: str, got: object):
         self.argument, self.expected, self.got = argument, expected, got
@@ -33,15 +43,45 @@ class InvalidArgumentError(OpflowError, ValueError):
 
 
 class ShapeError(InvalidArgumentError):
-    """A tensor argument has the wrong number of dimensions or sizes."""
+    """A tensor argument has the wrong number of dimensions or sizes.
+
+    Parameters
+    ----------
+    argument : str
+        Name of the argument (as the caller wrote it).
+    expected : str
+        What it should have been, in words.
+    got : object
+        The value received (described briefly in the message).
+    """
 
 
 class GridMismatchError(InvalidArgumentError):
-    """Two Fields (or a Field and a Grid) that must share a Grid do not."""
+    """Two Fields (or a Field and a Grid) that must share a Grid do not.
+
+    Parameters
+    ----------
+    argument : str
+        Name of the argument (as the caller wrote it).
+    expected : str
+        What it should have been, in words.
+    got : object
+        The value received (described briefly in the message).
+    """
 
 
 class UnknownVariableError(OpflowError, KeyError):
-    """A variable or axis name that does not exist was asked for."""
+    """A variable or axis name that does not exist was asked for.
+
+    Parameters
+    ----------
+    argument : str
+        Name of the argument that held the name.
+    name : str
+        The name asked for.
+    available : iterable of str
+        The names that exist (listed in the message).
+    """
 
     def __init__(self, argument: str, name: str, available):
         self.argument, self.name, self.available = argument, name, list(available)
@@ -67,7 +107,17 @@ class SolverError(OpflowError, RuntimeError):
 
 
 def describe(value: object) -> str:
-    """Short human description of ``value`` for error messages."""
+    """Short human description of ``value`` for error messages.
+
+    Parameters
+    ----------
+    value : object
+        Anything; tensors and arrays are described by shape and dtype.
+
+    Returns
+    -------
+    str
+    """
     try:
         import torch
 

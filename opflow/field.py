@@ -160,7 +160,21 @@ class Field:
 
     def with_values(self, values: torch.Tensor, *, names=None, units=None, attrs=None,
                     grid: Grid | None = None) -> "Field":
-        """Same grid and metadata (unless given), new values."""
+        """Same grid and metadata (unless given), new values.
+
+        Parameters
+        ----------
+        values : torch.Tensor, shape (*batch, channels, *grid.shape)
+            The new values; ``channels`` must match the names and units kept.
+        names, units, attrs : optional
+            Replace the channel names, units or attributes.
+        grid : Grid, optional
+            Replace the grid (the values' trailing shape must match it).
+
+        Returns
+        -------
+        Field
+        """
         return Field(
             values,
             self.grid if grid is None else grid,
@@ -170,7 +184,17 @@ class Field:
         )
 
     def to(self, *args, **kwargs) -> "Field":
-        """``Tensor.to`` on the values (device and/or dtype)."""
+        """``Tensor.to`` on the values (device and/or dtype).
+
+        Parameters
+        ----------
+        *args, **kwargs
+            As for :meth:`torch.Tensor.to`.
+
+        Returns
+        -------
+        Field
+        """
         return self.with_values(self.values.to(*args, **kwargs))
 
     def detach(self) -> "Field":
@@ -273,12 +297,39 @@ class Field:
         return self.with_values(-self.values)
 
     def apply(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "Field":
-        """Field with ``fn(values)`` (same shape), e.g. ``f.apply(torch.tanh)``."""
+        """Field with ``fn(values)`` (same shape), e.g. ``f.apply(torch.tanh)``.
+
+        Parameters
+        ----------
+        fn : callable
+            ``Tensor -> Tensor`` of the same shape.
+
+        Returns
+        -------
+        Field
+            Same grid, names, units and attributes.
+        """
         return self.with_values(fn(self.values))
 
     # --------------------------------------------------------- derivatives
     def partial(self, axis: str | int, order: int = 1, **kw) -> "Field":
-        """Partial derivative along ``axis``; see :func:`opflow.calculus.partial`."""
+        """Partial derivative along ``axis``; see :func:`opflow.calculus.partial`.
+
+        Parameters
+        ----------
+        axis : str or int
+            Axis name or index into ``grid.names``.
+        order : {1, 2}
+            Derivative order.
+        **kw
+            ``method`` (``"auto"``, ``"spectral"``, ``"fd"``) and ``accuracy``
+            (2 or 4), as for :func:`opflow.calculus.partial`.
+
+        Returns
+        -------
+        Field
+            Same shape; channel ``u`` becomes ``du_dx`` (``d2u_dx2`` for order 2).
+        """
         out = calculus.partial(self.values, self.grid, axis, order, **kw)
         a = self.grid.axis(axis).name
         suffix = f"_d{a}" if order == 1 else f"_d{a}{order}"
@@ -286,7 +337,19 @@ class Field:
                                             for n in self.names])
 
     def grad(self, **kw) -> "Field":
-        """Gradient of a one-channel field: a ``grid.ndim``-channel field."""
+        """Gradient of a one-channel field: a ``grid.ndim``-channel field.
+
+        Parameters
+        ----------
+        **kw
+            ``method`` (``"auto"``, ``"spectral"``, ``"fd"``) and ``accuracy``
+            (2 or 4), as for :func:`opflow.calculus.partial`.
+
+        Returns
+        -------
+        Field, shape (*batch, grid.ndim, *grid.shape)
+            Channels ``du_dx``, ``du_dy``, ...
+        """
         if self.channels != 1:
             raise InvalidArgumentError("field", "one channel for grad (select one: f['u'])",
                                        self.names)
@@ -295,12 +358,36 @@ class Field:
                      self.units[0], self.attrs)
 
     def div(self, **kw) -> "Field":
-        """Divergence of a ``grid.ndim``-channel (vector) field: one channel."""
+        """Divergence of a ``grid.ndim``-channel (vector) field: one channel.
+
+        Parameters
+        ----------
+        **kw
+            ``method`` (``"auto"``, ``"spectral"``, ``"fd"``) and ``accuracy``
+            (2 or 4), as for :func:`opflow.calculus.partial`.
+
+        Returns
+        -------
+        Field, shape (*batch, 1, *grid.shape)
+            One channel, ``div``.
+        """
         out = calculus.divergence(self.values, self.grid, **kw)
         return Field(out.unsqueeze(self.channel_dim), self.grid, "div", attrs=self.attrs)
 
     def laplacian(self, **kw) -> "Field":
-        """Laplacian of every channel."""
+        """Laplacian of every channel.
+
+        Parameters
+        ----------
+        **kw
+            ``axes`` (default: all), ``method`` and ``accuracy``, as for
+            :func:`opflow.calculus.laplacian`.
+
+        Returns
+        -------
+        Field
+            Same shape; channel ``u`` becomes ``lap_u``.
+        """
         out = calculus.laplacian(self.values, self.grid, **kw)
         return self.with_values(out, names=[f"lap_{n}" for n in self.names])
 
@@ -310,18 +397,52 @@ class Field:
         return norms.integrate(self.values, self.grid)
 
     def norm(self, kind: str = "l2") -> torch.Tensor:
-        """``l2`` or ``h1`` norm per batch entry (channels combined): ``(*batch,)``."""
+        """``l2`` or ``h1`` norm per batch entry (channels combined): ``(*batch,)``.
+
+        Parameters
+        ----------
+        kind : {"l2", "h1"}
+            Which norm; see :func:`opflow.norms.norm`.
+
+        Returns
+        -------
+        torch.Tensor, shape (*batch,)
+        """
         return norms.norm(self, kind)
 
     # --------------------------------------------------------------- xarray
     def to_xarray(self, batch_dims: Sequence[str] | None = None):
-        """``xarray.Dataset`` with one variable per channel; see :mod:`opflow.io.convert`."""
+        """``xarray.Dataset`` with one variable per channel; see :mod:`opflow.io.convert`.
+
+        Parameters
+        ----------
+        batch_dims : sequence of str, optional
+            Names of the batch dimensions (default ``("sample",)`` for one
+            batch dimension, ``batch_0, batch_1, ...`` otherwise).
+
+        Returns
+        -------
+        xarray.Dataset
+            Coordinates with units, the Field's attributes, and the grid's
+            dimension names recorded for :meth:`from_xarray`.
+        """
         from .io.convert import field_to_dataset
 
         return field_to_dataset(self, batch_dims)
 
     def to_dataarray(self, batch_dims: Sequence[str] | None = None):
-        """``xarray.DataArray`` with a ``channel`` dimension."""
+        """``xarray.DataArray`` with a ``channel`` dimension.
+
+        Parameters
+        ----------
+        batch_dims : sequence of str, optional
+            Names of the batch dimensions, as for :meth:`to_xarray`.
+
+        Returns
+        -------
+        xarray.DataArray
+            Dimensions ``(*batch_dims, "channel", *grid.names)``.
+        """
         from .io.convert import field_to_dataarray
 
         return field_to_dataarray(self, batch_dims)
@@ -329,13 +450,43 @@ class Field:
     @classmethod
     def from_xarray(cls, obj, names: Iterable[str] | None = None,
                     grid_dims: Sequence[str] | None = None, **kw) -> "Field":
-        """Field from a Dataset or DataArray; see :func:`opflow.io.convert.to_field`."""
+        """Field from a Dataset or DataArray; see :func:`opflow.io.convert.to_field`.
+
+        Parameters
+        ----------
+        obj : xarray.Dataset or xarray.DataArray
+            Each selected Dataset variable becomes a channel.
+        names : iterable of str, optional
+            Dataset variables to use (default: all data variables).
+        grid_dims : sequence of str, optional
+            Which dimensions form the grid (default: those opflow recorded,
+            else the trailing dimensions that have coordinates).
+        **kw
+            ``dtype`` and ``device``, passed to :func:`torch.as_tensor`.
+
+        Returns
+        -------
+        Field
+        """
         from .io.convert import to_field
 
         return to_field(obj, names=names, grid_dims=grid_dims, **kw)
 
     def plot(self, ax=None, **kw):
-        """Plot one sample and channel (xarray, with units); see :func:`opflow.plot.plot_field`."""
+        """Plot one sample and channel (xarray, with units); see :func:`opflow.plot.plot_field`.
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+            Where to draw (default: a new figure).
+        **kw
+            Passed to :func:`opflow.plot.plot_field`: ``index`` (which
+            sample), ``channel``, ``title``, ``path`` and matplotlib options.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+        """
         from .plot import plot_field
 
         return plot_field(self, ax, **kw)

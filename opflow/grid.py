@@ -149,6 +149,12 @@ class Axis:
     ------
     opflow.errors.InvalidArgumentError
         Any of the above does not hold; the message names the axis.
+
+    Examples
+    --------
+    >>> import opflow
+    >>> opflow.Grid.uniform(x=(0.0, 1.0, 8), periodic=("x",)).axes[0]
+    Axis(name='x', periodic=True, bounds=(0.0, 1.0), units='')
     """
 
     name: str
@@ -218,6 +224,12 @@ class Grid:
     """An immutable structured grid: an ordered tuple of named :class:`Axis`.
 
     Build one with :meth:`Grid.uniform` (the common case) or from axes.
+
+    Parameters
+    ----------
+    axes : iterable of Axis
+        At least one, with distinct names; their order is the order of the
+        trailing dimensions of every Field on this grid.
 
     Examples
     --------
@@ -381,11 +393,32 @@ class Grid:
         return {a.name: a.coords for a in self._axes}
 
     def axis(self, name: str | int) -> Axis:
-        """The axis called ``name`` (or at position ``name``)."""
+        """The axis called ``name`` (or at position ``name``).
+
+        Parameters
+        ----------
+        name : str or int
+            Axis name, or position (negative counts from the end).
+
+        Returns
+        -------
+        Axis
+        """
         return self._axes[self.index(name)]
 
     def index(self, name: str | int) -> int:
-        """Position of an axis given by name or by (possibly negative) index."""
+        """Position of an axis given by name or by (possibly negative) index.
+
+        Parameters
+        ----------
+        name : str or int
+            Axis name, or position (negative counts from the end).
+
+        Returns
+        -------
+        int
+            In ``range(grid.ndim)``.
+        """
         if isinstance(name, (int, np.integer)):
             if -self.ndim <= name < self.ndim:
                 return int(name) % self.ndim
@@ -397,7 +430,26 @@ class Grid:
 
     # -------------------------------------------------------------- derived
     def mesh(self, dtype=torch.float32, device=None) -> tuple[torch.Tensor, ...]:
-        """Coordinate tensors, each of shape ``grid.shape`` (``indexing='ij'``)."""
+        """Coordinate tensors, each of shape ``grid.shape`` (``indexing='ij'``).
+
+        Parameters
+        ----------
+        dtype : torch.dtype
+            Of the result.
+        device : torch.device or str, optional
+            Of the result (default: the CPU).
+
+        Returns
+        -------
+        tuple of torch.Tensor, each of shape grid.shape
+            One per axis, in the grid's axis order.
+
+        Examples
+        --------
+        >>> x, y = Grid.uniform(x=(0.0, 1.0, 3), y=(0.0, 2.0, 2)).mesh()
+        >>> x.tolist(), y.tolist()
+        ([[0.0, 0.0], [0.5, 0.5], [1.0, 1.0]], [[0.0, 2.0], [0.0, 2.0], [0.0, 2.0]])
+        """
         c = [torch.tensor(a.coords, dtype=dtype, device=device) for a in self._axes]
         return torch.meshgrid(*c, indexing="ij")
 
@@ -407,6 +459,17 @@ class Grid:
         Returns one 1-D tensor ``2 pi fftfreq(n, h)`` per axis. Only periodic
         axes have a Fourier basis; asking on a grid with a non-periodic axis
         raises :class:`~opflow.errors.InvalidArgumentError`.
+
+        Parameters
+        ----------
+        dtype : torch.dtype
+            Of the result.
+        device : torch.device or str, optional
+            Of the result (default: the CPU).
+
+        Returns
+        -------
+        tuple of torch.Tensor, shapes (n_axis,)
         """
         out = []
         for a in self._axes:
@@ -424,6 +487,17 @@ class Grid:
 
         Rectangle rule on periodic axes (spectrally accurate), trapezoid rule
         on the others (exact for piecewise-linear data on non-uniform axes).
+
+        Parameters
+        ----------
+        dtype : torch.dtype
+            Of the result.
+        device : torch.device or str, optional
+            Of the result (default: the CPU).
+
+        Returns
+        -------
+        torch.Tensor, shape grid.shape
         """
         w = torch.ones((), dtype=dtype, device=device)
         for a in self._axes:
@@ -447,6 +521,15 @@ class Grid:
         A periodic axis of ``n`` points needs ``n % factor == 0``; a
         non-periodic (vertex-centred) one needs ``(n - 1) % factor == 0`` so
         that both end points are kept.
+
+        Parameters
+        ----------
+        factor : int
+            Positive.
+
+        Returns
+        -------
+        Grid
         """
         if int(factor) != factor or factor < 1:
             raise InvalidArgumentError("factor", "a positive integer", factor)
@@ -463,7 +546,18 @@ class Grid:
         return Grid(axes)
 
     def refine(self, factor: int = 2) -> "Grid":
-        """Uniform grid with ``factor`` times finer spacing on the same bounds."""
+        """Uniform grid with ``factor`` times finer spacing on the same bounds.
+
+        Parameters
+        ----------
+        factor : int
+            Positive.
+
+        Returns
+        -------
+        Grid
+            Same axis names, periodicity and units.
+        """
         if int(factor) != factor or factor < 1:
             raise InvalidArgumentError("factor", "a positive integer", factor)
         factor = int(factor)
@@ -478,7 +572,23 @@ class Grid:
         )
 
     def with_shape(self, **sizes: int) -> "Grid":
-        """Uniform grid on the same bounds with new numbers of points per axis."""
+        """Uniform grid on the same bounds with new numbers of points per axis.
+
+        Parameters
+        ----------
+        **sizes : int
+            New number of points, by axis name; axes not named keep theirs.
+
+        Returns
+        -------
+        Grid
+            Same axis names, bounds, periodicity and units.
+
+        Examples
+        --------
+        >>> Grid.uniform(x=(0.0, 1.0, 65), y=(0.0, 1.0, 65)).with_shape(x=33).shape
+        (33, 65)
+        """
         for name in sizes:
             if name not in self.names:
                 raise UnknownVariableError("sizes", name, self.names)

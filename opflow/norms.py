@@ -12,6 +12,8 @@ integrated in float32 (see :mod:`opflow.calculus`).
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 from . import calculus
@@ -33,7 +35,26 @@ def _check_field(field, argument: str) -> None:
 
 
 def integrate(values: torch.Tensor, grid) -> torch.Tensor:
-    """Integral over the trailing grid dimensions: ``(..., *grid.shape) -> (...)``."""
+    """Integral over the trailing grid dimensions: ``(..., *grid.shape) -> (...)``.
+
+    Parameters
+    ----------
+    values : torch.Tensor, shape (..., *grid.shape)
+        Floating-point (or complex) values on ``grid``.
+    grid : Grid
+        The grid; its quadrature weights (trapezoidal, or uniform on periodic
+        axes) weight the sum.
+
+    Returns
+    -------
+    torch.Tensor, shape (...)
+
+    Examples
+    --------
+    >>> g = Grid.uniform(x=(0.0, 2.0, 33))
+    >>> float(opflow.norms.integrate(torch.ones(33), g))
+    2.0
+    """
     values = calculus.as_float_values(values, "values")
     calculus.check_grid(grid)
     w = grid.quadrature_weights(dtype=values.real.dtype, device=values.device)
@@ -45,11 +66,11 @@ def _squared_l2(field) -> torch.Tensor:
 
 
 def _squared_h1_seminorm(field) -> torch.Tensor:
-    total = 0.0
+    total: torch.Tensor | float = 0.0
     for axis in field.grid.names:
         d = calculus.partial(field.values, field.grid, axis, 1)
         total = total + integrate(d**2, field.grid).sum(-1)
-    return total
+    return cast(torch.Tensor, total)
 
 
 def _reduce(x: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -59,9 +80,29 @@ def _reduce(x: torch.Tensor, reduction: str) -> torch.Tensor:
 
 
 def norm(field, kind: str = "l2", reduction: str = "none") -> torch.Tensor:
-    """``l2``: sqrt(sum_c int u_c^2); ``h1``: sqrt(l2^2 + sum_c int |grad u_c|^2).
+    """``l2``: ``sqrt(sum_c int u_c^2)``; ``h1``: ``sqrt(l2^2 + sum_c int |grad u_c|^2)``.
 
-    Returns shape ``(*batch,)`` (or a scalar with ``reduction``).
+    Parameters
+    ----------
+    field : Field, shape (*batch, channels, *grid.shape)
+        Floating-point (or complex) values.
+    kind : {"l2", "h1"}
+        Which norm. The sum runs over the channels.
+    reduction : {"none", "mean", "sum"}
+        ``"none"`` keeps the batch dimensions.
+
+    Returns
+    -------
+    torch.Tensor, shape (*batch,)
+        Or a scalar with ``reduction`` ``"mean"`` or ``"sum"``.
+
+    Examples
+    --------
+    >>> g = Grid.uniform(x=(0.0, 1.0, 64), periodic=("x",))
+    >>> (x,) = g.mesh()
+    >>> u = Field(torch.sin(2 * torch.pi * x)[None], g)
+    >>> round(float(opflow.norms.norm(u, "l2")), 4)  # sqrt(1/2)
+    0.7071
     """
     _check_field(field, "field")
     if kind == "l2":
@@ -74,12 +115,36 @@ def norm(field, kind: str = "l2", reduction: str = "none") -> torch.Tensor:
 
 
 def l2(field, reduction: str = "none") -> torch.Tensor:
-    """L2 norm per sample; see :func:`norm`."""
+    """L2 norm per sample; see :func:`norm`.
+
+    Parameters
+    ----------
+    field : Field, shape (*batch, channels, *grid.shape)
+        Floating-point (or complex) values.
+    reduction : {"none", "mean", "sum"}
+        ``"none"`` keeps the batch dimensions: shape ``(*batch,)``.
+
+    Returns
+    -------
+    torch.Tensor, shape (*batch,)
+    """
     return norm(field, "l2", reduction)
 
 
 def h1(field, reduction: str = "none") -> torch.Tensor:
-    """H1 norm per sample; see :func:`norm`."""
+    """H1 norm per sample; see :func:`norm`.
+
+    Parameters
+    ----------
+    field : Field, shape (*batch, channels, *grid.shape)
+        Floating-point (or complex) values.
+    reduction : {"none", "mean", "sum"}
+        ``"none"`` keeps the batch dimensions: shape ``(*batch,)``.
+
+    Returns
+    -------
+    torch.Tensor, shape (*batch,)
+    """
     return norm(field, "h1", reduction)
 
 
@@ -141,5 +206,20 @@ def rel_l2(pred, true, reduction: str = "none", eps: float = 1e-12,
 
 
 def rel_h1(pred, true, reduction: str = "none", eps: float = 1e-12) -> torch.Tensor:
-    """Relative H1 error per sample (arguments as :func:`rel_l2`, without a mask)."""
+    """Relative H1 error ``||pred - true||_H1 / ||true||_H1`` per sample.
+
+    Parameters
+    ----------
+    pred, true : Field, shape (*batch, channels, *grid.shape)
+        On the same grid.
+    reduction : {"none", "mean", "sum"}
+        ``"none"`` keeps the batch dimensions: shape ``(*batch,)``.
+    eps : float
+        Added to the norm of ``true``.
+
+    Returns
+    -------
+    torch.Tensor
+        Differentiable with respect to ``pred``.
+    """
     return _relative(pred, true, "h1", reduction, eps)

@@ -52,6 +52,15 @@ def _pyplot():
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
     """Write ``fig`` to ``path`` atomically; the format follows the suffix (png, pdf, svg).
 
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+    path : str or os.PathLike
+        Where to write it.
+    dpi : int
+        Resolution of raster formats.
+
     Returns
     -------
     pathlib.Path

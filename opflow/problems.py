@@ -23,7 +23,17 @@ __all__ = ["ODEProblem", "SplitODEProblem", "remake", "check_tspan", "check_init
 
 
 def check_tspan(tspan) -> tuple[float, float]:
-    """``(t0, t1)`` as floats with ``t1 > t0``, or an error naming ``tspan``."""
+    """``(t0, t1)`` as floats with ``t1 > t0``, or an error naming ``tspan``.
+
+    Parameters
+    ----------
+    tspan : pair of numbers
+        Start and end time.
+
+    Returns
+    -------
+    tuple of float
+    """
     try:
         t0, t1 = (float(t) for t in tspan)
     except (TypeError, ValueError):
@@ -37,7 +47,17 @@ def check_tspan(tspan) -> tuple[float, float]:
 
 def check_initial_state(u0) -> list[torch.Tensor]:
     """The tensors of a state (tensor, Field or tuple of tensors), checked to be
-    non-empty, floating point and finite; errors name ``u0``."""
+    non-empty, floating point and finite; errors name ``u0``.
+
+    Parameters
+    ----------
+    u0 : torch.Tensor, Field or tuple of torch.Tensor
+        An initial state.
+
+    Returns
+    -------
+    list of torch.Tensor
+    """
     tensors = state_tensors(u0)
     for u in tensors:
         if u.numel() == 0:
@@ -89,7 +109,17 @@ def check_arity(f, p, argument: str, args: tuple[str, ...] = ("t", "u")) -> None
 
 
 def state_tensors(u0) -> list[torch.Tensor]:
-    """The tensors of a state: ``[u0.values]`` for a Field, ``[u0]`` or the tuple's items."""
+    """The tensors of a state: ``[u0.values]`` for a Field, ``[u0]`` or the tuple's items.
+
+    Parameters
+    ----------
+    u0 : torch.Tensor, Field or tuple of torch.Tensor
+        A state.
+
+    Returns
+    -------
+    list of torch.Tensor
+    """
     if isinstance(u0, Field):
         return [u0.values]
     if isinstance(u0, torch.Tensor):
@@ -124,6 +154,15 @@ class ODEProblem:
         step size of each trajectory separately, and ``t`` reaches ``f`` as a
         tensor of shape ``(B, 1, ..., 1)`` broadcastable against the state.
         If False, ``t`` is a 0-dim tensor.
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> prob = opflow.ODEProblem(lambda t, u: -u, torch.ones(2, dtype=torch.float64),
+    ...                          tspan=(0.0, 1.0))
+    >>> sol = opflow.solve(prob, opflow.Tsit5(rtol=1e-8, atol=1e-10))
+    >>> round(float(sol.u[-1, 0]), 6)  # exp(-1)
+    0.367879
     """
 
     f: Callable[..., Any]
@@ -208,7 +247,27 @@ class _SumOfParts:
 
 
 def remake(prob, **changes):
-    """Copy of ``prob`` with ``changes`` applied (validated like a new problem)."""
+    """Copy of ``prob`` with ``changes`` applied (validated like a new problem).
+
+    Parameters
+    ----------
+    prob : problem dataclass
+        Any opflow problem (:class:`ODEProblem`, :class:`SDEProblem`, ...).
+    **changes
+        New values of the problem's fields, by name.
+
+    Returns
+    -------
+    problem
+        A new problem of the same type; ``prob`` is unchanged.
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> prob = opflow.ODEProblem(lambda t, u: -u, torch.ones(2), tspan=(0.0, 1.0))
+    >>> opflow.remake(prob, tspan=(0.0, 2.0)).tspan
+    (0.0, 2.0)
+    """
     if not dataclasses.is_dataclass(prob):
         raise InvalidArgumentError("prob", "an opflow problem", prob)
     names = {f.name for f in dataclasses.fields(prob)}

@@ -14,7 +14,17 @@ __all__ = ["TimeProgress"]
 
 
 class TimeProgress:
-    """A bar over simulated time ``[t0, t1]``: ``update(t)`` moves it to ``t``."""
+    """A bar over simulated time ``[t0, t1]``: ``update(t)`` moves it to ``t``.
+
+    Parameters
+    ----------
+    t0, t1 : float
+        The simulated time span.
+    enabled : bool or "always"
+        Show the bar (``True``: when stderr is a terminal; ``"always"``: anywhere).
+    desc : str
+        The bar's label.
+    """
 
     def __init__(self, t0: float, t1: float, enabled: bool | str = False, desc: str = "solve"):
         show = enabled == "always" or (bool(enabled) and sys.stderr.isatty())

@@ -35,7 +35,31 @@ class SolverStats:
     rejected steps (summed over trajectories), right-hand-side evaluations
     (each evaluates the whole batch), loop iterations, Jacobian evaluations,
     linear-solver iterations (Krylov operator applications, or one per dense
-    solve) and wall time in s."""
+    solve) and wall time in s.
+
+    Parameters
+    ----------
+    steps : int
+        Accepted steps (the most any trajectory took; multigrid: 0).
+    rejects : int
+        Rejected steps, summed over trajectories.
+    nfe : int
+        Right-hand-side evaluations (multigrid: operator applications).
+    iterations : int
+        Loop iterations (multigrid: cycles).
+    wall_time : float
+        Wall-clock time of the solve, in seconds.
+    jacobians : int
+        Jacobian evaluations (implicit methods, Newton iterations).
+    linear_iterations : int
+        Linear-solver work: Krylov operator applications, or one per dense solve.
+
+    Examples
+    --------
+    >>> import opflow
+    >>> opflow.SolverStats(steps=3, nfe=18).as_dict()["nfe"]
+    18
+    """
 
     steps: int = 0
     rejects: int = 0
@@ -74,7 +98,9 @@ class Solution:
         gives a Field on an :class:`~opflow.Grid`, ``sol.u(points)`` a
         tensor; ``sol(x)`` is the same call.
 
-    Attributes
+    The parameters below are also the attributes of the same names.
+
+    Parameters
     ----------
     t : torch.Tensor, shape (K,)
         Save times (empty for steady and function solutions).
@@ -86,10 +112,25 @@ class Solution:
     retcode : ReturnCode
         Only ``Success`` means the whole problem was solved.
     stats : SolverStats
-    problem, alg : the inputs of the solve.
+        The work done.
+    problem, alg : problem and algorithm objects, optional
+        The inputs of the solve.
+    interpolant : callable, optional
+        ``t -> state``: the dense output behind ``sol(t)``, when kept.
     record : optional
         The solver's per-step data when kept (``dense=True`` for ODEs: step
         starts, sizes, states and stage slopes), e.g. for error regularizers.
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> prob = opflow.ODEProblem(lambda t, u: -u, torch.ones(2, dtype=torch.float64),
+    ...                          tspan=(0.0, 1.0))
+    >>> sol = opflow.solve(prob, opflow.Dopri5(rtol=1e-8, atol=1e-10), dense=True)
+    >>> sol.success, sol.stats.steps > 0
+    (True, True)
+    >>> round(float(sol(0.25)[0]), 6)  # dense output: exp(-0.25)
+    0.778801
     """
 
     t: torch.Tensor
@@ -153,7 +194,7 @@ class Solution:
         lo, hi = self.problem.tspan if self.problem is not None else (self.t[0], self.t[-1])
         if bool(((tq < lo - 1e-12) | (tq > hi + 1e-12)).any()):
             raise InvalidArgumentError("t", f"times within the solved span [{lo}, {hi}]", t)
-        out = self.interpolant(tq)
+        out = self.interpolant(tq)  # type: ignore[misc]  # None was refused above
         if not scalar:
             return out
         if isinstance(out, Field):

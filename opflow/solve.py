@@ -21,7 +21,21 @@ class AbstractAlgorithm:
 
 
 def register(problem_type: type, algorithm_type: type):
-    """Decorator registering ``fn(prob, alg, **kw) -> Solution`` for a pair of types."""
+    """Decorator registering ``fn(prob, alg, **kw) -> Solution`` for a pair of types.
+
+    Parameters
+    ----------
+    problem_type : type
+        The problem class (subclasses are covered too).
+    algorithm_type : type
+        The algorithm class, a subclass of :class:`AbstractAlgorithm`.
+
+    Returns
+    -------
+    callable
+        The decorator; it returns ``fn`` unchanged. The keywords ``fn`` takes
+        after ``(prob, alg)`` are those :func:`solve` accepts for the pair.
+    """
 
     def deco(fn):
         _REGISTRY[(problem_type, algorithm_type)] = fn
@@ -60,7 +74,26 @@ def _check_keywords(fn, prob, alg, kwargs: dict) -> None:
 
 
 def solver_keywords(prob, alg) -> tuple[str, ...] | None:
-    """The keywords ``solve(prob, alg, ...)`` accepts (None: any, or no solver registered)."""
+    """The keywords ``solve(prob, alg, ...)`` accepts (None: any, or no solver registered).
+
+    Parameters
+    ----------
+    prob : problem object
+        Only its type matters.
+    alg : algorithm object
+        Only its type matters.
+
+    Returns
+    -------
+    tuple of str or None
+
+    Examples
+    --------
+    >>> from opflow.solve import solver_keywords
+    >>> prob = opflow.ODEProblem(lambda t, u: -u, torch.ones(2), tspan=(0.0, 1.0))
+    >>> "saveat" in solver_keywords(prob, opflow.Tsit5())
+    True
+    """
     fn = _lookup(prob, alg)
     return None if fn is None else _keywords(fn)
 
@@ -97,6 +130,15 @@ def solve(prob, alg, **kwargs):
         solver takes (the message lists those it takes).
     SolverError
         No solver is registered for the pair (the message lists the pairs).
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> prob = opflow.ODEProblem(lambda t, u: -u, torch.ones(2, dtype=torch.float64),
+    ...                          tspan=(0.0, 1.0))
+    >>> sol = opflow.solve(prob, opflow.Tsit5(rtol=1e-8, atol=1e-10), saveat=[0.5, 1.0])
+    >>> sol.retcode, tuple(sol.u.shape)
+    (<ReturnCode.Success: 'Success'>, (2, 2))
     """
     if not isinstance(alg, AbstractAlgorithm):
         raise InvalidArgumentError("alg", "an opflow algorithm object such as Tsit5()", alg)

@@ -15,7 +15,18 @@ __all__ = ["assert_grids_equal", "assert_fields_equal", "assert_fields_close"]
 
 
 def assert_grids_equal(a: Grid, b: Grid) -> None:
-    """Grids have the same axes: names, coordinates, periodicity, bounds, units."""
+    """Grids have the same axes: names, coordinates, periodicity, bounds, units.
+
+    Parameters
+    ----------
+    a, b : Grid
+        The grids to compare.
+
+    Raises
+    ------
+    AssertionError
+        Naming every difference.
+    """
     if a == b:
         return
     lines = []
@@ -40,7 +51,18 @@ def _assert_same_metadata(a: Field, b: Field) -> None:
 
 
 def assert_fields_equal(a: Field, b: Field) -> None:
-    """Same grid, names, units, shape, dtype and bit-identical values."""
+    """Same grid, names, units, shape, dtype and bit-identical values.
+
+    Parameters
+    ----------
+    a, b : Field
+        The Fields to compare.
+
+    Raises
+    ------
+    AssertionError
+        Naming the first difference.
+    """
     _assert_same_metadata(a, b)
     if a.dtype != b.dtype:
         raise AssertionError(f"dtypes differ: {a.dtype} != {b.dtype}")
@@ -50,7 +72,26 @@ def assert_fields_equal(a: Field, b: Field) -> None:
 
 
 def assert_fields_close(a: Field, b: Field, rtol: float = 1e-5, atol: float = 1e-8) -> None:
-    """Same grid, names, units and shape; values equal within ``atol + rtol * |b|``."""
+    """Same grid, names, units and shape; values equal within ``atol + rtol * |b|``.
+
+    Parameters
+    ----------
+    a, b : Field
+        The Fields to compare (``b``'s values are cast to ``a``'s dtype).
+    rtol, atol : float
+        Relative and absolute tolerances, as for :func:`torch.testing.assert_close`.
+
+    Raises
+    ------
+    AssertionError
+        Naming the first difference.
+
+    Examples
+    --------
+    >>> g = Grid.uniform(x=(0.0, 1.0, 4))
+    >>> u = Field(torch.zeros(1, 4), g)
+    >>> opflow.testing.assert_fields_close(u, u.with_values(u.values + 1e-9))
+    """
     _assert_same_metadata(a, b)
     torch.testing.assert_close(a.values.detach().cpu(), b.values.detach().cpu().to(a.dtype),
                                rtol=rtol, atol=atol)

@@ -58,6 +58,18 @@ def grf_basis(grid: Grid, alpha: float, tau: float, sigma: float = 1.0,
               bc: Union[str, Sequence[str]] = "neumann"):
     """Per-axis bases and the standard deviations of the KL coefficients.
 
+    Parameters
+    ----------
+    grid : Grid
+        1-3 axes. Periodic axes use the Fourier basis.
+    alpha, tau : float
+        Smoothness exponent and inverse length scale, as for :func:`grf`.
+    sigma : float
+        Amplitude.
+    bc : str or sequence of str
+        Boundary condition of the covariance operator per non-periodic axis,
+        as for :func:`grf`.
+
     Returns
     -------
     bases : list of numpy.ndarray, each (n_axis, M_axis)

@@ -353,7 +353,9 @@ def generate_multitask(n: int, resolution: int = 33, seed: int = 0,
 class MultiTaskData:
     """A multi-task set in memory (all samples on one grid).
 
-    Attributes
+    The parameters are also the attributes of the same names.
+
+    Parameters
     ----------
     mask : Field, bool, shape (N, 1, nx, ny)
         ``True`` strictly inside each sample's domain (channel ``"mask"``).
@@ -403,7 +405,19 @@ class MultiTaskData:
 
     @classmethod
     def from_dataset(cls, ds: xr.Dataset, dtype: torch.dtype = torch.float32) -> "MultiTaskData":
-        """From a Dataset made by :func:`multitask_recipe` (or read from its file)."""
+        """From a Dataset made by :func:`multitask_recipe` (or read from its file).
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            Made by the multi-task recipe (``opflow generate multitask``) or read from its file.
+        dtype : torch.dtype
+            Of the tensors.
+
+        Returns
+        -------
+        MultiTaskData
+        """
         missing = [v for v in ("mask", "f", "u", "coeffs", "geometry") if v not in ds]
         if missing:
             raise UnknownVariableError("ds", missing[0], list(ds.data_vars))
@@ -426,7 +440,17 @@ class MultiTaskData:
         return cls(mask, coeffs, f, u, geometry, degree)
 
     def subset(self, index) -> "MultiTaskData":
-        """Samples ``index`` (a slice, a list of ints or a bool/int tensor)."""
+        """Samples ``index`` (a slice, a list of ints or a bool/int tensor).
+
+        Parameters
+        ----------
+        index : slice, list of int or torch.Tensor
+            Which samples (a bool or int tensor).
+
+        Returns
+        -------
+        MultiTaskData
+        """
         if isinstance(index, slice):
             idx = torch.arange(len(self))[index]
         else:
@@ -442,7 +466,17 @@ class MultiTaskData:
                              tuple(self.geometry[i] for i in take), self.degree)
 
     def select(self, geometry: str) -> "MultiTaskData":
-        """The samples on one geometry."""
+        """The samples on one geometry.
+
+        Parameters
+        ----------
+        geometry : str
+            One of the data's geometries.
+
+        Returns
+        -------
+        MultiTaskData
+        """
         name = _geometry_name(geometry)
         if name not in self.geometry:
             raise UnknownVariableError("geometry", name, sorted(set(self.geometry)))
@@ -466,7 +500,19 @@ class MultiTaskData:
 
 
 def load_multitask(path: str | os.PathLike, dtype: torch.dtype = torch.float32) -> MultiTaskData:
-    """Read a multi-task netCDF file into a :class:`MultiTaskData`."""
+    """Read a multi-task netCDF file into a :class:`MultiTaskData`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`generate_multitask` (or ``opflow generate multitask``).
+    dtype : torch.dtype
+        Of the tensors.
+
+    Returns
+    -------
+    MultiTaskData
+    """
     from ..io import open_dataset
 
     with open_dataset(path) as ds:

@@ -39,7 +39,18 @@ class RunningMoments:
         self.m2: torch.Tensor | None = None
 
     def update(self, x: torch.Tensor) -> RunningMoments:
-        """Add a chunk ``x`` (same shape as earlier chunks outside ``dims``)."""
+        """Add a chunk ``x`` (same shape as earlier chunks outside ``dims``).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            A chunk of data; the reduced dimensions ``dims`` may have any size.
+
+        Returns
+        -------
+        RunningMoments
+            ``self``.
+        """
         x = x.detach().to(torch.float64)
         n = math.prod(x.shape[d] for d in self.dims)
         if n == 0:
@@ -123,7 +134,24 @@ class UnitGaussianNormalizer:
     @classmethod
     def from_moments(cls, moments: RunningMoments, channel_dim: int, dtype: torch.dtype,
                      eps: float = 1e-5) -> UnitGaussianNormalizer:
-        """Normalizer from accumulated :class:`RunningMoments` (batch dims dropped)."""
+        """Normalizer from accumulated :class:`RunningMoments` (batch dims dropped).
+
+        Parameters
+        ----------
+        moments : RunningMoments
+            Statistics accumulated over the data.
+        channel_dim : int
+            Position of the channel dimension in the accumulated shape; the
+            dimensions before it are dropped.
+        dtype : torch.dtype
+            Of the statistics.
+        eps : float
+            Added to the standard deviation.
+
+        Returns
+        -------
+        UnitGaussianNormalizer
+        """
         shape = moments.mean.shape[channel_dim:]
         mean = moments.mean.reshape(shape).to(dtype)
         std = moments.std().reshape(shape).to(dtype)
@@ -138,14 +166,36 @@ class UnitGaussianNormalizer:
         return self.mean.to(**kw), self.std.to(**kw)
 
     def encode(self, x: torch.Tensor | Field) -> torch.Tensor | Field:
-        """``(x - mean) / (std + eps)`` for a tensor or Field of shape ``(*batch, C, *grid)``."""
+        """``(x - mean) / (std + eps)`` for a tensor or Field of shape ``(*batch, C, *grid)``.
+
+        Parameters
+        ----------
+        x : torch.Tensor or Field, shape (*batch, C, *grid)
+            Data with the channels the statistics were fitted on.
+
+        Returns
+        -------
+        torch.Tensor or Field
+            Same type and shape as ``x``.
+        """
         if isinstance(x, Field):
             return x.with_values(self.encode(x.values))
         mean, std = self._stats_like(x)
         return (x - mean) / (std + self.eps)
 
     def decode(self, x: torch.Tensor | Field) -> torch.Tensor | Field:
-        """``x * (std + eps) + mean``, the inverse of :meth:`encode`."""
+        """``x * (std + eps) + mean``, the inverse of :meth:`encode`.
+
+        Parameters
+        ----------
+        x : torch.Tensor or Field, shape (*batch, C, *grid)
+            Normalised data.
+
+        Returns
+        -------
+        torch.Tensor or Field
+            Same type and shape as ``x``.
+        """
         if isinstance(x, Field):
             return x.with_values(self.decode(x.values))
         mean, std = self._stats_like(x)
@@ -155,7 +205,17 @@ class UnitGaussianNormalizer:
 
     # ------------------------------------------------------------------ state
     def to(self, *args, **kwargs) -> UnitGaussianNormalizer:
-        """New normalizer with statistics moved by ``Tensor.to`` (device and/or dtype)."""
+        """New normalizer with statistics moved by ``Tensor.to`` (device and/or dtype).
+
+        Parameters
+        ----------
+        *args, **kwargs
+            As for :meth:`torch.Tensor.to`.
+
+        Returns
+        -------
+        UnitGaussianNormalizer
+        """
         return UnitGaussianNormalizer(self.mean.to(*args, **kwargs),
                                       self.std.to(*args, **kwargs), self.eps)
 
@@ -165,7 +225,17 @@ class UnitGaussianNormalizer:
         return {"mean": self.mean, "std": self.std, "eps": eps}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> UnitGaussianNormalizer:
-        """Replace the statistics by those of :meth:`state_dict`; returns ``self``."""
+        """Replace the statistics by those of :meth:`state_dict`; returns ``self``.
+
+        Parameters
+        ----------
+        state : dict of str to torch.Tensor
+            With ``mean``, ``std`` and ``eps``.
+
+        Returns
+        -------
+        UnitGaussianNormalizer
+        """
         missing = {"mean", "std"} - set(state)
         if missing:
             raise InvalidArgumentError("state", "a dict with 'mean', 'std' and 'eps'",
@@ -177,7 +247,17 @@ class UnitGaussianNormalizer:
 
     @classmethod
     def from_state_dict(cls, state: dict[str, torch.Tensor]) -> UnitGaussianNormalizer:
-        """Normalizer rebuilt from :meth:`state_dict`."""
+        """Normalizer rebuilt from :meth:`state_dict`.
+
+        Parameters
+        ----------
+        state : dict of str to torch.Tensor
+            With ``mean``, ``std`` and ``eps``.
+
+        Returns
+        -------
+        UnitGaussianNormalizer
+        """
         return cls(torch.zeros(()), torch.ones(())).load_state_dict(state)
 
     def __repr__(self) -> str:

@@ -266,7 +266,18 @@ class OperatorDataset(torch.utils.data.Dataset):
         return idx.astype(np.int64) % max(n, 1)
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> OperatorDataset:
-        """Dataset of the items at ``indices`` (positions in this dataset)."""
+        """Dataset of the items at ``indices`` (positions in this dataset).
+
+        Parameters
+        ----------
+        indices : sequence of int or numpy.ndarray
+            Positions in this dataset.
+
+        Returns
+        -------
+        OperatorDataset
+            A view: the data are not copied.
+        """
         new = copy.copy(self)
         new._indices = self._indices[self._checked(indices)]
         return new

@@ -9,7 +9,7 @@
    and error for a few test samples.
 
 Sizes are chosen to finish in a few minutes on two CPU cores; the published
-numbers (ANCHORS.md) need the full-size runs in ``benchmarks/``.
+numbers (the documentation's benchmarks page) need the full-size runs in ``benchmarks/``.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def remove_stale_temporaries(folder: str | os.PathLike, prefix: str) -> None:
-    """Delete temporaries of killed runs (:func:`temporary_name` names) whose process is gone.
+    """Delete temporaries of killed runs (named by ``temporary_name``) whose process is gone.
 
     Parameters
     ----------

@@ -80,6 +80,17 @@ def _bounds_mark(d: str, attrs) -> tuple[float, float]:
 def grid_from_xarray(obj, dims: Sequence[str]) -> Grid:
     """Rebuild a Grid from the coordinates of ``dims`` on an xarray object.
 
+    Parameters
+    ----------
+    obj : xarray.Dataset or xarray.DataArray
+        Holds the coordinates (with their ``units`` and periodicity attributes).
+    dims : sequence of str
+        The grid's dimensions, in order.
+
+    Returns
+    -------
+    Grid
+
     Raises
     ------
     opflow.errors.InvalidArgumentError
@@ -142,7 +153,20 @@ def field_to_dataset(field: Field, batch_dims: Sequence[str] | None = None) -> x
 
 
 def field_to_dataarray(field: Field, batch_dims: Sequence[str] | None = None) -> xr.DataArray:
-    """DataArray with dims ``(*batch_dims, "channel", *grid.names)``."""
+    """DataArray with dims ``(*batch_dims, "channel", *grid.names)``.
+
+    Parameters
+    ----------
+    field : Field
+        The Field to convert.
+    batch_dims : sequence of str, optional
+        Names of the batch dimensions (default ``("sample",)`` for one batch
+        dimension, ``batch_0, batch_1, ...`` otherwise).
+
+    Returns
+    -------
+    xarray.DataArray
+    """
     bdims = _batch_dim_names(field, batch_dims)
     coords = grid_to_coords(field.grid)
     coords["channel"] = xr.Variable(("channel",), np.array(field.names, dtype=object))
@@ -260,6 +284,11 @@ def _dataarray_to_field(da, grid_dims, dtype, device) -> Field:
 class OpflowAccessor:
     """``obj.opflow``: opflow methods on xarray objects.
 
+    Parameters
+    ----------
+    obj : xarray.Dataset or xarray.DataArray
+        The object the accessor is attached to (xarray passes it).
+
     Examples
     --------
     >>> field = ds.opflow.to_field(["a"])          # doctest: +SKIP
@@ -270,13 +299,39 @@ class OpflowAccessor:
         self._obj = obj
 
     def to_field(self, names=None, grid_dims=None, **kw) -> Field:
-        """Convert to a :class:`~opflow.Field`; see :func:`to_field`."""
+        """Convert to a :class:`~opflow.Field`; see :func:`to_field`.
+
+        Parameters
+        ----------
+        names : iterable of str, optional
+            Dataset variables to use as channels (default: all; ignored for
+            a DataArray).
+        grid_dims : sequence of str, optional
+            Which dimensions form the grid (default: those opflow recorded,
+            else the trailing dimensions with coordinates).
+        **kw
+            ``dtype`` and ``device``, as for :func:`to_field`.
+
+        Returns
+        -------
+        Field
+        """
         if isinstance(self._obj, xr.DataArray):
             return to_field(self._obj, grid_dims=grid_dims, **kw)
         return to_field(self._obj, names=names, grid_dims=grid_dims, **kw)
 
     def grid(self, dims: Sequence[str]) -> Grid:
-        """The :class:`~opflow.Grid` spanned by ``dims``."""
+        """The :class:`~opflow.Grid` spanned by ``dims``.
+
+        Parameters
+        ----------
+        dims : sequence of str
+            The grid's dimensions, in order.
+
+        Returns
+        -------
+        Grid
+        """
         return grid_from_xarray(self._obj, dims)
 
 

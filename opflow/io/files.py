@@ -160,6 +160,18 @@ def open_dataset(path: str | os.PathLike, engine: str | None = None,
         file and the variable, instead of the file library's own error.
     opflow.errors.InvalidArgumentError
         Unknown ``engine``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, torch, opflow
+    >>> grid = opflow.Grid.uniform(x=(0.0, 1.0, 8))
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "u.nc"
+    >>> _ = opflow.save(opflow.Field(torch.rand(4, 1, 8), grid, names="u"), path)
+    >>> ds = opflow.open_dataset(path)
+    >>> dict(ds.sizes)
+    {'sample': 4, 'x': 8}
+    >>> tuple(ds.opflow.to_field(["u"]).shape)
+    (4, 1, 8)
     """
     _check_engine(engine)
     path = Path(path)
@@ -352,6 +364,15 @@ def save(
     -----
     float16 (and bfloat16) values are written as float32: netCDF has no
     16-bit float type and the conversion is exact; they read back as float32.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, torch, opflow
+    >>> grid = opflow.Grid.uniform(x=(0.0, 1.0, 8))
+    >>> field = opflow.Field(torch.rand(4, 1, 8), grid, names="u")
+    >>> path = opflow.save(field, pathlib.Path(tempfile.mkdtemp()) / "u.nc")
+    >>> path.name, list(opflow.open_dataset(path).data_vars)
+    ('u.nc', ['u'])
     """
     path = Path(path)
     eng = _engine_for(path, engine)

@@ -121,7 +121,17 @@ def pdebench_layout(h5file: h5py.Group | str | os.PathLike) -> str | None:
 
 
 def is_pdebench(h5file: h5py.Group | str | os.PathLike) -> bool:
-    """Whether ``h5file`` (open HDF5 file or path) has a PDEBench layout."""
+    """Whether ``h5file`` (open HDF5 file or path) has a PDEBench layout.
+
+    Parameters
+    ----------
+    h5file : h5py.Group, str or os.PathLike
+        An open HDF5 file (or group), or a path to one.
+
+    Returns
+    -------
+    bool
+    """
     return pdebench_layout(h5file) is not None
 
 

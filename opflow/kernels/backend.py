@@ -75,16 +75,16 @@ def use(backend: str) -> _Restore:
     backend : {"auto", "torch", "fft", "dft", "triton"}
         See the module docstring.
 
-    Raises
-    ------
-    InvalidArgumentError
-        Unknown name, or ``"triton"`` without the triton package.
-
     Returns
     -------
     context manager
         Leaving its ``with`` block restores the previous backend; ignoring
         it keeps the new default for the rest of the process.
+
+    Raises
+    ------
+    InvalidArgumentError
+        Unknown name, or ``"triton"`` without the triton package.
 
     Examples
     --------
@@ -124,6 +124,15 @@ def triton_module(name: str) -> ModuleType:
     Kept lazy so that opflow imports without triton, and so that
     ``TRITON_INTERPRET`` is read when the kernels are defined, not when
     opflow is imported.
+
+    Parameters
+    ----------
+    name : str
+        The module's name in :mod:`opflow.kernels` (``"triton_spectral"``, ...).
+
+    Returns
+    -------
+    module
 
     Raises
     ------

@@ -81,7 +81,8 @@ def trig_matrices(n: int, m: int, inverse: bool = False, dtype=torch.float32,
     Forward: ``X = sum_j (cos - i sin)[:, j] z_j``; with ``inverse=True`` both
     are divided by ``n`` and ``z_j = sum_k (cos + i sin)[k, j] X_k``.
     """
-    return _get("itrig" if inverse else "trig", n, m, dtype, device)
+    cos, sin = _get("itrig" if inverse else "trig", n, m, dtype, device)
+    return cos, sin
 
 
 def rdft_matrix(n: int, m: int, dtype=torch.float32, device="cpu") -> torch.Tensor:

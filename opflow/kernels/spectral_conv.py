@@ -80,7 +80,24 @@ _DFT_THRESHOLD = {1: 8.0, 2: 14.0, 3: 14.0}
 
 
 def weight_shape(in_channels: int, out_channels: int, modes: Sequence[int]) -> tuple[int, ...]:
-    """Shape of a spectral weight: ``(in, out, 2 m_1, ..., 2 m_{d-1}, m_d)``."""
+    """Shape of a spectral weight: ``(in, out, 2 m_1, ..., 2 m_{d-1}, m_d)``.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channels in and out.
+    modes : sequence of int
+        Modes kept per axis (the last axis is the real-FFT one).
+
+    Returns
+    -------
+    tuple of int
+
+    Examples
+    --------
+    >>> opflow.kernels.weight_shape(32, 32, (12, 12))
+    (32, 32, 24, 12)
+    """
     modes = tuple(int(m) for m in modes)
     return (in_channels, out_channels, *(2 * m for m in modes[:-1]), modes[-1])
 
@@ -176,6 +193,19 @@ def choose_backend(x: torch.Tensor, modes: Sequence[int], backend: str | None = 
     on a 2-core CPU), else ``"fft"``. In practice: ``"dft"`` for the usual
     FNO settings (8-16 modes per axis on 64-256 points), ``"fft"`` when a
     large part of the spectrum is kept.
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (B, in_channels, *spatial)
+        The input (its device, dtype and grid size decide).
+    modes : sequence of int
+        Modes kept per axis.
+    backend : str, optional
+        As for :func:`opflow.kernels.use` (default: the current default).
+
+    Returns
+    -------
+    {"fft", "dft", "triton"}
     """
     backend = resolve_backend(backend)
     if backend == "torch":

@@ -96,6 +96,15 @@ class NeuralODE(nn.Module):
     dense output carries no gradient), and it costs no memory per step.
     Save times do not shorten adaptive steps (values come from the
     method's interpolant), so a large union costs little extra work.
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
+    >>> node = opflow.NeuralODE(net, t=torch.linspace(0, 1, 5), autonomous=True)
+    >>> y = node(torch.randn(8, 2))
+    >>> tuple(y.shape)  # (time, batch, state)
+    (5, 8, 2)
     """
 
     def __init__(self, vector_field: nn.Module, solver: Optional[AbstractAlgorithm] = None,
@@ -135,7 +144,7 @@ class NeuralODE(nn.Module):
 
     def _solve(self, y0: torch.Tensor, saveat: torch.Tensor, batched: bool) -> torch.Tensor:
         t0, t1 = float(saveat[0]), float(saveat[-1])
-        prob = ODEProblem(self._rhs, y0, (t0, t1), batched=batched)
+        prob = ODEProblem(self._rhs, y0, (t0, t1), batched=batched)  # type: ignore[arg-type]
         kwargs = {} if self.max_steps is None else {"max_steps": self.max_steps}
         sol = solve(prob, self.solver, saveat=saveat, sensealg=self.sensealg,
                     dense=self.record_steps, **kwargs)

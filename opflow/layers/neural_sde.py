@@ -196,6 +196,15 @@ class LangevinSDE(_StableSDE):
     ``z~ = tanh(zeta(t, z, X(t)))`` with ``X`` the natural cubic spline of
     the observations; ``gamma`` ends with ``tanh`` (a bounded drift), and the
     noise is additive in ``z`` (it depends on ``t`` only).
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> model = opflow.LangevinSDE(input_channels=2, hidden_channels=8, output_channels=1,
+    ...                            width=16)
+    >>> t = torch.linspace(0, 1, 6)  # observation times (or one row per sample)
+    >>> tuple(model(t, torch.randn(4, 6, 2)).shape)  # (batch, output) at the last time
+    (4, 1)
     """
 
     gamma_takes_time = False
@@ -259,6 +268,14 @@ class NeuralSDE(_SplineSDE):
     :class:`~opflow.solvers.sde.SDEProblem`: Euler-Maruyama with direct
     backprop (the default) is unaffected, Milstein and the stochastic
     adjoint would be inexact.
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> model = opflow.NeuralSDE(input_channels=2, hidden_channels=8, output_channels=1,
+    ...                          width=16)
+    >>> tuple(model(torch.linspace(0, 1, 6), torch.randn(4, 6, 2)).shape)
+    (4, 1)
     """
 
     uses_spline = False

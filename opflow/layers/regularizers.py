@@ -119,10 +119,30 @@ class ErrorRegularizer(_SolverRegularizer):
     step sizes enter as constants (the controller is not differentiated).
     Under ``BacksolveAdjoint`` the recorded steps have no graph and the
     regularizer contributes no gradient: use direct backprop.
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
+    >>> node = opflow.NeuralODE(net, t=(0.0, 1.0), autonomous=True, record_steps=True)
+    >>> y = node(torch.randn(8, 2))
+    >>> loss = y[-1].pow(2).mean() + opflow.ErrorRegularizer(weight=0.1)(node)
+    >>> loss.backward()
     """
 
     def penalty(self, sol: Solution) -> torch.Tensor:
-        """``R_E`` of one solve (without the weight)."""
+        """``R_E`` of one solve (without the weight).
+
+        Parameters
+        ----------
+        sol : Solution
+            A solve that kept its steps (``record_steps=True`` or ``dense=True``).
+
+        Returns
+        -------
+        torch.Tensor
+            A scalar.
+        """
         err, h = local_error_estimates(sol)
         tiny = torch.finfo(err.dtype).tiny  # keeps the gradient finite for zero errors
         norms = err.square().mean(dim=-1).clamp_min(tiny).sqrt()  # (S, B)
@@ -176,9 +196,29 @@ class StiffnessRegularizer(_SolverRegularizer):
     built with ``record_steps=True`` right after its forward pass, or on a
     ``Solution`` from ``solve(..., dense=True)``; direct backprop only. See
     :func:`stiffness_estimates` for the estimate.
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
+    >>> node = opflow.NeuralODE(net, t=(0.0, 1.0), autonomous=True, record_steps=True)
+    >>> y = node(torch.randn(8, 2))
+    >>> opflow.StiffnessRegularizer(weight=0.1)(node).shape  # a scalar to add to the loss
+    torch.Size([])
     """
 
     def penalty(self, sol: Solution) -> torch.Tensor:
-        """``R_S`` of one solve (without the weight)."""
+        """``R_S`` of one solve (without the weight).
+
+        Parameters
+        ----------
+        sol : Solution
+            A solve that kept its steps (``record_steps=True`` or ``dense=True``).
+
+        Returns
+        -------
+        torch.Tensor
+            A scalar.
+        """
         lam, _ = stiffness_estimates(sol)
         return lam.sum(dim=0).mean()

@@ -42,6 +42,15 @@ class NaturalCubicSpline:
     ``M_0 = M_{N-1} = 0``. It is solved once, at construction, as a dense
     batched system (``torch.linalg.solve``; fine for the tens to hundreds
     of observations of a time series).
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> t = torch.linspace(0, 1, 5)
+    >>> x = torch.stack([t ** 2, t], dim=-1)[None]  # (batch 1, 5 times, 2 channels)
+    >>> spline = opflow.NaturalCubicSpline(t, x)
+    >>> spline.evaluate(torch.tensor(0.5))  # at a knot: the data
+    tensor([[0.2500, 0.5000]])
     """
 
     def __init__(self, t: torch.Tensor, x: torch.Tensor):
@@ -124,7 +133,18 @@ class NaturalCubicSpline:
         return self._shape_out(v, kind)
 
     def derivative(self, t) -> torch.Tensor:
-        """``dX/dt`` at ``t`` (same conventions and shapes as :meth:`evaluate`)."""
+        """``dX/dt`` at ``t`` (same conventions and shapes as :meth:`evaluate`).
+
+        Parameters
+        ----------
+        t : float or torch.Tensor
+            Query times, as for :meth:`evaluate`.
+
+        Returns
+        -------
+        torch.Tensor
+            Shaped as :meth:`evaluate`'s result.
+        """
         tq, kind = self._queries(t)
         h, a, b, x0, x1, m0, m1 = self._piece(tq)
         v = (m1 * b**2 - m0 * a**2) / (2.0 * h) + (x1 - x0) / h - (m1 - m0) * h / 6.0

@@ -34,7 +34,17 @@ _DEFAULT_LR = {"lora": 1e-2, "full": 1e-3, "scratch": 1e-3}
 
 
 def trainable_parameters(model: nn.Module) -> int:
-    """Number of parameters with ``requires_grad``."""
+    """Number of parameters with ``requires_grad``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any model.
+
+    Returns
+    -------
+    int
+    """
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
@@ -131,7 +141,21 @@ def finetune(
 
 @torch.no_grad()
 def evaluate(model: nn.Module, task: Task, batch_size: int = 256) -> float:
-    """Mean relative L2 error of ``model`` over the samples of ``task``."""
+    """Mean relative L2 error of ``model`` over the samples of ``task``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Maps ``task.inputs`` to outputs shaped like ``task.outputs``.
+    task : Task
+        The samples.
+    batch_size : int
+        Samples per forward pass.
+
+    Returns
+    -------
+    float
+    """
     if not isinstance(task, Task) or len(task) == 0:
         raise InvalidArgumentError("task", "a Task with at least one sample", task)
     total = 0.0

@@ -86,7 +86,17 @@ INPUTS: tuple[str, ...] = ("u0", *COEFFICIENTS)
 
 @dataclass(frozen=True)
 class Family:
-    """A PDE family: the coefficients it samples (uniformly in ``ranges``), others zero."""
+    """A PDE family: the coefficients it samples (uniformly in ``ranges``), others zero.
+
+    Parameters
+    ----------
+    name : str
+        The family's name (``"advection"``, ...).
+    ranges : mapping of str to (float, float)
+        The coefficients it samples and their ranges.
+    equation : str
+        The equation as text (recorded in the attributes of generated data).
+    """
 
     name: str
     ranges: Mapping[str, tuple[float, float]]
@@ -205,7 +215,9 @@ def family_system(prob: FamilyProblem, dealias: bool = True) -> SemilinearSystem
 
 def solve_family(u0: Field, coefficients: Mapping[str, object], t_end: float = 1.0,
                  dt: float | None = None) -> Field:
-    """``u(t_end)`` of a :class:`FamilyProblem` from ``t = 0``, through :func:`opflow.solve`.
+    """``u(t_end)`` of a :class:`~opflow.meta.families.FamilyProblem` from ``t = 0``.
+
+    Solved through :func:`opflow.solve`.
 
     Parameters
     ----------
@@ -317,7 +329,19 @@ def generate_family(
 
 
 def save_family(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write a family data set to netCDF (atomically, via :func:`opflow.io.save`)."""
+    """Write a family data set to netCDF (atomically, via :func:`opflow.io.save`).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A family data set.
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    pathlib.Path
+    """
     from ..io import save
 
     if not isinstance(ds, xr.Dataset) or "family" not in ds.attrs:
@@ -331,6 +355,17 @@ def family_dataset(source: xr.Dataset | str | os.PathLike,
 
     Inputs are the channels ``inputs`` (default ``u0`` and the five
     coefficients, in physical units), the output is ``u``.
+
+    Parameters
+    ----------
+    source : xarray.Dataset, str or os.PathLike
+        A family data set (:func:`~opflow.meta.families.generate_family`) or its file.
+    inputs : sequence of str
+        The input channels: ``u0`` and coefficient names.
+
+    Returns
+    -------
+    OperatorDataset
     """
     from ..data import OperatorDataset
 

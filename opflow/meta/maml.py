@@ -44,12 +44,16 @@ __all__ = ["Task", "build_backbone", "check_tasks", "pretrain", "predict", "task
 class Task:
     """Samples of one PDE family (one task of meta-learning).
 
-    Attributes
+    The parameters are also the attributes of the same names.
+
+    Parameters
     ----------
     name : str
+        The family's name.
     inputs : torch.Tensor, shape (N, C_in, n)
         Model inputs (coefficient channels already divided by their scale).
     outputs : torch.Tensor, shape (N, C_out, n)
+        Targets.
     grid : Grid
         The 1-D grid of the samples.
     variables : tuple of str
@@ -66,12 +70,34 @@ class Task:
         return int(self.inputs.shape[0])
 
     def subset(self, index: torch.Tensor) -> "Task":
-        """The task restricted to the samples ``index``."""
+        """The task restricted to the samples ``index``.
+
+        Parameters
+        ----------
+        index : torch.Tensor
+            Sample positions (integers) or a boolean mask.
+
+        Returns
+        -------
+        Task
+        """
         return Task(self.name, self.inputs[index], self.outputs[index], self.grid,
                     self.variables)
 
     def split(self, k: int, seed: int = 0) -> tuple["Task", "Task"]:
-        """``(k random samples, the other samples)``; a clear error if ``k > len(self)``."""
+        """``(k random samples, the other samples)``; a clear error if ``k > len(self)``.
+
+        Parameters
+        ----------
+        k : int
+            Samples in the first part.
+        seed : int
+            Seed of the draw.
+
+        Returns
+        -------
+        tuple of Task
+        """
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(self):
             raise InvalidArgumentError(
                 "shots", f"a support size between 1 and the {len(self)} samples of task "
@@ -87,6 +113,23 @@ def task_from_dataset(source: xr.Dataset | str | os.PathLike, name: str | None =
 
     Coefficient channels (names in :data:`~.families.COEFFICIENT_SCALES`)
     are divided by their scale, so every input channel is of order one.
+
+    Parameters
+    ----------
+    source : xarray.Dataset, str or os.PathLike
+        A family data set (:func:`~opflow.meta.families.generate_family`) or its file.
+    name : str, optional
+        The task's name (default: the data set's family).
+    inputs : sequence of str
+        The input channels: ``u0`` and coefficient names.
+    output : str
+        The output variable.
+    dtype : torch.dtype
+        Of the tensors.
+
+    Returns
+    -------
+    Task
     """
     from ..data import OperatorDataset
 
@@ -100,7 +143,15 @@ def task_from_dataset(source: xr.Dataset | str | os.PathLike, name: str | None =
 
 
 def check_tasks(tasks: Sequence[Task], argument: str = "tasks") -> None:
-    """Raise unless ``tasks`` is a non-empty list of Tasks on one grid with one set of variables."""
+    """Raise unless ``tasks`` is a non-empty list of Tasks on one grid with one set of variables.
+
+    Parameters
+    ----------
+    tasks : sequence of Task
+        The tasks to check.
+    argument : str
+        The argument's name, for the error.
+    """
     if not tasks or not all(isinstance(t, Task) for t in tasks):
         raise InvalidArgumentError(argument, "a non-empty sequence of Task objects", tasks)
     ref = tasks[0]

@@ -150,6 +150,11 @@ class NeuralOperator(nn.Module):
     Subclasses call ``self._set_config(**kwargs)`` in ``__init__`` with every
     constructor argument and are registered with :func:`register_operator`.
     Every call is checked by :func:`check_inputs` before ``forward`` runs.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        Passed to :class:`torch.nn.Module`.
     """
 
     _config: dict
@@ -245,6 +250,14 @@ def build_operator(config: Mapping[str, Any]) -> nn.Module:
         ``config["name"]`` is not registered.
     InvalidArgumentError
         ``config`` is not a mapping with a ``"name"`` or has bad arguments.
+
+    Examples
+    --------
+    >>> import opflow
+    >>> model = opflow.build_operator({"name": "fno", "in_channels": 1, "out_channels": 1,
+    ...                                "modes": [8], "width": 8})
+    >>> type(model).__name__
+    'FNO'
     """
     if not isinstance(config, Mapping) or "name" not in config:
         raise InvalidArgumentError("config", "a mapping with a 'name' key (model.config)", config)

@@ -162,6 +162,14 @@ class DeepONet(NeuralOperator):
       or ``(*batch, n_outputs, Q)``; or a Grid with ``dim`` axes -> Field
       ``(*batch, n_outputs, *y.shape)`` on that grid; or omitted with a Field
       ``u`` -> evaluated on ``u``'s own grid.
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> grid = opflow.Grid.uniform(x=(0.0, 1.0, 33))
+    >>> model = opflow.DeepONet(branch_layers=[33, 64, 64], trunk_layers=[1, 64, 64])
+    >>> tuple(model(opflow.Field(torch.rand(5, 1, 33), grid)).shape)  # 33 sensors in
+    (5, 1, 33)
     """
 
     def __init__(
@@ -204,14 +212,36 @@ class DeepONet(NeuralOperator):
         self.b0 = nn.Parameter(torch.zeros(n_outputs)) if bias else None
 
     def branch_features(self, u: torch.Tensor) -> torch.Tensor:
-        """``(B, n_sensors) -> (B, n_outputs, p)``."""
+        """``(B, n_sensors) -> (B, n_outputs, p)``.
+
+        Parameters
+        ----------
+        u : torch.Tensor, shape (B, n_sensors)
+            The input function at the sensors.
+
+        Returns
+        -------
+        torch.Tensor, shape (B, n_outputs, p)
+        """
         out = self.branch(u)
         if self.stacked:
             return out.transpose(1, 2)
         return out.view(u.shape[0], self.n_outputs, self.p)
 
     def forward_values(self, u: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Cartesian product: ``u (B, n_sensors)``, ``y (Q, dim)`` -> ``(B, n_outputs, Q)``."""
+        """Cartesian product: ``u (B, n_sensors)``, ``y (Q, dim)`` -> ``(B, n_outputs, Q)``.
+
+        Parameters
+        ----------
+        u : torch.Tensor, shape (B, n_sensors)
+            The input functions at the sensors (branch input).
+        y : torch.Tensor, shape (Q, dim)
+            The query points, shared by the batch (trunk input).
+
+        Returns
+        -------
+        torch.Tensor, shape (B, n_outputs, Q)
+        """
         bf = self.branch_features(u)
         t = self.trunk(y)
         b = u.shape[0]
@@ -243,7 +273,17 @@ class DeepONet(NeuralOperator):
     def from_deepxde(cls, net: nn.Module) -> "DeepONet":
         """A DeepONet with the architecture and weights of DeepXDE's
         ``DeepONetCartesianProd`` (PyTorch backend); see
-        :func:`opflow.operators.interop.deeponet_from_deepxde`."""
+        :func:`opflow.operators.interop.deeponet_from_deepxde`.
+
+        Parameters
+        ----------
+        net : torch.nn.Module
+            A ``deepxde.nn.DeepONetCartesianProd``.
+
+        Returns
+        -------
+        DeepONet
+        """
         from .interop import deeponet_from_deepxde
 
         return deeponet_from_deepxde(net)

@@ -129,7 +129,17 @@ class FourierLayer(nn.Module):
         return self.spectral[0].permute(perm), self.spectral[1].permute(perm)
 
     def fitted_modes(self, spatial: Sequence[int]) -> tuple[int, ...]:
-        """Modes used on a grid of shape ``spatial`` (truncated if it is too coarse)."""
+        """Modes used on a grid of shape ``spatial`` (truncated if it is too coarse).
+
+        Parameters
+        ----------
+        spatial : sequence of int
+            The grid's shape.
+
+        Returns
+        -------
+        tuple of int
+        """
         lead = tuple(min(m, n // 2) for m, n in zip(self.modes[:-1], spatial[:-1]))
         return (*lead, min(self.modes[-1], spatial[-1] // 2 + 1))
 
@@ -288,7 +298,19 @@ class FNO(NeuralOperator):
 
     # ------------------------------------------------------------------ core
     def forward_values(self, v: torch.Tensor, grid: Grid | None = None) -> torch.Tensor:
-        """The model on a tensor ``(B, in_channels, *spatial)`` (``grid`` for coordinates)."""
+        """The model on a tensor ``(B, in_channels, *spatial)`` (``grid`` for coordinates).
+
+        Parameters
+        ----------
+        v : torch.Tensor, shape (B, in_channels, *spatial)
+            The input.
+        grid : Grid, optional
+            Coordinates of the positional channels (default: the unit box).
+
+        Returns
+        -------
+        torch.Tensor, shape (B, out_channels, *spatial)
+        """
         b, _, *spatial = v.shape
         x3 = v.reshape(b, self.in_channels, -1)
         first = self.lifting[0]
@@ -327,6 +349,16 @@ class FNO(NeuralOperator):
 
         See :func:`opflow.operators.interop.fno_from_neuraloperator` for the
         configurations that can be mirrored.
+
+        Parameters
+        ----------
+        model : torch.nn.Module
+            A ``neuralop.models.FNO``.
+
+        Returns
+        -------
+        FNO
+            Same outputs for the same inputs.
         """
         from .interop import fno_from_neuraloperator
 

@@ -70,6 +70,16 @@ def fno_from_neuraloperator(model: nn.Module) -> FNO:
     post-activation. (With ``use_channel_mlp=False`` neuraloperator applies
     the activation twice per layer, which opflow does not reproduce.)
 
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A ``neuralop.models.FNO``.
+
+    Returns
+    -------
+    FNO
+        Same outputs for the same inputs (on grids of even size).
+
     Notes
     -----
     Spectral weights are stored ``fftshift``-ed on the leading axes there and
@@ -163,6 +173,15 @@ def deeponet_from_deepxde(net: nn.Module) -> DeepONet:
     each, one output or several with ``multi_output_strategy="split_branch"``,
     no input or output transforms. DeepXDE returns ``(B, Q, n_outputs)`` for
     several outputs where opflow returns ``(B, n_outputs, Q)``.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        A ``deepxde.nn.DeepONetCartesianProd``.
+
+    Returns
+    -------
+    DeepONet
     """
     if not all(hasattr(net, a) for a in ("branch", "trunk", "b", "multi_output_strategy")):
         raise InvalidArgumentError("net", "a deepxde DeepONetCartesianProd", net)

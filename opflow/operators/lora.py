@@ -78,6 +78,15 @@ class LoRA(nn.Module):
     Input and output shapes are those of ``base``: ``(..., in) -> (..., out)``
     for a linear layer, ``(B, in, *spatial) -> (B, out, *spatial)`` for a
     convolution.
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> layer = opflow.LoRA(torch.nn.Linear(16, 16), rank=2)  # the base layer is frozen
+    >>> sum(p.numel() for p in layer.parameters() if p.requires_grad)  # 2 x (16 + 16)
+    64
+    >>> tuple(layer(torch.rand(3, 16)).shape)
+    (3, 16)
     """
 
     def __init__(self, base: nn.Module, rank: int, alpha: float | None = None, *,
@@ -233,7 +242,18 @@ def lora_layers(model: nn.Module) -> list[LoRA]:
 
 
 def merge_lora(model: nn.Module) -> int:
-    """Merge every adapter of ``model``; returns how many there are."""
+    """Merge every adapter of ``model``; returns how many there are.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A model with :class:`LoRA` layers (:func:`add_lora`).
+
+    Returns
+    -------
+    int
+        The number of adapters.
+    """
     layers = lora_layers(model)
     for layer in layers:
         layer.merge()
@@ -241,7 +261,18 @@ def merge_lora(model: nn.Module) -> int:
 
 
 def unmerge_lora(model: nn.Module) -> int:
-    """Unmerge every adapter of ``model``; returns how many there are."""
+    """Unmerge every adapter of ``model``; returns how many there are.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A model with :class:`LoRA` layers (:func:`add_lora`).
+
+    Returns
+    -------
+    int
+        The number of adapters.
+    """
     layers = lora_layers(model)
     for layer in layers:
         layer.unmerge()
@@ -254,6 +285,13 @@ def remove_lora(model: nn.Module, merge: bool = True) -> nn.Module:
     The result has the original module structure (and ``state_dict`` keys),
     so it saves and reloads like the model before :func:`add_lora`. Every
     parameter is made trainable again.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A model with :class:`LoRA` layers.
+    merge : bool
+        Merge each adapter into its base layer first (else drop it).
     """
     names = [n for n, m in model.named_modules() if isinstance(m, LoRA)]
     for n in names:

@@ -172,6 +172,14 @@ class MgNO(NeuralOperator):
     points per axis on the coarsest level: ``n >= 2^(levels-1) + 1``);
     ``model(tensor)`` maps ``(*batch, in_channels, *spatial)`` to
     ``(*batch, out_channels, *spatial)``.
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> grid = opflow.Grid.uniform(x=(0.0, 1.0, 33), y=(0.0, 1.0, 33))
+    >>> model = opflow.MgNO(1, 1, levels=3, width=8, n_layers=2)
+    >>> tuple(model(opflow.Field(torch.rand(2, 1, 33, 33), grid)).shape)
+    (2, 1, 33, 33)
     """
 
     def __init__(
@@ -217,7 +225,17 @@ class MgNO(NeuralOperator):
         return 2 ** (self.levels - 1) + 1 if self.levels > 1 else 2
 
     def forward_values(self, v: torch.Tensor) -> torch.Tensor:
-        """The model on a tensor ``(B, in_channels, *spatial)``."""
+        """The model on a tensor ``(B, in_channels, *spatial)``.
+
+        Parameters
+        ----------
+        v : torch.Tensor, shape (B, in_channels, *spatial)
+            The input; each axis needs enough points for ``levels``.
+
+        Returns
+        -------
+        torch.Tensor, shape (B, out_channels, *spatial)
+        """
         b, _, *spatial = v.shape
         coarsest = list(spatial)
         for _ in range(self.levels - 1):

@@ -80,11 +80,11 @@ class MultiTaskDeepONet(NeuralOperator):
 
     * ``model(x)`` with a Field ``x`` of shape ``(B, 2, nx, ny)`` holding the
       channels ``(mask, f)`` (mask as 0/1; ``f`` a polynomial of ``degree``
-      sampled on the whole grid, as in :meth:`MultiTaskData.pairs`): the
+      sampled on the whole grid, as in :meth:`opflow.data.MultiTaskData.pairs`): the
       coefficients are recovered from ``f`` by least squares on the monomial
       basis of the grid (exact for such sources). Returns a Field
       ``(B, 2, nx, ny)`` with channels ``("u", "mask")``, the mask passed
-      through so that :func:`masked_rel_l2` works inside the
+      through so that :func:`~opflow.train.transfer.masked_rel_l2` works inside the
       :class:`~opflow.train.Trainer` (use it with ``normalizers=None``: the
       mask must stay 0/1; the Trainer's own ``rel_l2`` metrics then count
       the mask channel too, so read its ``loss``/``val_loss``).
@@ -122,13 +122,37 @@ class MultiTaskDeepONet(NeuralOperator):
 
     # ------------------------------------------------------------ the core
     def encode_mask(self, mask: torch.Tensor) -> torch.Tensor:
-        """``(B, nx, ny)`` 0/1 mask -> ``(B, mask_size**2)`` inside fractions per cell."""
+        """``(B, nx, ny)`` 0/1 mask -> ``(B, mask_size**2)`` inside fractions per cell.
+
+        Parameters
+        ----------
+        mask : torch.Tensor, shape (B, nx, ny)
+            The geometry, 0/1 values.
+
+        Returns
+        -------
+        torch.Tensor, shape (B, mask_size ** 2)
+        """
         return F.adaptive_avg_pool2d(mask[:, None], self.mask_size).flatten(1)
 
     def forward_values(self, coeffs: torch.Tensor, mask: torch.Tensor,
                        points: torch.Tensor) -> torch.Tensor:
         """``coeffs (B, K)``, ``mask (B, nx, ny)`` (0/1 float), ``points (nx*ny, 2)``
-        (the grid nodes in ``ij`` order) -> ``(B, nx*ny)``, 0 outside the mask."""
+        (the grid nodes in ``ij`` order) -> ``(B, nx*ny)``, 0 outside the mask.
+
+        Parameters
+        ----------
+        coeffs : torch.Tensor, shape (B, K)
+            Coefficients of the source term.
+        mask : torch.Tensor, shape (B, nx, ny)
+            The geometry, 0/1 floats.
+        points : torch.Tensor, shape (nx * ny, 2)
+            The grid nodes in ``ij`` order.
+
+        Returns
+        -------
+        torch.Tensor, shape (B, nx * ny)
+        """
         geometry = self.encode_mask(mask)
         if self.kind == "bilinear":
             m = self.branch(geometry).view(-1, self.n_coeffs + 1, self.p)
@@ -139,7 +163,17 @@ class MultiTaskDeepONet(NeuralOperator):
         return out * mask.flatten(1)
 
     def coefficients(self, f: Field) -> torch.Tensor:
-        """Least-squares monomial coefficients of a source ``(B, 1, nx, ny)``: ``(B, K)``."""
+        """Least-squares monomial coefficients of a source ``(B, 1, nx, ny)``: ``(B, K)``.
+
+        Parameters
+        ----------
+        f : Field, shape (B, 1, nx, ny)
+            The source term on the grid.
+
+        Returns
+        -------
+        torch.Tensor, shape (B, K)
+        """
         key = (f.grid, f.dtype, f.device)
         if key not in self._projectors:  # pinv of the (K, nx*ny) basis, once per grid
             basis = polynomial_basis(f.grid, self.degree, torch.float64).flatten(1)

@@ -67,6 +67,15 @@ class POD_DeepONet(NeuralOperator):  # noqa: N801 - the method's published name
     *output_shape)`` is a Field on ``grid``, else on the grid given to
     :meth:`fit_modes`, else on ``u``'s grid when its shape is
     ``output_shape``; otherwise a tensor.
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> grid = opflow.Grid.uniform(x=(0.0, 1.0, 16))
+    >>> model = opflow.POD_DeepONet(branch_layers=[16, 32, 8])
+    >>> _ = model.fit_modes(opflow.Field(torch.randn(20, 1, 16), grid), n_modes=8)  # outputs
+    >>> tuple(model(opflow.Field(torch.randn(3, 1, 16), grid)).shape)
+    (3, 1, 16)
     """
 
     def __init__(
@@ -145,7 +154,17 @@ class POD_DeepONet(NeuralOperator):  # noqa: N801 - the method's published name
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward_values(self, u: torch.Tensor) -> torch.Tensor:
-        """``(B, n_sensors) -> (B, out_channels * prod(output_shape))``."""
+        """``(B, n_sensors) -> (B, out_channels * prod(output_shape))``.
+
+        Parameters
+        ----------
+        u : torch.Tensor, shape (B, n_sensors)
+            The input functions at the sensors.
+
+        Returns
+        -------
+        torch.Tensor, shape (B, out_channels * prod(output_shape))
+        """
         if self.modes.shape[0] == 0:
             raise OpflowError("POD_DeepONet has no modes yet: call "
                               "fit_modes(training_outputs) first")

@@ -1,4 +1,4 @@
-"""Training neural operators: the Trainer, losses, checkpoints, torchrun support.
+"""Training neural operators: the Trainer, losses, checkpoints, torchrun support::
 
     trainer = opflow.train.Trainer(model, loss="rel_l2", epochs=100, normalizers="auto",
                                    out_dir="run")

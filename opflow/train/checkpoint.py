@@ -185,6 +185,13 @@ def set_rng_state(state: Mapping[str, Any], generator: torch.Generator | None = 
     CUDA states are restored when CUDA is available and the number of
     devices matches; ``generator`` gets the saved generator state if both
     exist.
+
+    Parameters
+    ----------
+    state : mapping
+        As returned by :func:`rng_state`.
+    generator : torch.Generator, optional
+        Receives the saved generator state.
     """
     try:
         torch.set_rng_state(state["torch"].to(torch.uint8))
@@ -393,8 +400,28 @@ def restore_checkpoint(
 ) -> None:
     """Apply checkpoint contents from :func:`read_checkpoint` to live objects.
 
-    See :func:`load_checkpoint` for the parameters; ``source`` (a path, say)
-    names the checkpoint in error messages.
+    ``source`` (a path, say) names the checkpoint in error messages.
+
+    Parameters
+    ----------
+    checkpoint : mapping
+        Contents returned by :func:`read_checkpoint`.
+    model : torch.nn.Module, optional
+        Receives the weights. Its config (``config``, else ``model.config``)
+        must equal the stored one when both exist.
+    config : mapping, optional
+        The config the checkpoint must have been written with.
+    optimizer, scheduler, scaler : optional
+        Receive their stored states (skipped when the checkpoint has none).
+    restore_rng : bool
+        Also restore the torch/CUDA/numpy/python RNG states (and
+        ``generator``'s), as needed to continue training bit for bit.
+    generator : torch.Generator, optional
+        Receives the stored generator state (with ``restore_rng``).
+    strict : bool
+        Passed to ``model.load_state_dict``.
+    source : str
+        How error messages name the checkpoint.
     """
     stored = checkpoint.get("model_config")
     inner = None if model is None else unwrap_model(model)
@@ -489,7 +516,17 @@ def load_checkpoint(
 def normalizers_from_checkpoint(
     checkpoint: Mapping[str, Any],
 ) -> tuple[UnitGaussianNormalizer, UnitGaussianNormalizer] | None:
-    """The ``(input, output)`` normalizers stored in loaded checkpoint contents, or None."""
+    """The ``(input, output)`` normalizers stored in loaded checkpoint contents, or None.
+
+    Parameters
+    ----------
+    checkpoint : mapping
+        Contents returned by :func:`read_checkpoint`.
+
+    Returns
+    -------
+    tuple of UnitGaussianNormalizer or None
+    """
     state = checkpoint.get("normalizers")
     if state is None:
         return None

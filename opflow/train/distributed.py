@@ -47,7 +47,9 @@ __all__ = [
 class DistributedContext:
     """Where this process stands in a (possibly one-process) training job.
 
-    Attributes
+    The parameters are also the attributes of the same names.
+
+    Parameters
     ----------
     rank, local_rank, world_size : int
         Global rank, rank on this machine, number of processes.
@@ -204,7 +206,7 @@ def shard_sampler(dataset: Dataset, ctx: DistributedContext) -> list[int] | None
     """
     if not ctx.enabled:
         return None
-    return list(range(ctx.rank, len(dataset), ctx.world_size))
+    return list(range(ctx.rank, len(dataset), ctx.world_size))  # type: ignore[arg-type]
 
 
 def all_reduce_sum(tensor: torch.Tensor, ctx: DistributedContext) -> torch.Tensor:

@@ -33,13 +33,21 @@ __all__ = ["OptimizerStep", "TrainingDivergedError", "fit_steps", "minibatches",
 class TrainingDivergedError(OpflowError, RuntimeError):
     """The training loss became NaN or infinite.
 
-    Attributes
+    Parameters
     ----------
     epoch, batch : int
         Where it happened (both counted from 1; a step-counted loop reports
-        epoch 1 and the step as the batch).
+        epoch 1 and the step as the batch); also attributes.
+    batches : int
+        Batches per epoch (for the message).
     value : float
-        The non-finite loss.
+        The non-finite loss; also an attribute.
+    lr : float or None
+        The learning rate (for the advice in the message).
+    grad_clip : float or None
+        The gradient clipping in force (for the advice in the message).
+    saved : str
+        Where the last good weights are (appended to the message).
     """
 
     def __init__(self, epoch: int, batch: int, batches: int, value: float, lr: float | None,

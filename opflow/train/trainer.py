@@ -631,7 +631,17 @@ class Trainer:
                 "world_size": self.ctx.world_size}
 
     def save_checkpoint(self, path: str | os.PathLike) -> Path:
-        """Write the full training state to ``path`` (atomically); see :mod:`.checkpoint`."""
+        """Write the full training state to ``path`` (atomically); see :mod:`.checkpoint`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The checkpoint file.
+
+        Returns
+        -------
+        pathlib.Path
+        """
         return save_checkpoint(
             path, self.model, config=self.config, optimizer=self.optimizer,
             scheduler=self.scheduler, scaler=self.scaler, epoch=self.epoch,

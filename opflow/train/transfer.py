@@ -227,6 +227,25 @@ def fine_tune(model: nn.Module, data,
     error of the branch alone, which cannot bend the frozen trunk basis to
     the new boundary.
 
+    Parameters
+    ----------
+    model : nn.Module
+        Maps the input Field to an output Field (e.g. :class:`MultiTaskDeepONet`).
+    data : MultiTaskData or (input Field, target Field)
+        The fine-tuning samples.
+    train : str or sequence of str
+        The module or parameter names to train, as for :func:`freeze`.
+    steps : int
+        Optimiser steps.
+    lr : float
+        Initial learning rate (cosine decay to 0 over ``steps``).
+    batch_size : int
+        Samples per step (at most the number of samples).
+    seed : int
+        Seed of the sample order.
+    progress : bool or "always"
+        tqdm bar over the steps (on a terminal).
+
     Returns
     -------
     list of float

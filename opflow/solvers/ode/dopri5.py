@@ -49,6 +49,15 @@ class Dopri5(AdaptiveRK):
     """Dormand-Prince 5(4) with PI step control and 4th-order dense output.
 
     See :class:`~opflow.solvers.ode.base.AdaptiveRK` for the parameters.
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> prob = opflow.ODEProblem(lambda t, u: -u, torch.ones(2, dtype=torch.float64),
+    ...                          tspan=(0.0, 1.0))
+    >>> sol = opflow.solve(prob, opflow.Dopri5(rtol=1e-8, atol=1e-10))
+    >>> round(float(sol.u[-1, 0]), 6)
+    0.367879
     """
 
     tableau = DOPRI5_TABLEAU

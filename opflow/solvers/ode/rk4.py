@@ -28,6 +28,15 @@ RK4_TABLEAU = ButcherTableau(
 
 @dataclass(frozen=True)
 class RK4(FixedStepRK):
-    """Classical RK4 with step ``dt`` (order 4, 4 evaluations per step)."""
+    """Classical RK4 with step ``dt`` (order 4, 4 evaluations per step).
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> prob = opflow.ODEProblem(lambda t, u: -u, torch.ones(2, dtype=torch.float64),
+    ...                          tspan=(0.0, 1.0))
+    >>> round(float(opflow.solve(prob, opflow.RK4(dt=0.01)).u[-1, 0]), 6)
+    0.367879
+    """
 
     tableau = RK4_TABLEAU

@@ -50,6 +50,15 @@ class Tsit5(AdaptiveRK):
     """Tsitouras 5(4) with PI step control and 4th-order dense output.
 
     See :class:`~opflow.solvers.ode.base.AdaptiveRK` for the parameters.
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> prob = opflow.ODEProblem(lambda t, u: -u, torch.ones(8, 2), tspan=(0.0, 1.0),
+    ...                          batched=True)  # 8 trajectories, each with its own steps
+    >>> sol = opflow.solve(prob, opflow.Tsit5(rtol=1e-6, atol=1e-9))
+    >>> tuple(sol.u.shape)  # (save times, batch, state)
+    (2, 8, 2)
     """
 
     tableau = TSIT5_TABLEAU

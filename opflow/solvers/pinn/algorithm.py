@@ -93,6 +93,20 @@ class PINN(AbstractAlgorithm):
         cannot be differentiated twice through the compiled graph: an error says so).
         Where ``torch.compile`` fails (no C++ compiler), a warning, and Taylor mode runs
         uncompiled.
+
+    Examples
+    --------
+    >>> import math, torch, opflow
+    >>> from opflow.solvers.pinn import PINNProblem, Interval, Dirichlet, d
+    >>> def residual(x, u):  # u'' = -pi^2 sin(pi x), u(0) = u(1) = 0
+    ...     return d(u, x, "x", 2) + math.pi ** 2 * torch.sin(math.pi * x["x"])
+    >>> prob = PINNProblem(residual, Interval(0.0, 1.0), [Dirichlet(0.0)])
+    >>> net = torch.nn.Sequential(torch.nn.Linear(1, 20), torch.nn.Tanh(), torch.nn.Linear(20, 1))
+    >>> sol = opflow.solve(prob, opflow.PINN(net, n_interior=64, n_boundary=2, iterations=20))
+    >>> len(sol.u.history["total"])  # one loss per iteration
+    20
+    >>> tuple(sol.u(opflow.Grid.uniform(x=(0.0, 1.0, 11))).shape)  # a Field on any grid
+    (1, 11)
     """
 
     net: torch.nn.Module
@@ -145,6 +159,13 @@ class PINN(AbstractAlgorithm):
 class PINNFunction:
     """The trained solution: evaluates the network on a Grid (as a Field) or on points.
 
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The trained network.
+    problem : PINNProblem
+        The problem it was trained on.
+
     Attributes
     ----------
     net : torch.nn.Module
@@ -167,7 +188,19 @@ class PINNFunction:
         self.history: dict[str, list[float]] = {}
 
     def points(self, x: torch.Tensor, requires_grad: bool = False) -> torch.Tensor:
-        """Values at ``x`` of shape ``(N, dim)``: a tensor ``(N, channels)``."""
+        """Values at ``x`` of shape ``(N, dim)``: a tensor ``(N, channels)``.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (N, dim)
+            The points, columns in the domain's axis order.
+        requires_grad : bool
+            Keep the graph to the points (for derivatives).
+
+        Returns
+        -------
+        torch.Tensor, shape (N, channels)
+        """
         c = Coordinates(x.requires_grad_(requires_grad) if requires_grad else x,
                         self.problem.domain.names)
         return self.problem.model(self.net)(c)
@@ -298,6 +331,15 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
     """Train a copy of ``alg.net`` on ``prob``; the ``solve(prob, PINN(...))`` implementation.
 
     ``alg`` is not changed: the trained network is ``sol.u.net``.
+
+    Parameters
+    ----------
+    prob : PINNProblem
+        The problem.
+    alg : PINN
+        The algorithm; it is not changed (the networks trained are copies).
+    progress : bool, "always" or None
+        Progress bar (default: the algorithm's ``progress``).
 
     Returns
     -------

@@ -74,11 +74,42 @@ class Condition:
 
     def sample(self, domain: Domain, n: int, method: str = "uniform",
                seed: int = 0) -> torch.Tensor:
-        """Points where the condition is enforced, shape ``(n, domain.dim)``."""
+        """Points where the condition is enforced, shape ``(n, domain.dim)``.
+
+        Parameters
+        ----------
+        domain : Domain
+            The problem's domain.
+        n : int
+            Number of points.
+        method : {"uniform", "latin_hypercube", "lhs", "sobol"}
+            Sampler.
+        seed : int
+            Seed of the sampler.
+
+        Returns
+        -------
+        torch.Tensor, shape (n, domain.dim)
+        """
         return domain.sample_boundary(n, method, seed, on=getattr(self, "on", None))
 
     def loss(self, model: Model, x: Coordinates, domain: Domain) -> torch.Tensor:
-        """Unweighted mean-square misfit (a scalar) at the points ``x``."""
+        """Unweighted mean-square misfit (a scalar) at the points ``x``.
+
+        Parameters
+        ----------
+        model : callable
+            The network's output as a function of the coordinates.
+        x : Coordinates
+            The points (from :meth:`sample`), by axis name.
+        domain : Domain
+            The problem's domain (normals, periodic partners).
+
+        Returns
+        -------
+        torch.Tensor
+            A scalar.
+        """
         raise NotImplementedError
 
 
@@ -88,6 +119,25 @@ class Dirichlet(Condition):
 
     ``on`` names the boundary parts (``domain.boundaries``, e.g. ``"x_min"`` or
     ``("x_min", "y_max")`` on a Box); default the whole boundary.
+
+    Parameters
+    ----------
+    value : float or callable
+        A number, or ``value(x) -> (N,) or (N, channels)`` of the
+        :class:`Coordinates` ``x`` of ``N`` points.
+    weight : float
+        Weight of this term in the loss (positive).
+    name : str, optional
+        Key of the term in ``sol.u.losses`` (default: the kind, numbered
+        when repeated: ``dirichlet``, ``dirichlet2``, ...).
+    on : str or tuple of str, optional
+        Boundary parts (``domain.boundaries``); default the whole boundary.
+
+    Examples
+    --------
+    >>> from opflow.solvers.pinn import Dirichlet
+    >>> Dirichlet(0.0, on=("x_min", "x_max")).on
+    ('x_min', 'x_max')
     """
 
     value: Target = 0.0
@@ -111,6 +161,19 @@ class Neumann(Condition):
 
     ``on`` names the boundary parts (``domain.boundaries``, e.g. ``"x_min"`` or
     ``("x_min", "y_max")`` on a Box); default the whole boundary.
+
+    Parameters
+    ----------
+    value : float or callable
+        A number, or ``value(x) -> (N,) or (N, channels)`` of the
+        :class:`Coordinates` ``x`` of ``N`` points.
+    weight : float
+        Weight of this term in the loss (positive).
+    name : str, optional
+        Key of the term in ``sol.u.losses`` (default: the kind, numbered
+        when repeated: ``dirichlet``, ``dirichlet2``, ...).
+    on : str or tuple of str, optional
+        Boundary parts (``domain.boundaries``); default the whole boundary.
     """
 
     value: Target = 0.0
@@ -135,7 +198,19 @@ class Neumann(Condition):
 @dataclass(frozen=True)
 class Periodic(Condition):
     """Periodicity along ``axis``: ``u`` and its first ``derivatives`` derivatives
-    along ``axis`` agree on the faces ``axis = lo`` and ``axis = hi``."""
+    along ``axis`` agree on the faces ``axis = lo`` and ``axis = hi``.
+
+    Parameters
+    ----------
+    axis : str
+        The periodic axis.
+    weight : float
+        Weight of this term in the loss (positive).
+    derivatives : int
+        How many derivatives must match too (0 to 3).
+    name : str, optional
+        Key of the term in ``sol.u.losses`` (default ``periodic``).
+    """
 
     axis: str = "x"
     weight: float = 1.0
@@ -174,7 +249,20 @@ class Periodic(Condition):
 @dataclass(frozen=True)
 class Initial(Condition):
     """``u = value`` at ``t = t0`` (``derivative=1``: ``u_t = value``); needs a
-    :class:`~opflow.solvers.pinn.TimeSpace` domain."""
+    :class:`~opflow.solvers.pinn.TimeSpace` domain.
+
+    Parameters
+    ----------
+    value : float or callable
+        A number, or ``value(x) -> (N,) or (N, channels)`` of the
+        :class:`Coordinates` ``x`` of ``N`` points.
+    weight : float
+        Weight of this term in the loss (positive).
+    derivative : {0, 1}
+        0: the value, 1: the time derivative.
+    name : str, optional
+        Key of the term in ``sol.u.losses`` (default ``initial``).
+    """
 
     value: Target = 0.0
     weight: float = 1.0

@@ -71,7 +71,17 @@ class Coordinates:
         return self.values.shape[0]
 
     def index(self, axis: str | int) -> int:
-        """Column of ``axis`` (a name or an integer)."""
+        """Column of ``axis`` (a name or an integer).
+
+        Parameters
+        ----------
+        axis : str or int
+            An axis name, or a column number.
+
+        Returns
+        -------
+        int
+        """
         if isinstance(axis, str):
             if axis not in self.names:
                 raise UnknownVariableError("axis", axis, self.names)

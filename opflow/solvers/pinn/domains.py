@@ -45,13 +45,43 @@ class Domain:
         raise NotImplementedError
 
     def sample_interior(self, n: int, method: str = "uniform", seed: int = 0) -> torch.Tensor:
-        """``n`` points inside the domain, shape ``(n, dim)``, columns ordered as ``names``."""
+        """``n`` points inside the domain, shape ``(n, dim)``, columns ordered as ``names``.
+
+        Parameters
+        ----------
+        n : int
+            Number of points.
+        method : {"uniform", "latin_hypercube", "lhs", "sobol"}
+            Sampler (:data:`SAMPLERS`).
+        seed : int
+            Seed of the sampler: the same seed gives the same points.
+
+        Returns
+        -------
+        torch.Tensor, shape (n, dim)
+        """
         raise NotImplementedError
 
     def sample_boundary(self, n: int, method: str = "uniform", seed: int = 0,
                         on: Optional[tuple[str, ...]] = None) -> torch.Tensor:
         """``n`` points on the boundary (for :class:`TimeSpace`: the lateral boundary),
-        or on its parts named in ``on`` (see :attr:`boundaries`)."""
+        or on its parts named in ``on`` (see :attr:`boundaries`).
+
+        Parameters
+        ----------
+        n : int
+            Number of points.
+        method : {"uniform", "latin_hypercube", "lhs", "sobol"}
+            Sampler (:data:`SAMPLERS`).
+        seed : int
+            Seed of the sampler: the same seed gives the same points.
+        on : tuple of str, optional
+            Boundary parts to sample (default: the whole boundary).
+
+        Returns
+        -------
+        torch.Tensor, shape (n, dim)
+        """
         raise NotImplementedError
 
     @property
@@ -62,6 +92,15 @@ class Domain:
 
     def boundary_parts(self, on: str | Sequence[str] | None) -> Optional[tuple[str, ...]]:
         """``on`` checked against :attr:`boundaries`, as a tuple (None: the whole boundary).
+
+        Parameters
+        ----------
+        on : str, sequence of str or None
+            Boundary part names, as given to a condition's ``on=``.
+
+        Returns
+        -------
+        tuple of str or None
 
         Raises
         ------
@@ -79,11 +118,33 @@ class Domain:
         return parts
 
     def normals(self, points: torch.Tensor) -> torch.Tensor:
-        """Outward unit normals, shape ``(n, dim)``, at boundary ``points``."""
+        """Outward unit normals, shape ``(n, dim)``, at boundary ``points``.
+
+        Parameters
+        ----------
+        points : torch.Tensor, shape (n, dim)
+            Points on the boundary.
+
+        Returns
+        -------
+        torch.Tensor, shape (n, dim)
+        """
         raise NotImplementedError
 
     def contains(self, points: torch.Tensor, tol: float = 1e-6) -> torch.Tensor:
-        """Boolean ``(n,)``: which points lie in the closed domain."""
+        """Boolean ``(n,)``: which points lie in the closed domain.
+
+        Parameters
+        ----------
+        points : torch.Tensor, shape (n, dim)
+            Columns ordered as ``names``.
+        tol : float
+            Points up to ``tol`` outside still count as inside.
+
+        Returns
+        -------
+        torch.Tensor of bool, shape (n,)
+        """
         raise NotImplementedError
 
 
@@ -140,7 +201,23 @@ class Box(Domain):
     def sample_boundary(self, n: int, method: str = "uniform", seed: int = 0,
                         on: Optional[tuple[str, ...]] = None) -> torch.Tensor:
         """Points on the ``2 dim`` faces (or the faces named in ``on``), as many per face
-        as its measure warrants (in 1-D: the end points, alternately)."""
+        as its measure warrants (in 1-D: the end points, alternately).
+
+        Parameters
+        ----------
+        n : int
+            Number of points.
+        method : {"uniform", "latin_hypercube", "lhs", "sobol"}
+            Sampler.
+        seed : int
+            Seed of the sampler.
+        on : tuple of str, optional
+            The faces to sample (``"x_min"``, ...); default all of them.
+
+        Returns
+        -------
+        torch.Tensor, shape (n, dim)
+        """
         check_count(n)
         wanted = self.boundary_parts(on) or self.boundaries
         faces = [k for k, part in enumerate(self.boundaries) if part in wanted]
@@ -179,13 +256,41 @@ Rectangle = Box
 
 
 def Interval(lo: float, hi: float, name: str = "x") -> Box:  # noqa: N802 - reads as a class
-    """The interval ``[lo, hi]`` on the axis ``name``: a one-dimensional :class:`Box`."""
+    """The interval ``[lo, hi]`` on the axis ``name``: a one-dimensional :class:`Box`.
+
+    Parameters
+    ----------
+    lo, hi : float
+        The end points, ``lo < hi``.
+    name : str
+        The axis name.
+
+    Returns
+    -------
+    Box
+
+    Examples
+    --------
+    >>> from opflow.solvers.pinn import Interval
+    >>> Interval(0.0, 2.0).box
+    {'x': (0.0, 2.0)}
+    """
     return Box({name: (lo, hi)})
 
 
 @dataclass(frozen=True)
 class Disk(Domain):
-    """Disk of ``radius`` around ``center`` in the plane of the axes ``names``."""
+    """Disk of ``radius`` around ``center`` in the plane of the axes ``names``.
+
+    Parameters
+    ----------
+    center : pair of float
+        Centre, in the order of ``names``.
+    radius : float
+        Positive.
+    names : pair of str
+        The two axis names.
+    """
 
     center: tuple[float, float] = (0.0, 0.0)
     radius: float = 1.0
@@ -295,7 +400,21 @@ class TimeSpace(Domain):
                                self._times(n, method, seed))
 
     def sample_initial(self, n: int, method: str = "uniform", seed: int = 0) -> torch.Tensor:
-        """``n`` points on the slice ``t = t0``."""
+        """``n`` points on the slice ``t = t0``.
+
+        Parameters
+        ----------
+        n : int
+            Number of points.
+        method : {"uniform", "latin_hypercube", "lhs", "sobol"}
+            Sampler.
+        seed : int
+            Seed of the sampler.
+
+        Returns
+        -------
+        torch.Tensor, shape (n, dim)
+        """
         space = self.space.sample_interior(n, method, seed)
         return self._with_time(space, torch.full((n,), self.tspan[0], dtype=space.dtype))
 

@@ -216,6 +216,8 @@ def jet_of(u: torch.Tensor, points: torch.Tensor) -> Optional[Jet]:
 class MLPJet:
     """Taylor-mode evaluator of a supported MLP (see the module docstring).
 
+    Use :meth:`supports` first; :meth:`__call__` returns the output with its jet attached.
+
     Parameters
     ----------
     net : torch.nn.Sequential
@@ -224,8 +226,6 @@ class MLPJet:
         Compile the propagation with ``torch.compile`` (first call takes seconds; needs
         a C++ compiler on CPU). If compilation fails, a warning, and the propagation
         runs uncompiled from then on (same results).
-
-    Use :meth:`supports` first; :meth:`__call__` returns the output with its jet attached.
     """
 
     def __init__(self, net: torch.nn.Module, compile: bool = False):
@@ -239,7 +239,17 @@ class MLPJet:
 
     @staticmethod
     def supports(net: torch.nn.Module) -> bool:
-        """Whether ``net`` is an MLP this evaluator handles."""
+        """Whether ``net`` is an MLP this evaluator handles.
+
+        Parameters
+        ----------
+        net : torch.nn.Module
+            Any network.
+
+        Returns
+        -------
+        bool
+        """
         return _plan(net) is not None
 
     def _run(self, params: list[torch.Tensor], points: torch.Tensor):

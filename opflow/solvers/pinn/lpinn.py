@@ -154,6 +154,19 @@ class LPINN(AbstractAlgorithm):
         As in :class:`~opflow.solvers.pinn.PINN`.
     hard_initial : bool
     initial_weight : float
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> def mlp():  # inputs (cos xi, sin xi, t)
+    ...     return torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.Tanh(),
+    ...                                torch.nn.Linear(16, 1))
+    >>> alg = opflow.LPINN(mlp(), mlp(), n_interior=100, n_initial=20, iterations=5)
+    >>> sol = opflow.solve(opflow.ConvectionProblem(beta=30.0), alg)
+    >>> grid = opflow.Grid.uniform(t=(0.0, 1.0, 5), x=(0.0, 6.283185307179586, 16),
+    ...                            periodic=("x",))
+    >>> tuple(sol.u(grid).shape)  # Eulerian values on a grid
+    (1, 5, 16)
     """
 
     net_x: torch.nn.Module
@@ -187,6 +200,13 @@ class LagrangianFunction:
     """The trained LPINN: characteristics ``X(xi, t)``, values ``u(xi, t)``, and
     Eulerian values on a Grid by periodic interpolation.
 
+    Parameters
+    ----------
+    prob : ConvectionProblem or ViscousBurgersProblem
+        The problem it was trained on.
+    alg : LPINN
+        The algorithm, with the trained networks ``net_x`` and ``net_u``.
+
     Attributes
     ----------
     losses : dict of str to float
@@ -201,7 +221,20 @@ class LagrangianFunction:
         self.history: dict[str, list[float]] = {}
 
     def lagrangian(self, xi: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``X(xi, t)`` and ``u(xi, t)`` for ``(N,)`` tensors, each of shape ``(N,)``."""
+        """``X(xi, t)`` and ``u(xi, t)`` for ``(N,)`` tensors, each of shape ``(N,)``.
+
+        Parameters
+        ----------
+        xi : torch.Tensor, shape (N,)
+            Lagrangian (initial) positions.
+        t : torch.Tensor, shape (N,)
+            Times.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            ``X`` and ``u``, each of shape ``(N,)``.
+        """
         prob, alg = self.problem, self.alg
         a = prob.xspan[0]
         theta = 2 * math.pi * (xi - a) / prob.period
@@ -265,6 +298,19 @@ def solve_lpinn(prob: ConvectionProblem | ViscousBurgersProblem, alg: LPINN,
     """Train the LPINN; ``sol.u(grid)`` gives a Field (see :class:`LagrangianFunction`).
 
     ``stats`` and ``retcode`` are filled as in :func:`~opflow.solvers.pinn.solve_pinn`.
+
+    Parameters
+    ----------
+    prob : ConvectionProblem or ViscousBurgersProblem
+        The problem.
+    alg : LPINN
+        The algorithm; it is not changed (the networks trained are copies).
+    progress : bool, "always" or None
+        Progress bar (default: the algorithm's ``progress``).
+
+    Returns
+    -------
+    Solution
     """
     given, alg = alg, replace(alg, net_x=copy.deepcopy(alg.net_x),
                               net_u=copy.deepcopy(alg.net_u))  # train copies

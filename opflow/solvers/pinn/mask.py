@@ -158,7 +158,19 @@ class MaskDomain(Domain):
         return out
 
     def contains(self, points: torch.Tensor, tol: float = 1e-6) -> torch.Tensor:
-        """Points in a masked cell, or within ``tol`` (per axis) of one."""
+        """Points in a masked cell, or within ``tol`` (per axis) of one.
+
+        Parameters
+        ----------
+        points : torch.Tensor, shape (n, dim)
+            Columns ordered as ``names``.
+        tol : float
+            Distance (per axis) within which a point still counts as inside.
+
+        Returns
+        -------
+        torch.Tensor of bool, shape (n,)
+        """
         pts = points.detach().double().cpu().numpy()
         hit = np.zeros(len(pts), dtype=bool)
         for offset in np.ndindex(*([3] * self.dim)):  # the point nudged by -tol, 0, +tol
@@ -169,7 +181,17 @@ class MaskDomain(Domain):
 
     def normals(self, points: torch.Tensor) -> torch.Tensor:
         """Outward normals at boundary points: along the axis of the face they lie on
-        (the nearest cell edge between a masked and an unmasked cell)."""
+        (the nearest cell edge between a masked and an unmasked cell).
+
+        Parameters
+        ----------
+        points : torch.Tensor, shape (n, dim)
+            Points on the boundary.
+
+        Returns
+        -------
+        torch.Tensor, shape (n, dim)
+        """
         pts = points.detach().double().cpu().numpy()
         best = np.full(len(pts), math.inf)
         out = np.zeros_like(pts)

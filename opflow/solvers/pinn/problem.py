@@ -81,7 +81,20 @@ class PINNProblem:
         """The trial function ``x -> u`` of shape ``(N, channels)`` (net plus transform).
 
         ``forward`` evaluates ``net`` on the points instead of ``net(points)``, e.g. an
-        :class:`~opflow.solvers.pinn.jet.MLPJet` that also carries the derivatives."""
+        :class:`~opflow.solvers.pinn.jet.MLPJet` that also carries the derivatives.
+
+        Parameters
+        ----------
+        net : torch.nn.Module
+            The network.
+        forward : callable, optional
+            Evaluates ``net`` on the points instead of ``net(points)``.
+
+        Returns
+        -------
+        callable
+            ``x -> u``, ``u`` of shape ``(N, channels)``.
+        """
         forward = net if forward is None else forward
 
         def u(x: Coordinates) -> torch.Tensor:
@@ -99,7 +112,21 @@ class PINNProblem:
 
     def residual_at(self, net: torch.nn.Module, x: Coordinates,
                     forward: Optional[Forward] = None) -> torch.Tensor:
-        """Residual at ``x`` as ``(N, k)``, checked (``forward`` as in :meth:`model`)."""
+        """Residual at ``x`` as ``(N, k)``, checked (``forward`` as in :meth:`model`).
+
+        Parameters
+        ----------
+        net : torch.nn.Module
+            The network.
+        x : Coordinates
+            The points.
+        forward : callable, optional
+            As in :meth:`model`.
+
+        Returns
+        -------
+        torch.Tensor, shape (N, k)
+        """
         r = self.residual(x, self.model(net, forward)(x))
         if not isinstance(r, torch.Tensor) or r.ndim not in (1, 2) or r.shape[0] != len(x):
             raise ShapeError("residual", f"a callable returning shape ({len(x)},) or "

@@ -37,6 +37,13 @@ class RAR:
         Most refinements; default: as many as the Adam steps allow.
     sampler : {"uniform", "latin_hypercube", "lhs", "sobol"}
         Sampler of the candidates.
+
+    Examples
+    --------
+    >>> import opflow
+    >>> rar = opflow.RAR(every=100, k=10)  # PINN(..., refine=rar)
+    >>> rar.due(100, done=0), rar.due(50, done=0)
+    (True, False)
     """
 
     every: int = 100
@@ -58,7 +65,19 @@ class RAR:
             raise InvalidArgumentError("sampler", f"one of {sorted(SAMPLERS)}", self.sampler)
 
     def due(self, step: int, done: int) -> bool:
-        """Whether a refinement happens before Adam step ``step`` (0-based), ``done`` so far."""
+        """Whether a refinement happens before Adam step ``step`` (0-based), ``done`` so far.
+
+        Parameters
+        ----------
+        step : int
+            The Adam step about to run, from 0.
+        done : int
+            Refinements made so far.
+
+        Returns
+        -------
+        bool
+        """
         return step > 0 and step % self.every == 0 and (self.rounds is None or done < self.rounds)
 
 

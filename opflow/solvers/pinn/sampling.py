@@ -29,6 +29,17 @@ def _generator(seed: int) -> torch.Generator:
 def uniform(n: int, dim: int, seed: int = 0, dtype: torch.dtype | None = None) -> torch.Tensor:
     """Independent uniform points.
 
+    Parameters
+    ----------
+    n : int
+        Number of points.
+    dim : int
+        Dimension of the unit cube.
+    seed : int
+        The same seed gives the same points.
+    dtype : torch.dtype, optional
+        Default: torch's default dtype.
+
     Returns
     -------
     torch.Tensor, shape (n, dim), values in [0, 1)
@@ -41,6 +52,17 @@ def uniform(n: int, dim: int, seed: int = 0, dtype: torch.dtype | None = None) -
 def latin_hypercube(n: int, dim: int, seed: int = 0,
                     dtype: torch.dtype | None = None) -> torch.Tensor:
     """Latin hypercube: along each axis exactly one point per slab ``[k/n, (k+1)/n)``.
+
+    Parameters
+    ----------
+    n : int
+        Number of points.
+    dim : int
+        Dimension of the unit cube.
+    seed : int
+        The same seed gives the same points.
+    dtype : torch.dtype, optional
+        Default: torch's default dtype.
 
     Returns
     -------
@@ -56,6 +78,17 @@ def latin_hypercube(n: int, dim: int, seed: int = 0,
 
 def sobol(n: int, dim: int, seed: int = 0, dtype: torch.dtype | None = None) -> torch.Tensor:
     """Scrambled Sobol sequence (:class:`torch.quasirandom.SobolEngine`), low discrepancy.
+
+    Parameters
+    ----------
+    n : int
+        Number of points.
+    dim : int
+        Dimension of the unit cube.
+    seed : int
+        The same seed gives the same points.
+    dtype : torch.dtype, optional
+        Default: torch's default dtype.
 
     Returns
     -------

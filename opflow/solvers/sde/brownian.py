@@ -237,7 +237,18 @@ class BrownianInterval:
         return W[1] - W[0]
 
     def space_time_levy_area(self, ta: float, tb: float) -> torch.Tensor:
-        """``H = (1/h) int_ta^tb (W(u) - W(ta) - (u - ta)/h (W(tb) - W(ta))) du``."""
+        """``H = (1/h) int_ta^tb (W(u) - W(ta) - (u - ta)/h (W(tb) - W(ta))) du``.
+
+        Parameters
+        ----------
+        ta, tb : float
+            The interval, ``tb > ta``; ``h = tb - ta``.
+
+        Returns
+        -------
+        torch.Tensor
+            Shaped like the Brownian motion's values.
+        """
         ta, tb = float(ta), float(tb)
         if not tb > ta:
             raise InvalidArgumentError("tb", f"a time after ta = {ta}", tb)

@@ -21,6 +21,14 @@ class EulerMaruyama(SDEAlgorithm):
     once more at the predictor ``u~ = u + g(t, u) dW``:
     ``u+ = u + f(t, u) h + (g(t, u) + g(t, u~)) dW / 2``.
     Any noise type.
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> prob = opflow.SDEProblem(lambda t, u: -u, lambda t, u: 0.1 * u, torch.ones(16, 1),
+    ...                          tspan=(0.0, 1.0))
+    >>> opflow.solve(prob, opflow.EulerMaruyama(dt=0.01), seed=0).success
+    True
     """
 
     def evals_per_step(self, system: SDESystem) -> int:

@@ -37,6 +37,14 @@ class Milstein(SDEAlgorithm):
         evaluation, two for scalar noise); ``"fd"`` by a forward difference
         along ``g`` (one more evaluation of ``g``, error about ``sqrt(eps)``;
         for a ``g`` whose operations lack forward-mode autograd).
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> prob = opflow.SDEProblem(lambda t, u: -u, lambda t, u: 0.1 * u, torch.ones(16, 1),
+    ...                          tspan=(0.0, 1.0))  # diagonal noise
+    >>> opflow.solve(prob, opflow.Milstein(dt=0.01), seed=0).success
+    True
     """
 
     derivative: str = "jvp"
@@ -64,7 +72,7 @@ class Milstein(SDEAlgorithm):
             return step
         ito, method, scalar = system.sde_type == "ito", self.derivative, system.noise == "scalar"
 
-        def step(t, tn, h, y, dw, H):
+        def step(t, tn, h, y, dw, H):  # type: ignore[no-redef]
             g, gg = diffusion_derivative(G, t, y, scalar, method)
             ww = dw * dw - h if ito else dw * dw
             y_new = torch.add(y, F(t, y), alpha=h).addcmul_(g, dw)

@@ -41,7 +41,7 @@ class SDEProblem:
         state ``u`` of shape ``(B, D)``:
 
         ============  ====================  ===========  ========================
-        noise         ``g(t, u)`` shape      ``W`` shape  increment ``g dW``
+        noise         ``g(t, u)`` shape     ``W`` shape   increment ``g dW``
         ============  ====================  ===========  ========================
         ``diagonal``  ``(B, D)``            ``(B, D)``   ``g * dW`` (elementwise)
         ``scalar``    ``(B, D)``            ``(B, 1)``   ``g * dW`` (one shared W)
@@ -73,6 +73,15 @@ class SDEProblem:
     -----
     Time reaches ``drift`` and ``diffusion`` as a 0-dim tensor: every
     trajectory of the batch shares the time grid of the fixed-step solvers.
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> prob = opflow.SDEProblem(lambda t, u: -u, lambda t, u: 0.1 * torch.ones_like(u),
+    ...                          torch.ones(16, 1), tspan=(0.0, 1.0))  # 16 paths
+    >>> sol = opflow.solve(prob, opflow.EulerMaruyama(dt=0.01), seed=0)
+    >>> sol.retcode, tuple(sol.u.shape)
+    (<ReturnCode.Success: 'Success'>, (2, 16, 1))
     """
 
     drift: Callable[..., Any]

@@ -55,14 +55,41 @@ class SDEAlgorithm(AbstractAlgorithm):
         check_step(self.dt)
 
     def check(self, system: "SDESystem") -> None:
-        """Raise :class:`SolverError` if the method cannot solve ``system``."""
+        """Raise :class:`SolverError` if the method cannot solve ``system``.
+
+        Parameters
+        ----------
+        system : SDESystem
+            The problem on flat ``(B, D)`` states.
+        """
 
     def evals_per_step(self, system: "SDESystem") -> int:
-        """Drift plus diffusion evaluations per step."""
+        """Drift plus diffusion evaluations per step.
+
+        Parameters
+        ----------
+        system : SDESystem
+            The problem on flat ``(B, D)`` states.
+
+        Returns
+        -------
+        int
+        """
         raise NotImplementedError
 
     def stepper(self, system: "SDESystem") -> Step:
-        """``step(t, t_next, h, y, dW, H) -> y_next`` (``H`` is None unless ``levy_area``)."""
+        """``step(t, t_next, h, y, dW, H) -> y_next`` (``H`` is None unless ``levy_area``).
+
+        Parameters
+        ----------
+        system : SDESystem
+            The problem on flat ``(B, D)`` states.
+
+        Returns
+        -------
+        callable
+            The step function.
+        """
         raise NotImplementedError
 
 
@@ -91,7 +118,7 @@ class SDESystem:
         if self.direct:
             self.y0 = u0
             self.B, self.D = u0.shape
-            self.batch_shape = (self.B,)
+            self.batch_shape: tuple[int, ...] = (self.B,)
             self.to_user = _identity
 
             def call_f(t, y):

@@ -30,6 +30,14 @@ class SRA1(SDEAlgorithm):
     ``(B, D)`` or matrix ``(B, D, m)`` layout). The Ito and Stratonovich
     forms coincide for additive noise. Levy areas come from the same draw as
     the increments (or from the ``BrownianInterval`` given to ``solve``).
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> prob = opflow.SDEProblem(lambda t, u: -u, lambda t, u: 0.1 * torch.ones_like(u),
+    ...                          torch.ones(16, 1), tspan=(0.0, 1.0), noise="additive")
+    >>> opflow.solve(prob, opflow.SRA1(dt=0.01), seed=0).success
+    True
     """
 
     levy_area: ClassVar[bool] = True

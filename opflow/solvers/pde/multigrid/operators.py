@@ -183,7 +183,7 @@ def stencil(faces: Sequence[torch.Tensor], spacing: Sequence[float],
             part = (torch.cat([c, zero], dim) + torch.cat([zero, c], dim)
                     + torch.cat([first, mid, last], dim))
         diag = part if diag is None else diag + part
-    return coef, diag
+    return coef, diag  # type: ignore[return-value]  # set by the first axis
 
 
 # ----------------------------------------------------------------- application

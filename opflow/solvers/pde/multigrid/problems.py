@@ -196,7 +196,7 @@ class _EllipticProblem:
 
     def _finish(self, coeff: Optional[Field]) -> None:
         base = coeff if coeff is not None else self.forcing
-        grid = base.grid
+        grid = base.grid  # type: ignore[union-attr]  # a Field here
         fields = [] if coeff is None else [("coeff", coeff)]
         if isinstance(self.forcing, Field):
             _check_scalar_field("forcing", self.forcing, grid)

@@ -51,7 +51,12 @@ class PseudoSpectral(AbstractAlgorithm):
 
     Examples
     --------
+    >>> grid = Grid.uniform(x=(0.0, 1.0, 64), periodic=("x",))
+    >>> (x,) = grid.mesh()
+    >>> u0 = Field(torch.sin(2 * torch.pi * x)[None], grid)
     >>> sol = opflow.solve(BurgersProblem(u0, nu=0.1), PseudoSpectral(dt=1e-3), saveat=0.1)
+    >>> tuple(sol.u.shape)  # 11 save times, one channel, 64 points
+    (11, 1, 64)
     """
 
     dt: float

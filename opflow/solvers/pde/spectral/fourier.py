@@ -70,7 +70,8 @@ class FourierBasis:
             k = modes * (2 * math.pi / axis.length)
             ks.append(k.reshape(view).to(dtype=dtype, device=device))
             keep.append((3 * modes.abs() < n).reshape(view))
-            nyquist = (modes.abs() == n / 2) if n % 2 == 0 else torch.zeros_like(modes, dtype=bool)
+            nyquist = ((modes.abs() == n / 2) if n % 2 == 0
+                       else torch.zeros_like(modes, dtype=torch.bool))
             odd.append(torch.where(nyquist, 0.0, k).reshape(view).to(dtype=dtype, device=device))
         self.k = tuple(ks)
         self._ik = tuple(1j * k for k in odd)

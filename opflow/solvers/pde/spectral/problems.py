@@ -87,6 +87,16 @@ class BurgersProblem:
         ``closure(t, u) -> Field`` (or tensor) of the shape of ``u``, added to
         the right-hand side; ``t`` is a 0-dim tensor and ``u`` a Field like
         ``u0``. Its parameters receive gradients through :func:`opflow.solve`.
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> grid = opflow.Grid.uniform(x=(0.0, 1.0, 64), periodic=("x",))
+    >>> (x,) = grid.mesh()
+    >>> u0 = opflow.Field(torch.sin(2 * torch.pi * x)[None], grid)
+    >>> prob = opflow.BurgersProblem(u0, nu=0.1, tspan=(0.0, 0.5))
+    >>> opflow.solve(prob, opflow.PseudoSpectral(dt=1e-3)).success
+    True
     """
 
     u0: Field
@@ -123,6 +133,16 @@ class HeatProblem:
     closure : callable or nn.Module, optional
         ``closure(t, u) -> Field`` (or tensor) of the shape of ``u``, added to
         the right-hand side, as for :class:`BurgersProblem`.
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> grid = opflow.Grid.uniform(x=(0.0, 1.0, 64), periodic=("x",))
+    >>> (x,) = grid.mesh()
+    >>> u0 = opflow.Field(torch.sin(2 * torch.pi * x)[None], grid)
+    >>> sol = opflow.solve(opflow.HeatProblem(u0, nu=0.01), opflow.PseudoSpectral(dt=1e-2))
+    >>> sol.retcode, tuple(sol.u.shape)  # saved at t = 0 and t = 1
+    (<ReturnCode.Success: 'Success'>, (2, 1, 64))
     """
 
     u0: Field
@@ -170,6 +190,16 @@ class NavierStokes2DProblem:
     -----
     The mean of ``w`` over the domain is the mean of ``forcing`` (plus
     closure) integrated in time: on a torus it is not coupled to the flow.
+
+    Examples
+    --------
+    >>> import torch, opflow
+    >>> grid = opflow.Grid.uniform(x=(0.0, 1.0, 16), y=(0.0, 1.0, 16), periodic=("x", "y"))
+    >>> x, y = grid.mesh(dtype=torch.float64)
+    >>> w0 = opflow.Field(torch.sin(2 * torch.pi * x)[None], grid)  # vorticity
+    >>> prob = opflow.NavierStokes2DProblem(w0, nu=1e-3, tspan=(0.0, 0.1))
+    >>> tuple(opflow.solve(prob, opflow.PseudoSpectral(dt=1e-2)).u.shape)
+    (2, 1, 16, 16)
     """
 
     w0: Field

@@ -1,6 +1,6 @@
 """The standard benchmark data recipes (Burgers, Navier-Stokes), as thin wrappers of solve.
 
-Both follow ``ANCHORS.md`` (the FNO paper's data sets):
+Both follow the recipes of the documentation's benchmarks page (the FNO paper's data sets):
 
 * Burgers, 1-D periodic on ``[0, 1)``, ``nu = 0.1``, the map
   ``u0 -> u(t = 1)``. The published data came from chebfun's ``spin``

@@ -63,11 +63,6 @@ def solve_spectral(prob, alg: PseudoSpectral, saveat=None,
         Progress bar over simulated time when stderr is a terminal
         (``"always"``: anywhere).
 
-    Gradients flow by direct backpropagation through every step (to the
-    initial state, the forcing and the closure's parameters); other solve
-    options (``dense``, ``sensealg``, ...) are refused with an
-    :class:`~opflow.errors.InvalidArgumentError`.
-
     Returns
     -------
     Solution
@@ -76,6 +71,13 @@ def solve_spectral(prob, alg: PseudoSpectral, saveat=None,
         ``Unstable`` (NaN/Inf state; save times not reached hold NaN);
         ``stats`` with ``steps``, ``nfe`` (evaluations of the explicit part,
         each over the whole batch) and ``wall_time``.
+
+    Notes
+    -----
+    Gradients flow by direct backpropagation through every step (to the
+    initial state, the forcing and the closure's parameters); other solve
+    options (``dense``, ``sensealg``, ...) are refused with an
+    :class:`~opflow.errors.InvalidArgumentError`.
     """
     build, state = _system_of(prob)
     state0 = getattr(prob, state)
