@@ -45,7 +45,8 @@ class NamedProblem:
     @property
     def description(self) -> str:
         """The solver's description, else the recipe's."""
-        return (self.solver or self.recipe).description
+        entry = self.solver if self.solver is not None else self.recipe
+        return str(getattr(entry, "description", ""))
 
 
 _CATALOG: dict[str, NamedProblem] = {}
@@ -93,7 +94,8 @@ class CatalogView(MutableMapping):
         entry = _CATALOG[name]
         if getattr(entry, self.kind) is None:
             raise KeyError(name)
-        entry = replace(entry, **{self.kind: None})
+        entry = replace(entry, recipe=None) if self.kind == "recipe" else replace(entry,
+                                                                                  solver=None)
         if entry.recipe is None and entry.solver is None:
             del _CATALOG[name]
         else:

@@ -73,8 +73,9 @@ def _check_reads(ds: xr.Dataset, path: str | os.PathLike) -> xr.Dataset:
     for name, var in ds.variables.items():
         holder = getattr(var, "_data", None)  # LazilyIndexedArray(<backend array>)
         inner = getattr(holder, "array", None)
-        if isinstance(inner, xr.backends.BackendArray) and not isinstance(inner, CheckedArray):
-            holder.array = _CheckedBackendArray(inner, path, name)
+        if holder is not None and isinstance(inner, xr.backends.BackendArray) and \
+                not isinstance(inner, CheckedArray):
+            holder.array = _CheckedBackendArray(inner, path, str(name))
     return ds
 
 

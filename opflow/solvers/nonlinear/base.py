@@ -65,6 +65,10 @@ class NonlinearAlgorithm(AbstractAlgorithm):
                 self.max_iters < 1:
             raise InvalidArgumentError("max_iters", "a positive integer", self.max_iters)
 
+    def iterate(self, system, y0: torch.Tensor) -> "Outcome":
+        """Run the algorithm on ``system`` from ``y0 (B, D)`` (each algorithm's own)."""
+        raise NotImplementedError
+
 
 @dataclass
 class Outcome:

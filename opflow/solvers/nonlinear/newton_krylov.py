@@ -74,12 +74,13 @@ class NewtonKrylov(NonlinearAlgorithm):
                 raise InvalidArgumentError(name, "a positive integer", v)
 
     def _flat_precond(self, system: ResidualSystem):
-        if self.precond is None:
+        precond = self.precond
+        if precond is None:
             return None
         layout = system.layout
 
         def apply(r: torch.Tensor) -> torch.Tensor:
-            return layout.flatten(self.precond(layout.unflatten(r)), "precond(r)")
+            return layout.flatten(precond(layout.unflatten(r)), "precond(r)")
 
         return apply
 

@@ -232,7 +232,9 @@ def solve_with_callbacks(solve_segment: Callable[..., Solution], prob, callback,
     callbacks = _callbacks(callback)
     t0, t1 = prob.tspan
     save_list = _requested_saves(saveat, t0, t1)
-    times, states, events = [], [], []
+    times: list[torch.Tensor] = []
+    states: list[Any] = []
+    events: list[Event] = []
     stats = SolverStats()
     current, t_now, retcode, last = prob, t0, ReturnCode.Success, None
     while True:

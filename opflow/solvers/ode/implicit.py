@@ -146,7 +146,7 @@ def jacobians(F: RHS, t: torch.Tensor, y: torch.Tensor,
     if y.shape[1] > _ROW_LIMIT:
         try:
             J = torch.func.jacfwd(lambda z: F(t, z).sum(0))(y).permute(1, 0, 2)
-            _, dfdt = torch.func.jvp(lambda tt: F(tt, y), (t,), (torch.ones_like(t),))
+            dfdt = torch.func.jvp(lambda tt: F(tt, y), (t,), (torch.ones_like(t),))[1]
             return J, dfdt
         except (RuntimeError, NotImplementedError, TypeError):  # ops without forward AD
             pass
@@ -217,6 +217,7 @@ def integrate_implicit(F: RHS, alg: AdaptiveImplicit, y0: torch.Tensor, t0: floa
     start = time.perf_counter()
     J = dfdt = None
     fresh = torch.ones(B, dtype=torch.bool, device=device)  # needs a new Jacobian
+    jacobian_of = getattr(F, "stiff", F) if alg.imex else F  # IMEX: the stiff part only
     try:
         while any(c is None for c in state.code):
             if stats.iterations >= limit:
@@ -228,8 +229,7 @@ def integrate_implicit(F: RHS, alg: AdaptiveImplicit, y0: torch.Tensor, t0: floa
             if alg.matrix_free:
                 J = dfdt = None
             elif J is None or bool(fresh.any()):
-                J_new, dfdt_new = jacobians(F.stiff if alg.imex else F, state.t, state.y,
-                                            differentiable)
+                J_new, dfdt_new = jacobians(jacobian_of, state.t, state.y, differentiable)
                 J = J_new if J is None else torch.where(fresh[:, None, None], J_new, J)
                 dfdt = dfdt_new if dfdt is None else torch.where(fresh[:, None], dfdt_new, dfdt)
                 stats.nfe += 2

@@ -71,7 +71,7 @@ def _boundary(grid: Grid, like: torch.Tensor) -> torch.Tensor:
     for i, axis in enumerate(grid.axes):
         if axis.periodic:
             continue
-        index = [slice(None)] * grid.ndim
+        index: list = [slice(None)] * grid.ndim
         for end in (0, -1):
             index[i] = end
             mask[tuple(index)] = True
