@@ -121,7 +121,7 @@ nb_merge_streams = True
 # -- HTML -------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"
 html_title = f"opflow {release}"
-html_static_path = ["_static"]
+html_static_path: list[str] = []  # no static files of our own
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,

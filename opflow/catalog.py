@@ -29,7 +29,7 @@ __all__ = ["NamedProblem", "CatalogView", "named_problems", "register_recipe",
 class NamedProblem:
     """One named problem and what can be done with it.
 
-    Attributes
+    Parameters
     ----------
     name : str
     recipe : Recipe or None
@@ -53,14 +53,34 @@ _CATALOG: dict[str, NamedProblem] = {}
 
 
 def register_recipe(recipe: Any) -> Any:
-    """Add (or replace) the recipe of ``recipe.name``; returns ``recipe``."""
+    """Add (or replace) the recipe of ``recipe.name``; returns ``recipe``.
+
+    Parameters
+    ----------
+    recipe : Recipe
+        Has ``name`` and ``description``.
+
+    Returns
+    -------
+    Recipe
+    """
     entry = _CATALOG.get(recipe.name, NamedProblem(recipe.name))
     _CATALOG[recipe.name] = replace(entry, recipe=recipe)
     return recipe
 
 
 def register_solver(spec: Any) -> Any:
-    """Add (or replace) the batch solver of ``spec.name``; returns ``spec``."""
+    """Add (or replace) the batch solver of ``spec.name``; returns ``spec``.
+
+    Parameters
+    ----------
+    spec : ProblemSpec
+        Has ``name`` and ``description``.
+
+    Returns
+    -------
+    ProblemSpec
+    """
     entry = _CATALOG.get(spec.name, NamedProblem(spec.name))
     _CATALOG[spec.name] = replace(entry, solver=spec)
     return spec
@@ -74,7 +94,12 @@ def named_problems() -> list[NamedProblem]:
 class CatalogView(MutableMapping):
     """The recipes (``kind="recipe"``) or solvers (``kind="solver"``) of the catalog,
     as a mapping from name; setting an item registers it, deleting removes that
-    capability."""
+    capability.
+
+    Parameters
+    ----------
+    kind : {"recipe", "solver"}
+    """
 
     def __init__(self, kind: str):
         self.kind = kind

@@ -94,6 +94,8 @@ class FourierLayer(nn.Module):
         Hidden channels of the channel MLP (``None``: no MLP).
     backend : str or None
         Kernel backend for the spectral convolution.
+    mlp_act : callable, optional
+        The activation inside the channel MLP (default: ``act``).
 
     Notes
     -----

@@ -56,7 +56,17 @@ class ImplicitAdjoint:
             raise InvalidArgumentError("rtol", "a float in (0, 1)", self.rtol)
 
     def dense(self, D: int) -> bool:
-        """Whether the transposed system of ``D`` unknowns is solved densely."""
+        """Whether the transposed system of ``D`` unknowns is solved densely.
+
+        Parameters
+        ----------
+        D : int
+            Unknowns per sample.
+
+        Returns
+        -------
+        bool
+        """
         return self.linear == "dense" or (self.linear == "auto" and D <= 2048)
 
 

@@ -66,7 +66,19 @@ class NonlinearAlgorithm(AbstractAlgorithm):
             raise InvalidArgumentError("max_iters", "a positive integer", self.max_iters)
 
     def iterate(self, system, y0: torch.Tensor) -> "Outcome":
-        """Run the algorithm on ``system`` from ``y0 (B, D)`` (each algorithm's own)."""
+        """Run the algorithm on ``system`` from ``y0 (B, D)`` (each algorithm's own).
+
+        Parameters
+        ----------
+        system : ResidualSystem
+            The residual on flat states.
+        y0 : torch.Tensor, shape (B, D)
+            Initial guess.
+
+        Returns
+        -------
+        Outcome
+        """
         raise NotImplementedError
 
 

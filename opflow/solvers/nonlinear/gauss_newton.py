@@ -44,7 +44,19 @@ class GaussNewton(NonlinearAlgorithm):
     """
 
     def iterate(self, system: ResidualSystem, y0: torch.Tensor) -> Outcome:
-        """Run the iteration from ``y0 (B, D)``."""
+        """Run the iteration from ``y0 (B, D)``.
+
+        Parameters
+        ----------
+        system : ResidualSystem
+            The residual on flat states.
+        y0 : torch.Tensor, shape (B, D)
+            Initial guess.
+
+        Returns
+        -------
+        Outcome
+        """
         def merit(y):
             r = system(y)
             return r, 0.5 * r.square().sum(1)

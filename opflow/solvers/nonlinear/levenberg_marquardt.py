@@ -46,7 +46,19 @@ class LevenbergMarquardt(NonlinearAlgorithm):
                                        self.damping)
 
     def iterate(self, system: ResidualSystem, y0: torch.Tensor) -> Outcome:
-        """Run the iteration from ``y0 (B, D)``."""
+        """Run the iteration from ``y0 (B, D)``.
+
+        Parameters
+        ----------
+        system : ResidualSystem
+            The residual on flat states.
+        y0 : torch.Tensor, shape (B, D)
+            Initial guess.
+
+        Returns
+        -------
+        Outcome
+        """
         y = y0
         r = system(y)
         phi = 0.5 * r.square().sum(1)

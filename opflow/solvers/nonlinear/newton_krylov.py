@@ -85,7 +85,19 @@ class NewtonKrylov(NonlinearAlgorithm):
         return apply
 
     def linear_solve(self, matvec, b: torch.Tensor, precond) -> tuple[torch.Tensor, int]:
-        """``matvec(x) = b`` by the configured Krylov method; the solution and its work."""
+        """``matvec(x) = b`` by the configured Krylov method; the solution and its work.
+
+        Parameters
+        ----------
+        matvec : callable ``(B, D) -> (B, D)``
+        b : torch.Tensor, shape (B, D)
+        precond : callable or None
+
+        Returns
+        -------
+        tuple of (torch.Tensor, int)
+            The solution and the operator applications.
+        """
         kw = dict(precond=precond, tol=self.linear_rtol, maxiter=self.max_linear_iters)
         if self.krylov == "cg":
             x, info = cg(matvec, b, **kw)
@@ -94,7 +106,19 @@ class NewtonKrylov(NonlinearAlgorithm):
         return x, info.iterations
 
     def iterate(self, system: ResidualSystem, y0: torch.Tensor) -> Outcome:
-        """Run the iteration from ``y0 (B, D)``."""
+        """Run the iteration from ``y0 (B, D)``.
+
+        Parameters
+        ----------
+        system : ResidualSystem
+            The residual on flat states.
+        y0 : torch.Tensor, shape (B, D)
+            Initial guess.
+
+        Returns
+        -------
+        Outcome
+        """
         def merit(y):
             F = system(y)
             return F, 0.5 * F.square().sum(1)

@@ -62,7 +62,19 @@ class NewtonRaphson(NonlinearAlgorithm):
     linesearch: bool = True
 
     def iterate(self, system: ResidualSystem, y0: torch.Tensor) -> Outcome:
-        """Run the iteration from ``y0 (B, D)``."""
+        """Run the iteration from ``y0 (B, D)``.
+
+        Parameters
+        ----------
+        system : ResidualSystem
+            The residual on flat states.
+        y0 : torch.Tensor, shape (B, D)
+            Initial guess.
+
+        Returns
+        -------
+        Outcome
+        """
         def merit(y):
             F = system(y)
             return F, 0.5 * F.square().sum(1)

@@ -27,10 +27,22 @@ __all__ = ["AdaptiveESDIRK", "ESDIRKTableau"]
 class ESDIRKTableau:
     """Coefficients of a singly diagonally implicit Runge-Kutta method.
 
-    ``a[i]`` holds ``a_ij`` for ``j < i`` (row 0 empty), ``gamma`` the
-    diagonal (stage 0 explicit when ``explicit_first``), ``b`` and ``b_error``
-    the solution and error weights, ``c`` the stage times. ``stiffly_accurate``:
-    the last stage is the solution (its slope is ``f`` at the new state).
+    Parameters
+    ----------
+    a : tuple of tuple of float
+        ``a[i]`` holds ``a_ij`` for ``j < i`` (row 0 empty).
+    b, b_error : tuple of float
+        Solution and error weights.
+    c : tuple of float
+        Stage times as fractions of the step.
+    gamma : float
+        The diagonal.
+    order, error_order : int
+        Order of the solution; of the error estimate plus one.
+    explicit_first : bool
+        Stage 0 is explicit (``k_0 = f(t, y)``).
+    stiffly_accurate : bool
+        The last stage is the solution (its slope is ``f`` at the new state).
     """
 
     a: tuple[tuple[float, ...], ...]
@@ -51,6 +63,14 @@ class AdaptiveESDIRK(AdaptiveImplicit):
 
     Parameters
     ----------
+    rtol, atol : float
+        Local error tolerances (RMS norm per trajectory).
+    dt0, dtmin, dtmax : float, optional
+        First step, and bounds on the step.
+    max_steps : int
+        Most step attempts.
+    dt : float, optional
+        A fixed step instead of adaptive control.
     newton_tol : float
         A stage has converged when its estimated remaining error is below this
         fraction of the step's error tolerance.
@@ -75,7 +95,23 @@ class AdaptiveESDIRK(AdaptiveImplicit):
         return len(self.tableau.b) * 3  # about three chord iterations per stage
 
     def step(self, F, t, y, f0, h, J, dfdt):
-        """One step: each implicit stage by the chord iteration with ``I - h gamma J``."""
+        """One step: each implicit stage by the chord iteration with ``I - h gamma J``.
+
+        Parameters
+        ----------
+        F : callable
+            The flat right-hand side ``(t (B,), y (B, D)) -> (B, D)``.
+        t, h : torch.Tensor, shape (B,)
+        y, f0 : torch.Tensor, shape (B, D)
+            The states and their slopes.
+        J : torch.Tensor, shape (B, D, D), or None
+        dfdt : torch.Tensor, shape (B, D), or None
+
+        Returns
+        -------
+        tuple
+            ``(y_new, err, f_new or None)``.
+        """
         tab = self.tableau
         D = y.shape[1]
         hc = h[:, None]

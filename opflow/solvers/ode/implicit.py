@@ -81,6 +81,21 @@ class AdaptiveImplicit(AbstractAlgorithm):
         ``dfdt (B, D)``; ``err (B, D)`` the local error estimate (``inf`` for a
         trajectory whose step failed, e.g. a stage solve that did not
         converge); ``f_new = f(t + h, y_new)`` when the method has it at hand.
+
+        Parameters
+        ----------
+        F : callable
+            The flat right-hand side ``(t (B,), y (B, D)) -> (B, D)``.
+        t, h : torch.Tensor, shape (B,)
+        y, f0 : torch.Tensor, shape (B, D)
+            The states and their slopes.
+        J : torch.Tensor, shape (B, D, D), or None
+        dfdt : torch.Tensor, shape (B, D), or None
+
+        Returns
+        -------
+        tuple
+            ``(y_new, err, f_new or None)``.
         """
         raise NotImplementedError
 

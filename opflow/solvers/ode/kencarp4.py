@@ -61,8 +61,27 @@ class KenCarp4(AdaptiveESDIRK):
     ``lambda hg: multigrid_preconditioner(grid, hg * D)``
     (:func:`opflow.solvers.pde.multigrid_preconditioner`).
 
-    References: C. A. Kennedy and M. H. Carpenter, "Additive Runge-Kutta schemes
-    for convection-diffusion-reaction equations", Appl. Numer. Math. 44 (2003).
+    Parameters
+    ----------
+    rtol, atol : float
+        Local error tolerances (RMS norm per trajectory).
+    dt0, dtmin, dtmax : float, optional
+        First step, and bounds on the step.
+    max_steps : int
+        Most step attempts.
+    dt : float, optional
+        A fixed step instead of adaptive control.
+    newton_tol, newton_max_iters : float, int
+        The chord iteration of the dense stages (see ``AdaptiveESDIRK``).
+    stage_solver : NewtonKrylov, optional
+        Matrix-free stages (no Jacobian formed).
+    preconditioner : callable, optional
+        ``preconditioner(h_gamma) -> precond``, called once per step.
+
+    References
+    ----------
+    C. A. Kennedy and M. H. Carpenter, "Additive Runge-Kutta schemes for
+    convection-diffusion-reaction equations", Appl. Numer. Math. 44 (2003).
     """
 
     stage_solver: Optional[Any] = None
@@ -89,7 +108,23 @@ class KenCarp4(AdaptiveESDIRK):
         return self.stage_solver is not None
 
     def step(self, F, t, y, f0, h, J, dfdt):
-        """One IMEX step; ``F`` carries ``F.stiff`` and ``F.nonstiff`` (flat parts)."""
+        """One IMEX step; ``F`` carries ``F.stiff`` and ``F.nonstiff`` (flat parts).
+
+        Parameters
+        ----------
+        F : callable
+            The flat right-hand side ``(t (B,), y (B, D)) -> (B, D)``.
+        t, h : torch.Tensor, shape (B,)
+        y, f0 : torch.Tensor, shape (B, D)
+            The states and their slopes.
+        J : torch.Tensor, shape (B, D, D), or None
+        dfdt : torch.Tensor, shape (B, D), or None
+
+        Returns
+        -------
+        tuple
+            ``(y_new, err, f_new or None)``.
+        """
         stiff, nonstiff = getattr(F, "stiff", None), getattr(F, "nonstiff", None)
         if stiff is None or nonstiff is None:
             raise InvalidArgumentError("prob", "a SplitODEProblem for KenCarp4", F)

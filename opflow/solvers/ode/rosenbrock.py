@@ -28,11 +28,21 @@ __all__ = ["AdaptiveRosenbrock", "RosenbrockTableau", "tableau_step"]
 class RosenbrockTableau:
     """Coefficients of an ``s``-stage Rosenbrock method (lists of rows).
 
-    ``a`` and ``c`` are strictly lower triangular (``a[i][j]`` for ``j < i``),
-    ``m`` and ``e`` the solution and error weights, ``alpha`` the stage time
-    fractions, ``gammas`` the ``gamma_i`` of the time derivative, ``gamma``
-    the diagonal; ``order`` of the solution and ``error_order`` the order
-    plus one of the error estimate (the step controller's exponent).
+    Parameters
+    ----------
+    a, c : tuple of tuple of float
+        Strictly lower triangular (``a[i][j]`` for ``j < i``).
+    m, e : tuple of float
+        Solution and error weights.
+    alpha : tuple of float
+        Stage time fractions.
+    gammas : tuple of float
+        The ``gamma_i`` of the time derivative.
+    gamma : float
+        The diagonal.
+    order, error_order : int
+        Order of the solution; of the error estimate plus one (the step
+        controller's exponent).
     """
 
     a: tuple[tuple[float, ...], ...]
@@ -96,5 +106,21 @@ class AdaptiveRosenbrock(AdaptiveImplicit):
         return self.tableau.stages
 
     def step(self, F, t, y, f0, h, J, dfdt):
-        """One step with the stages of the tableau (see :func:`tableau_step`)."""
+        """One step with the stages of the tableau (see :func:`tableau_step`).
+
+        Parameters
+        ----------
+        F : callable
+            The flat right-hand side ``(t (B,), y (B, D)) -> (B, D)``.
+        t, h : torch.Tensor, shape (B,)
+        y, f0 : torch.Tensor, shape (B, D)
+            The states and their slopes.
+        J : torch.Tensor, shape (B, D, D), or None
+        dfdt : torch.Tensor, shape (B, D), or None
+
+        Returns
+        -------
+        tuple
+            ``(y_new, err, f_new or None)``.
+        """
         return tableau_step(F, self.tableau, t, y, f0, h, J, dfdt)
