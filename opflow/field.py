@@ -46,6 +46,29 @@ def _as_names(names, channels: int) -> tuple[str, ...]:
     return names
 
 
+def derived_units(units: str, per: str, power: int = 1) -> str:
+    """Units of a derivative: ``units`` per ``per`` to the ``power`` (``"K"``, ``"m"``,
+    2 -> ``"K/m^2"``); ``per`` empty keeps ``units``, ``units`` empty gives ``"1/m"``."""
+    if not per:
+        return units
+    for n in range(4, 0, -1):  # K/m per m is K/m^2, not K/m/m
+        tail = f"/{per}" if n == 1 else f"/{per}^{n}"
+        if units.endswith(tail):
+            units, power = units[: -len(tail)], power + n
+            break
+    denominator = per if power == 1 else f"{per}^{power}"
+    if " " in per or "/" in per:
+        denominator = f"({per})" if power == 1 else f"({per})^{power}"
+    return f"{units or '1'}/{denominator}"
+
+
+def _common_units(grid, axes=None) -> str:
+    """The axes' units when they all agree (needed for a Laplacian), else ``""``."""
+    names = grid.names if axes is None else axes
+    found = {grid.axis(a).units for a in names}
+    return found.pop() if len(found) == 1 else ""
+
+
 def _as_units(units, channels: int) -> tuple[str, ...]:
     if units is None:
         return ("",) * channels
@@ -328,13 +351,16 @@ class Field:
         Returns
         -------
         Field
-            Same shape; channel ``u`` becomes ``du_dx`` (``d2u_dx2`` for order 2).
+            Same shape; channel ``u`` becomes ``du_dx`` (``d2u_dx2`` for order 2),
+            its units ``u``'s per the axis' (``K`` -> ``K/m``, ``K/m^2``).
         """
         out = calculus.partial(self.values, self.grid, axis, order, **kw)
-        a = self.grid.axis(axis).name
+        ax = self.grid.axis(axis)
+        a = ax.name
         suffix = f"_d{a}" if order == 1 else f"_d{a}{order}"
         return self.with_values(out, names=[f"d{'' if order == 1 else order}{n}{suffix}"
-                                            for n in self.names])
+                                            for n in self.names],
+                                units=[derived_units(u, ax.units, order) for u in self.units])
 
     def grad(self, **kw) -> "Field":
         """Gradient of a one-channel field: a ``grid.ndim``-channel field.
@@ -348,14 +374,15 @@ class Field:
         Returns
         -------
         Field, shape (*batch, grid.ndim, *grid.shape)
-            Channels ``du_dx``, ``du_dy``, ...
+            Channels ``du_dx``, ``du_dy``, ... with units ``u``'s per each axis'.
         """
         if self.channels != 1:
             raise InvalidArgumentError("field", "one channel for grad (select one: f['u'])",
                                        self.names)
         v = calculus.gradient(self.values.squeeze(self.channel_dim), self.grid, **kw)
         return Field(v, self.grid, [f"d{self.names[0]}_d{a}" for a in self.grid.names],
-                     self.units[0], self.attrs)
+                     [derived_units(self.units[0], ax.units) for ax in self.grid.axes],
+                     self.attrs)
 
     def div(self, **kw) -> "Field":
         """Divergence of a ``grid.ndim``-channel (vector) field: one channel.
@@ -369,10 +396,14 @@ class Field:
         Returns
         -------
         Field, shape (*batch, 1, *grid.shape)
-            One channel, ``div``.
+            One channel, ``div``; its units the channels' per the axes' when
+            each agrees (else none).
         """
         out = calculus.divergence(self.values, self.grid, **kw)
-        return Field(out.unsqueeze(self.channel_dim), self.grid, "div", attrs=self.attrs)
+        units = set(self.units)
+        per = _common_units(self.grid)
+        unit = derived_units(units.pop(), per) if len(units) == 1 and per else ""
+        return Field(out.unsqueeze(self.channel_dim), self.grid, "div", unit, attrs=self.attrs)
 
     def laplacian(self, **kw) -> "Field":
         """Laplacian of every channel.
@@ -386,10 +417,14 @@ class Field:
         Returns
         -------
         Field
-            Same shape; channel ``u`` becomes ``lap_u``.
+            Same shape; channel ``u`` becomes ``lap_u``, with units ``u``'s per
+            the axes' squared when the axes agree (``K`` -> ``K/m^2``; else none).
         """
         out = calculus.laplacian(self.values, self.grid, **kw)
-        return self.with_values(out, names=[f"lap_{n}" for n in self.names])
+        per = _common_units(self.grid, kw.get("axes"))
+        units = [derived_units(u, per, 2) if per else "" for u in self.units] if any(
+            ax.units for ax in self.grid.axes) else list(self.units)
+        return self.with_values(out, names=[f"lap_{n}" for n in self.names], units=units)
 
     # ---------------------------------------------------------------- norms
     def integral(self) -> torch.Tensor:

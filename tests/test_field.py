@@ -89,3 +89,18 @@ def test_batch_indexing_checks_range(grid):
     assert f[np.array([1, 2])].batch_shape == (2,)
     with pytest.raises(InvalidArgumentError, match=r"\[-4, 4\)"):
         f[4]
+
+
+def test_derivatives_carry_the_units_of_the_grid():
+    """Issue 22: T.partial("x").units was K; it is K/m (and K/m^2 for second derivatives)."""
+    grid = Grid.uniform(x=(0.0, 1.0, 16), y=(0.0, 2.0, 16), periodic=("x", "y"),
+                        units={"x": "m", "y": "m"})
+    T = Field(torch.randn(1, 16, 16), grid, "T", "K")
+    assert T.partial("x").units == ("K/m",) and T.partial("y", 2).units == ("K/m^2",)
+    assert T.grad().units == ("K/m", "K/m") and T.laplacian().units == ("K/m^2",)
+    assert T.grad().div().units == ("K/m^2",) and T.partial("x").partial("x").units == ("K/m^2",)
+    plain = Grid.uniform(x=(0.0, 1.0, 16), periodic=("x",))
+    assert Field(torch.randn(1, 16), plain, "u").partial("x").units == ("",)
+    mixed = Grid.uniform(x=(0.0, 1.0, 8), y=(0.0, 1.0, 8), periodic=("x", "y"),
+                         units={"x": "m", "y": "s"})
+    assert Field(torch.randn(1, 8, 8), mixed, "u", "K").laplacian().units == ("",)

@@ -25,9 +25,10 @@ from opflow.io import open_dataset, save
 
 pytestmark = pytest.mark.filterwarnings("ignore:The specified chunks separate")
 
-FAST = settings(max_examples=60, deadline=None,
+# derandomize: the same examples every run, so CI cannot fail by the luck of a draw
+FAST = settings(max_examples=60, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
-FILES = settings(max_examples=25, deadline=None,
+FILES = settings(max_examples=25, deadline=None, derandomize=True,
                  suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 names = st.sampled_from(["x", "y", "z", "t", "r"])
@@ -151,7 +152,9 @@ def datasets(draw) -> xr.Dataset:
     units = draw(st.text(st.characters(codec="ascii", exclude_categories=["Cc", "Cs"]),
                          max_size=12))
     # any Unicode except NUL, which netCDF cannot store (save refuses it: see below)
-    title = draw(st.text(st.characters(exclude_characters="\x00"), max_size=20))
+    # no NUL (netCDF drops it) and no lone surrogates (not encodable as UTF-8 at all)
+    title = draw(st.text(st.characters(exclude_characters="\x00", exclude_categories=["Cs"]),
+                         max_size=20))
     ds = xr.Dataset({"u": (("sample", "x"), values, {"units": units, "long_name": title})},
                     coords={"sample": np.arange(n), "x": ("x", x, {"units": "m"})},
                     attrs={"title": title, "seed": draw(st.integers(0, 2**31 - 1))})
