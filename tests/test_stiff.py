@@ -244,3 +244,35 @@ def test_kencarp4_matrix_free_stages_match_dense_stages_on_a_grid():
     torch.testing.assert_close(free.u.values, dense.u.values, rtol=0, atol=1e-8)
     with pytest.raises(InvalidArgumentError, match="stage_solver"):
         KenCarp4(stage_solver="gmres")
+
+
+def _hires(t, u):
+    y1, y2, y3, y4, y5, y6, y7, y8 = u.unbind(-1)
+    return torch.stack([
+        -1.71 * y1 + 0.43 * y2 + 8.32 * y3 + 0.0007,
+        1.71 * y1 - 8.75 * y2,
+        -10.03 * y3 + 0.43 * y4 + 0.035 * y5,
+        8.32 * y2 + 1.71 * y3 - 1.12 * y4,
+        -1.745 * y5 + 0.43 * y6 + 0.43 * y7,
+        -280.0 * y6 * y8 + 0.69 * y4 + 1.71 * y5 - 0.43 * y6 + 0.69 * y7,
+        280.0 * y6 * y8 - 1.81 * y7,
+        -280.0 * y6 * y8 + 1.81 * y7], -1)
+
+
+@pytest.mark.parametrize("alg", [Rodas4(rtol=1e-8, atol=1e-12), Kvaerno5(rtol=1e-8, atol=1e-12)],
+                         ids=["rodas4", "kvaerno5"])
+def test_hires_agrees_with_scipy_radau(alg):
+    """HIRES (Hairer and Wanner's stiff test set) to t = 321.8122."""
+    y0 = torch.tensor([1.0, 0, 0, 0, 0, 0, 0, 0.0057], dtype=F64)
+    sol = solve(ODEProblem(_hires, y0, (0.0, 321.8122)), alg)
+    want = _radau(lambda t, y: _hires(t, torch.tensor(y)).numpy(), y0.numpy(), 321.8122)
+    assert sol.retcode == ReturnCode.Success
+    np.testing.assert_allclose(sol.u[-1].numpy(), want, rtol=1e-5, atol=1e-10)
+
+
+@pytest.mark.slow
+def test_robertson_to_1e11():
+    sol = solve(ODEProblem(_rober, U0, (0.0, 1e11), RATES), Rodas4(rtol=1e-8, atol=1e-14))
+    want = _radau(lambda t, y: _rober(t, torch.tensor(y), RATES).numpy(), U0.numpy(), 1e11)
+    assert sol.retcode == ReturnCode.Success
+    np.testing.assert_allclose(sol.u[-1].numpy(), want, rtol=1e-5, atol=1e-14)
