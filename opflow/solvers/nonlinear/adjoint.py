@@ -21,6 +21,7 @@ from typing import Optional, Sequence
 import torch
 
 from ...errors import InvalidArgumentError
+from ..jacobians import jacobian_rows
 from ..linear import dense_solve, gmres
 from .system import ResidualSystem
 
@@ -107,11 +108,9 @@ class _Adjoint:
     def _jacobian(self, y: torch.Tensor) -> torch.Tensor:
         if not self.system.least_squares:
             return self.system.jacobian(y, y.shape[1])
-        with torch.enable_grad():  # Hessian rows of 1/2 ||r||^2, per sample
+        with torch.enable_grad():  # Hessian of 1/2 ||r||^2, per sample
             z = y.detach().requires_grad_(True)
-            g = self.F(z).sum(0)
-            rows = [torch.autograd.grad(g[i], z, retain_graph=True)[0] for i in range(len(g))]
-        return torch.stack(rows).permute(1, 0, 2)
+            return jacobian_rows(self.F(z), (z,))[0]
 
     def parameter_grads(self, y: torch.Tensor, lam: torch.Tensor) -> list[torch.Tensor]:
         """``-lam^T dF/dp`` for every parameter (zeros where ``F`` does not use it)."""

@@ -17,6 +17,7 @@ import torch
 
 from ...errors import InvalidArgumentError, ShapeError
 from ...field import Field
+from ..jacobians import jacobian_rows
 from ..ode.state import StateLayout
 from .problems import NonlinearLeastSquaresProblem
 
@@ -87,17 +88,11 @@ class ResidualSystem:
                 jac = torch.func.jacfwd(summed)(y)        # (M, B, D)
             else:
                 jac = torch.func.jacrev(summed)(y)
-        except (RuntimeError, NotImplementedError, TypeError):
-            jac = self._jacobian_by_rows(y)  # an op without forward/vmap support
+        except (RuntimeError, NotImplementedError, TypeError):  # no forward/vmap support
+            with torch.enable_grad():
+                z = y.clone().requires_grad_(True)
+                return jacobian_rows(self(z), (z,))[0]
         return jac.permute(1, 0, 2).contiguous()
-
-    def _jacobian_by_rows(self, y: torch.Tensor) -> torch.Tensor:
-        with torch.enable_grad():
-            z = y.clone().requires_grad_(True)
-            out = self(z).sum(0)
-            rows = [torch.autograd.grad(out[i], z, retain_graph=True)[0]
-                    for i in range(out.shape[0])]
-        return torch.stack(rows)
 
     def jvp(self, y: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """``J(y) v`` per sample: ``(B, D) -> (B, M)``."""

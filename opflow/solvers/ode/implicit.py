@@ -28,6 +28,7 @@ from ...errors import InvalidArgumentError
 from ...progress import TimeProgress
 from ...solution import ReturnCode, SolverStats
 from ...solve import AbstractAlgorithm
+from ..jacobians import jacobian_rows
 from .base import check_step, check_tolerance
 
 __all__ = ["AdaptiveImplicit", "HermiteRecord", "integrate_implicit", "jacobians"]
@@ -175,12 +176,7 @@ def _jacobians_by_rows(F: RHS, t, y, keep: bool = False):
     with torch.enable_grad():
         z = y if (keep and y.requires_grad) else y.detach().requires_grad_(True)
         tt = t.detach().requires_grad_(True)
-        out = F(tt, z)
-        rows = [torch.autograd.grad(out[:, i].sum(), (z, tt), retain_graph=True,
-                                    create_graph=keep, allow_unused=True)
-                for i in range(out.shape[1])]
-    J = torch.stack([torch.zeros_like(y) if r[0] is None else r[0] for r in rows], dim=1)
-    dfdt = torch.stack([torch.zeros_like(t) if r[1] is None else r[1] for r in rows], dim=1)
+        J, dfdt = jacobian_rows(F(tt, z), (z, tt), create_graph=keep)
     return J, dfdt
 
 
