@@ -26,7 +26,7 @@ from ...solution import ReturnCode
 from ...solve import AbstractAlgorithm
 
 __all__ = ["NonlinearAlgorithm", "Outcome", "RUNNING", "SUCCESS", "STALLED", "UNSTABLE",
-           "backtrack", "max_norm", "small_step"]
+           "backtrack", "max_norm", "newton_loop", "small_step"]
 
 RUNNING, SUCCESS, STALLED, UNSTABLE = 0, 1, 2, 3
 _CODES = {RUNNING: ReturnCode.MaxIters, SUCCESS: ReturnCode.Success,
@@ -159,3 +159,66 @@ def backtrack(merit: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
             break
         alpha = torch.where(accepted, alpha, 0.5 * alpha)
     return y_new, F_new, phi_new, accepted & active
+
+
+Direction = Callable[[torch.Tensor, torch.Tensor],
+                     tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]
+
+
+def newton_loop(alg: NonlinearAlgorithm, system, y0: torch.Tensor, direction: Direction,
+                linesearch: bool = True) -> Outcome:
+    """The Newton iteration for ``F(y) = 0`` shared by the root-finding algorithms.
+
+    Parameters
+    ----------
+    alg : NonlinearAlgorithm
+        Its ``abstol``, ``reltol`` and ``max_iters``.
+    system : ResidualSystem
+    y0 : torch.Tensor, shape (B, D)
+    direction : callable ``(y, F) -> (step, unstable, regular, work)``
+        The Newton step ``~ -J^-1 F (B, D)``, the samples whose linearisation is
+        not finite, those where it is regular (only they may stop on a short
+        step), and the linear-solver work it took.
+    linesearch : bool
+        Backtrack on ``1/2 ||F||^2`` (else full steps).
+
+    Returns
+    -------
+    Outcome
+    """
+    def merit(y):
+        F = system(y)
+        return F, 0.5 * F.square().sum(1)
+
+    y = y0
+    F, phi = merit(y)
+    status = torch.full((system.B,), RUNNING, dtype=torch.int64, device=y0.device)
+    out = Outcome(y, status)
+    for it in range(alg.max_iters):
+        fnorm = max_norm(F)
+        status[(status == RUNNING) & ~torch.isfinite(fnorm)] = UNSTABLE
+        status[(status == RUNNING) & (fnorm <= alg.abstol)] = SUCCESS
+        out.history.append(float(fnorm.max()))
+        active = status == RUNNING
+        if not bool(active.any()):
+            break
+        step, unstable, regular, work = direction(y, F)
+        status[active & unstable] = UNSTABLE
+        active = status == RUNNING
+        step = torch.where(active[:, None], step, torch.zeros_like(step))
+        out.linear_iterations += work
+        out.iterations = it + 1
+        if linesearch:
+            y_new, F, phi, accepted = backtrack(merit, y, F, phi, step, -2.0 * phi, active)
+            status[active & ~accepted] = STALLED
+        else:
+            y_new = y + step
+            F, phi = merit(y_new)
+        status[active & ~torch.isfinite(y_new.detach()).all(1)] = UNSTABLE
+        status[active & regular & small_step(y_new - y, y_new, alg.reltol)
+               & (status == RUNNING)] = SUCCESS
+        y = y_new
+    fnorm = max_norm(F)
+    status[(status == RUNNING) & (fnorm <= alg.abstol)] = SUCCESS
+    out.y, out.status, out.residual = y, status, fnorm
+    return out

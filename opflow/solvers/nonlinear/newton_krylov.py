@@ -9,17 +9,7 @@ import torch
 
 from ...errors import InvalidArgumentError
 from ..linear import cg, gmres
-from .base import (
-    RUNNING,
-    STALLED,
-    SUCCESS,
-    UNSTABLE,
-    NonlinearAlgorithm,
-    Outcome,
-    backtrack,
-    max_norm,
-    small_step,
-)
+from .base import NonlinearAlgorithm, Outcome, newton_loop
 from .system import ResidualSystem
 
 __all__ = ["NewtonKrylov"]
@@ -119,37 +109,13 @@ class NewtonKrylov(NonlinearAlgorithm):
         -------
         Outcome
         """
-        def merit(y):
-            F = system(y)
-            return F, 0.5 * F.square().sum(1)
-
         precond = self._flat_precond(system)
-        y = y0
-        F, phi = merit(y)
-        status = torch.full((system.B,), RUNNING, dtype=torch.int64, device=y0.device)
-        out = Outcome(y, status)
-        for it in range(self.max_iters):
-            fnorm = max_norm(F)
-            status[(status == RUNNING) & ~torch.isfinite(fnorm)] = UNSTABLE
-            status[(status == RUNNING) & (fnorm <= self.abstol)] = SUCCESS
-            out.history.append(float(fnorm.max()))
-            active = status == RUNNING
-            if not bool(active.any()):
-                break
+
+        def direction(y, F):
             y_fixed = y.detach()
-            step, work = self.linear_solve(lambda v, y=y_fixed: system.jvp(y, v), -F.detach(),
+            step, work = self.linear_solve(lambda v: system.jvp(y_fixed, v), -F.detach(),
                                            precond)
-            out.linear_iterations += work
-            out.iterations = it + 1
-            status[active & ~torch.isfinite(step).all(1)] = UNSTABLE
-            active = status == RUNNING
-            step = torch.where(active[:, None], step, torch.zeros_like(step))
-            y_new, F, phi, accepted = backtrack(merit, y, F, phi, step, -2.0 * phi, active)
-            status[active & ~accepted] = STALLED
-            status[active & small_step(y_new - y, y_new, self.reltol)
-                   & (status == RUNNING)] = SUCCESS
-            y = y_new
-        fnorm = max_norm(F)
-        status[(status == RUNNING) & (fnorm <= self.abstol)] = SUCCESS
-        out.y, out.status, out.residual = y, status, fnorm
-        return out
+            unstable = ~torch.isfinite(step).all(1)
+            return step, unstable, torch.ones_like(unstable), work
+
+        return newton_loop(self, system, y0, direction)

@@ -7,17 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from ..linear import dense_solve
-from .base import (
-    RUNNING,
-    STALLED,
-    SUCCESS,
-    UNSTABLE,
-    NonlinearAlgorithm,
-    Outcome,
-    backtrack,
-    max_norm,
-    small_step,
-)
+from .base import NonlinearAlgorithm, Outcome, newton_loop
 from .system import ResidualSystem
 
 __all__ = ["NewtonRaphson", "newton_direction"]
@@ -75,40 +65,9 @@ class NewtonRaphson(NonlinearAlgorithm):
         -------
         Outcome
         """
-        def merit(y):
-            F = system(y)
-            return F, 0.5 * F.square().sum(1)
-
-        y = y0
-        F, phi = merit(y)
-        status = torch.full((system.B,), RUNNING, dtype=torch.int64, device=y0.device)
-        out = Outcome(y, status)
-        for it in range(self.max_iters):
-            fnorm = max_norm(F)
-            status[(status == RUNNING) & ~torch.isfinite(fnorm)] = UNSTABLE
-            status[(status == RUNNING) & (fnorm <= self.abstol)] = SUCCESS
-            out.history.append(float(fnorm.max()))
-            active = status == RUNNING
-            if not bool(active.any()):
-                break
+        def direction(y, F):
             J = system.jacobian(y, F.shape[1])
-            status[active & ~torch.isfinite(J).flatten(1).all(1)] = UNSTABLE
-            active = status == RUNNING
-            direction, regular = newton_direction(J, F)
-            step = torch.where(active[:, None], direction, torch.zeros_like(y))
-            out.linear_iterations += 1
-            out.iterations = it + 1
-            if self.linesearch:
-                y_new, F, phi, accepted = backtrack(merit, y, F, phi, step, -2.0 * phi, active)
-                status[active & ~accepted] = STALLED
-            else:
-                y_new = y + step
-                F, phi = merit(y_new)
-            status[active & ~torch.isfinite(y_new.detach()).all(1)] = UNSTABLE
-            status[active & regular & small_step(y_new - y, y_new, self.reltol)
-                   & (status == RUNNING)] = SUCCESS
-            y = y_new
-        fnorm = max_norm(F)
-        status[(status == RUNNING) & (fnorm <= self.abstol)] = SUCCESS
-        out.y, out.status, out.residual = y, status, fnorm
-        return out
+            step, regular = newton_direction(J, F)
+            return step, ~torch.isfinite(J).flatten(1).all(1), regular, 1
+
+        return newton_loop(self, system, y0, direction, self.linesearch)
