@@ -52,6 +52,16 @@ class NamedProblem:
 _CATALOG: dict[str, NamedProblem] = {}
 
 
+def _set(name: str, kind: str, value: Any) -> None:
+    """Set (or, with None, clear) the ``kind`` capability of ``name``; drop empty entries."""
+    entry = _CATALOG.get(name, NamedProblem(name))
+    entry = replace(entry, recipe=value) if kind == "recipe" else replace(entry, solver=value)
+    if entry.recipe is None and entry.solver is None:
+        _CATALOG.pop(name, None)
+    else:
+        _CATALOG[name] = entry
+
+
 def register_recipe(recipe: Any) -> Any:
     """Add (or replace) the recipe of ``recipe.name``; returns ``recipe``.
 
@@ -64,8 +74,7 @@ def register_recipe(recipe: Any) -> Any:
     -------
     Recipe
     """
-    entry = _CATALOG.get(recipe.name, NamedProblem(recipe.name))
-    _CATALOG[recipe.name] = replace(entry, recipe=recipe)
+    _set(recipe.name, "recipe", recipe)
     return recipe
 
 
@@ -81,8 +90,7 @@ def register_solver(spec: Any) -> Any:
     -------
     ProblemSpec
     """
-    entry = _CATALOG.get(spec.name, NamedProblem(spec.name))
-    _CATALOG[spec.name] = replace(entry, solver=spec)
+    _set(spec.name, "solver", spec)
     return spec
 
 
@@ -112,19 +120,12 @@ class CatalogView(MutableMapping):
         return value
 
     def __setitem__(self, name: str, value: Any) -> None:
-        entry = _CATALOG.get(name, NamedProblem(name))
-        _CATALOG[name] = replace(entry, **{self.kind: value})
+        _set(name, self.kind, value)
 
     def __delitem__(self, name: str) -> None:
-        entry = _CATALOG[name]
-        if getattr(entry, self.kind) is None:
+        if name not in self:
             raise KeyError(name)
-        entry = replace(entry, recipe=None) if self.kind == "recipe" else replace(entry,
-                                                                                  solver=None)
-        if entry.recipe is None and entry.solver is None:
-            del _CATALOG[name]
-        else:
-            _CATALOG[name] = entry
+        _set(name, self.kind, None)
 
     def __iter__(self) -> Iterator[str]:
         return iter([k for k in sorted(_CATALOG) if getattr(_CATALOG[k], self.kind) is not None])

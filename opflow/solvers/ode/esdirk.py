@@ -95,23 +95,7 @@ class AdaptiveESDIRK(AdaptiveImplicit):
         return len(self.tableau.b) * 3  # about three chord iterations per stage
 
     def step(self, F, t, y, f0, h, J, dfdt):
-        """One step: each implicit stage by the chord iteration with ``I - h gamma J``.
-
-        Parameters
-        ----------
-        F : callable
-            The flat right-hand side ``(t (B,), y (B, D)) -> (B, D)``.
-        t, h : torch.Tensor, shape (B,)
-        y, f0 : torch.Tensor, shape (B, D)
-            The states and their slopes.
-        J : torch.Tensor, shape (B, D, D), or None
-        dfdt : torch.Tensor, shape (B, D), or None
-
-        Returns
-        -------
-        tuple
-            ``(y_new, err, f_new or None)``.
-        """
+        # each implicit stage by the chord iteration with I - h gamma J (AdaptiveImplicit.step)
         tab = self.tableau
         D = y.shape[1]
         hc = h[:, None]

@@ -108,23 +108,7 @@ class KenCarp4(AdaptiveESDIRK):
         return self.stage_solver is not None
 
     def step(self, F, t, y, f0, h, J, dfdt):
-        """One IMEX step; ``F`` carries ``F.stiff`` and ``F.nonstiff`` (flat parts).
-
-        Parameters
-        ----------
-        F : callable
-            The flat right-hand side ``(t (B,), y (B, D)) -> (B, D)``.
-        t, h : torch.Tensor, shape (B,)
-        y, f0 : torch.Tensor, shape (B, D)
-            The states and their slopes.
-        J : torch.Tensor, shape (B, D, D), or None
-        dfdt : torch.Tensor, shape (B, D), or None
-
-        Returns
-        -------
-        tuple
-            ``(y_new, err, f_new or None)``.
-        """
+        # F carries F.stiff and F.nonstiff, the flat parts (AdaptiveImplicit.step)
         stiff, nonstiff = getattr(F, "stiff", None), getattr(F, "nonstiff", None)
         if stiff is None or nonstiff is None:
             raise InvalidArgumentError("prob", "a SplitODEProblem for KenCarp4", F)

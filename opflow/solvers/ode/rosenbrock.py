@@ -106,21 +106,5 @@ class AdaptiveRosenbrock(AdaptiveImplicit):
         return self.tableau.stages
 
     def step(self, F, t, y, f0, h, J, dfdt):
-        """One step with the stages of the tableau (see :func:`tableau_step`).
-
-        Parameters
-        ----------
-        F : callable
-            The flat right-hand side ``(t (B,), y (B, D)) -> (B, D)``.
-        t, h : torch.Tensor, shape (B,)
-        y, f0 : torch.Tensor, shape (B, D)
-            The states and their slopes.
-        J : torch.Tensor, shape (B, D, D), or None
-        dfdt : torch.Tensor, shape (B, D), or None
-
-        Returns
-        -------
-        tuple
-            ``(y_new, err, f_new or None)``.
-        """
+        # the stages of the tableau (see tableau_step); documented on AdaptiveImplicit.step
         return tableau_step(F, self.tableau, t, y, f0, h, J, dfdt)
