@@ -276,3 +276,22 @@ def test_robertson_to_1e11():
     want = _radau(lambda t, y: _rober(t, torch.tensor(y), RATES).numpy(), U0.numpy(), 1e11)
     assert sol.retcode == ReturnCode.Success
     np.testing.assert_allclose(sol.u[-1].numpy(), want, rtol=1e-5, atol=1e-14)
+
+
+def test_new_helpers_name_their_bad_arguments():
+    from opflow import Grid
+    from opflow.data.diffusion_sorption import solve_diffusion_sorption
+    from opflow.solvers.linear import DenseLU
+    from opflow.solvers.nonlinear import chord_solve
+    from opflow.solvers.pde import multigrid_preconditioner
+
+    grid = Grid.uniform(x=(0.0, 1.0, 9), y=(0.0, 1.0, 9))
+    for bad in (0.0, -1.0, float("nan"), "big", torch.tensor([1.0, -1.0])):
+        with pytest.raises(InvalidArgumentError, match="scale"):
+            multigrid_preconditioner(grid, bad)
+    with pytest.raises(InvalidArgumentError, match="t_end"):
+        solve_diffusion_sorption(torch.zeros(1, 8, dtype=F64), t_end=-1.0)
+    lu = DenseLU(torch.eye(2, dtype=F64)[None])
+    with pytest.raises(InvalidArgumentError, match="max_iters"):
+        chord_solve(lambda x: x, torch.ones(1, 2, dtype=F64), lu, lambda d: d.abs().amax(1),
+                    max_iters=0)

@@ -91,6 +91,9 @@ def solve_diffusion_sorption(u0: torch.Tensor, t_end: float = 500.0, n_t: int = 
 
     if not isinstance(u0, torch.Tensor) or u0.ndim != 2:
         raise InvalidArgumentError("u0", "a tensor of shape (B, nx)", u0)
+    if isinstance(t_end, bool) or not isinstance(t_end, (int, float)) or not (
+            np.isfinite(t_end) and t_end > 0):
+        raise InvalidArgumentError("t_end", "a positive finite time", t_end)
     if isinstance(n_t, bool) or not isinstance(n_t, int) or n_t < 2:
         raise InvalidArgumentError("n_t", "an integer >= 2", n_t)
     alg = alg or Rodas4(rtol=rtol, atol=1e-3 * rtol)

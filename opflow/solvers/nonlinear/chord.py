@@ -13,6 +13,7 @@ from typing import Callable
 
 import torch
 
+from ...errors import InvalidArgumentError
 from ..linear import DenseLU
 
 __all__ = ["chord_solve"]
@@ -45,6 +46,10 @@ def chord_solve(G: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor, lu:
         or ran out of iterations.
     iterations : int
     """
+    if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and tol > 0):
+        raise InvalidArgumentError("tol", "a positive tolerance", tol)
+    if isinstance(max_iters, bool) or not isinstance(max_iters, int) or max_iters < 1:
+        raise InvalidArgumentError("max_iters", "a positive integer", max_iters)
     B = x0.shape[0]
     x = x0
     done = torch.zeros(B, dtype=torch.bool, device=x0.device)

@@ -48,6 +48,10 @@ def multigrid_preconditioner(grid: Grid, scale, cycles: int = 2,
         raise InvalidArgumentError("grid", "an opflow.Grid", grid)
     if isinstance(cycles, bool) or not isinstance(cycles, int) or cycles < 1:
         raise InvalidArgumentError("cycles", "a positive integer", cycles)
+    values = torch.as_tensor(scale).detach() if isinstance(scale, (int, float, torch.Tensor)) \
+        and not isinstance(scale, bool) else None
+    if values is None or not bool(torch.isfinite(values).all()) or not bool((values > 0).all()):
+        raise InvalidArgumentError("scale", "a positive finite number or tensor of them", scale)
     alg = Multigrid(max_cycles=cycles, rtol=1e-300)  # a fixed number of cycles
 
     def precond(r: Field) -> Field:
