@@ -68,3 +68,25 @@ def test_krylov_bad_input():
         gmres(lambda x: x, b, restart=0)
     with pytest.raises(ShapeError, match="b"):
         gmres(lambda x: x, torch.ones(3))
+
+
+def test_gmres_stops_each_sample_when_it_converges():
+    """A batch mixing an easy and a hard system: each gets its own answer.
+
+    GMRES checks every sample's residual after each Arnoldi step, so the easy
+    one stops building its basis early and the hard one's later steps do not
+    touch it; a cluster of 3 eigenvalues needs 3 steps, not a whole cycle.
+    """
+    D = 30
+    g = torch.Generator().manual_seed(2)
+    Q, _ = torch.linalg.qr(torch.randn(D, D, generator=g, dtype=F64))
+    easy = Q @ torch.diag(torch.tensor([1.0, 2.0, 3.0], dtype=F64).repeat(10)) @ Q.T
+    hard = torch.eye(D, dtype=F64) * 3 + torch.randn(D, D, generator=g, dtype=F64) / D**0.5
+    A = torch.stack([easy, hard])
+    b = torch.randn(2, D, dtype=F64, generator=g)
+    x, info = gmres(_matvec(A), b, tol=1e-12, restart=D)
+    torch.testing.assert_close(x, torch.linalg.solve(A, b), rtol=1e-9, atol=1e-10)
+    assert bool(info.converged.all())
+    only_easy, info_easy = gmres(_matvec(A[:1]), b[:1], tol=1e-12, restart=D)
+    assert info_easy.iterations <= 4  # three Arnoldi steps plus the final residual
+    torch.testing.assert_close(only_easy, x[:1], rtol=1e-10, atol=1e-12)

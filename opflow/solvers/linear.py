@@ -211,28 +211,59 @@ def gmres(matvec: MatVec, b: torch.Tensor, x0: Optional[torch.Tensor] = None, *,
 
 def _gmres_cycle(matvec: MatVec, M: MatVec, x: torch.Tensor, r: torch.Tensor,
                  beta: torch.Tensor, m: int, target: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """One cycle of ``m`` Arnoldi steps from residual ``r``; the updated ``x``."""
+    """At most ``m`` Arnoldi steps from residual ``r``; the updated ``x`` and the steps taken.
+
+    Givens rotations keep the least-squares residual of every sample known
+    after each step, so the cycle stops as soon as all samples meet
+    ``target``; a sample that is done (or whose Krylov space is exhausted)
+    keeps only the basis vectors it had then, so later steps of the others
+    cannot spoil its solution with vectors built from rounding noise.
+    """
     B, D = r.shape
-    V = torch.zeros(B, m + 1, D, dtype=r.dtype, device=r.device)
-    H = torch.zeros(B, m + 1, m, dtype=r.dtype, device=r.device)
+    dtype, device = r.dtype, r.device
+    V = torch.zeros(B, m + 1, D, dtype=dtype, device=device)
+    R = torch.zeros(B, m, m, dtype=dtype, device=device)  # rotated Hessenberg: upper triangular
+    cs = torch.zeros(B, m, dtype=dtype, device=device)
+    sn = torch.zeros(B, m, dtype=dtype, device=device)
+    g = torch.zeros(B, m + 1, dtype=dtype, device=device)
+    g[:, 0] = beta
     safe_beta = torch.where(beta > 0, beta, torch.ones_like(beta))
     V[:, 0] = r / safe_beta[:, None]
-    k = 0
+    used = torch.where(beta <= target, 0, m)  # basis size each sample keeps
+    steps = 0
     for k in range(m):
+        steps = k + 1
         w = matvec(M(V[:, k]))
+        h = torch.zeros(B, k + 2, dtype=dtype, device=device)
         for j in range(k + 1):  # modified Gram-Schmidt
-            h = _dot(w, V[:, j])
-            H[:, j, k] = h
-            w = w - h[:, None] * V[:, j]
+            h[:, j] = _dot(w, V[:, j])
+            w = w - h[:, j, None] * V[:, j]
         hn = w.norm(dim=1)
-        H[:, k + 1, k] = hn
+        h[:, k + 1] = hn
         V[:, k + 1] = w / torch.where(hn > 0, hn, torch.ones_like(hn))[:, None]
-        if bool((hn <= 1e-14 * safe_beta).all()):  # every basis exhausted: exact solution
+        for j in range(k):  # earlier rotations on the new column
+            hj, hj1 = h[:, j].clone(), h[:, j + 1].clone()
+            h[:, j] = cs[:, j] * hj + sn[:, j] * hj1
+            h[:, j + 1] = -sn[:, j] * hj + cs[:, j] * hj1
+        rho = torch.hypot(h[:, k], h[:, k + 1])
+        safe_rho = torch.where(rho > 0, rho, torch.ones_like(rho))
+        cs[:, k] = torch.where(rho > 0, h[:, k] / safe_rho, torch.ones_like(rho))
+        sn[:, k] = torch.where(rho > 0, h[:, k + 1] / safe_rho, torch.zeros_like(rho))
+        R[:, :k, k] = h[:, :k]
+        R[:, k, k] = rho
+        g[:, k + 1] = -sn[:, k] * g[:, k]
+        g[:, k] = cs[:, k] * g[:, k]
+        finished = (g[:, k + 1].abs() <= target) | (hn <= 1e-14 * safe_beta) | (rho == 0)
+        used = torch.where((used == m) & finished, k + 1 - (rho == 0).long(), used)
+        if bool((used < m).all()):
             break
-    n = k + 1
-    rhs = torch.zeros(B, n + 1, 1, dtype=r.dtype, device=r.device)
-    rhs[:, 0, 0] = beta
-    y = torch.linalg.lstsq(H[:, :n + 1, :n], rhs).solution[..., 0]  # (B, n)
+    n = steps
+    keep = torch.arange(n, device=device)[None, :] < used[:, None]  # (B, n)
+    eye = torch.eye(n, dtype=dtype, device=device).expand(B, n, n)
+    mask2 = keep[:, None, :] & keep[:, :, None]
+    Rn = torch.where(mask2, R[:, :n, :n], eye)
+    gn = torch.where(keep, g[:, :n], torch.zeros_like(g[:, :n]))
+    y = torch.linalg.solve_triangular(Rn, gn[..., None], upper=True)[..., 0]
     update = M(torch.einsum("bk,bkd->bd", y, V[:, :n]))
     done = beta <= target
     return torch.where(done[:, None], x, x + update), n
