@@ -129,23 +129,35 @@ class HermiteRecord:
 
     def __call__(self, tq: torch.Tensor) -> torch.Tensor:
         """States at times ``tq (M,)``: ``(M, B, D)`` by cubic Hermite interpolation."""
-        h = torch.where(self.h > 0, self.h, torch.full_like(self.h, math.inf))
+        B = self.t.shape[1]
+        return torch.stack([self.at(torch.full((B,), t, dtype=self.t.dtype, device=self.t.device))
+                            for t in tq.tolist()])
+
+    def at(self, t: torch.Tensor) -> torch.Tensor:
+        """Each trajectory's state at its own time ``t (B,)``: ``(B, D)``.
+
+        Differentiable in ``t`` (the adjoint's Jacobians need ``dy/dt``).
+        """
         ends = torch.where(self.h > 0, self.t + self.h, torch.full_like(self.t, -math.inf))
-        out = []
-        for t in tq.tolist():
-            # the accepted step of each trajectory that contains t (the last one ending at or
-            # after t; steps are in time order per trajectory)
-            inside = (self.t <= t) & (ends >= t)
-            idx = torch.where(inside.any(0), inside.float().argmax(0),
-                              torch.zeros_like(inside[0], dtype=torch.long))
-            b = torch.arange(self.t.shape[1])
-            s = ((t - self.t[idx, b]) / h[idx, b]).clamp(0, 1)[:, None]
-            hh = self.h[idx, b][:, None]
-            y0, y1, f0, f1 = (x[idx, b] for x in (self.y0, self.y1, self.f0, self.f1))
-            h00, h10 = 2 * s**3 - 3 * s**2 + 1, s**3 - 2 * s**2 + s
-            h01, h11 = -2 * s**3 + 3 * s**2, s**3 - s**2
-            out.append(h00 * y0 + h10 * hh * f0 + h01 * y1 + h11 * hh * f1)
-        return torch.stack(out)
+        tq = t.detach()[None]
+        # the accepted step of each trajectory that contains t (the first one; steps are in
+        # time order per trajectory)
+        inside = (self.t <= tq) & (ends >= tq)
+        idx = torch.where(inside.any(0), inside.float().argmax(0),
+                          torch.zeros_like(inside[0], dtype=torch.long))
+        b = torch.arange(self.t.shape[1], device=self.t.device)
+        return self.piece(idx, b, t)
+
+    def piece(self, idx: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The cubic of step ``idx[i]`` of trajectory ``b[i]`` at time ``t[i]``."""
+        hh = self.h[idx, b]
+        safe = torch.where(hh > 0, hh, torch.ones_like(hh))
+        s = ((t - self.t[idx, b]) / safe).clamp(0, 1)[:, None]
+        y0, y1, f0, f1 = (x[idx, b] for x in (self.y0, self.y1, self.f0, self.f1))
+        hh = hh[:, None]
+        h00, h10 = 2 * s**3 - 3 * s**2 + 1, s**3 - 2 * s**2 + s
+        h01, h11 = -2 * s**3 + 3 * s**2, s**3 - s**2
+        return h00 * y0 + h10 * hh * f0 + h01 * y1 + h11 * hh * f1
 
 
 def jacobians(F: RHS, t: torch.Tensor, y: torch.Tensor,
@@ -159,7 +171,9 @@ def jacobians(F: RHS, t: torch.Tensor, y: torch.Tensor,
     stay in the autograd graph (direct backpropagation then differentiates
     through them; this costs a double-backward graph per step).
     """
-    if y.shape[1] > _ROW_LIMIT:
+    if y.shape[1] > _ROW_LIMIT or (keep_graph and y.requires_grad):
+        # kept graphs: functorch's transforms, because a reverse pass from a state that
+        # carries the whole solve's history walks all of it (quadratic in the steps)
         try:
             J = torch.func.jacfwd(lambda z: F(t, z).sum(0))(y).permute(1, 0, 2)
             dfdt = torch.func.jvp(lambda tt: F(tt, y), (t,), (torch.ones_like(t),))[1]

@@ -12,9 +12,10 @@ from ...solution import Solution
 from ...solve import register
 from ..saving import save_times_tensor
 from .implicit import AdaptiveImplicit, integrate_implicit
-from .sensitivity import DirectBackprop, collect_parameters
+from .sensitivity import BacksolveAdjoint, DirectBackprop, InterpolatingAdjoint, collect_parameters
 from .solve_ode import with_callbacks
 from .state import StateLayout
+from .stiff_adjoint import stiff_adjoint
 
 __all__ = ["solve_stiff"]
 
@@ -39,6 +40,9 @@ def _rhs(prob, layout: StateLayout, alg):
     return layout.wrap(prob.f, prob.p)
 
 
+_SENSEALGS = (DirectBackprop, BacksolveAdjoint, InterpolatingAdjoint)
+
+
 @register(ODEProblem, AdaptiveImplicit)
 @register(SplitODEProblem, AdaptiveImplicit)
 def solve_stiff(prob: ODEProblem, alg: AdaptiveImplicit, saveat=None, dense: bool = False,
@@ -59,13 +63,17 @@ def solve_stiff(prob: ODEProblem, alg: AdaptiveImplicit, saveat=None, dense: boo
     dense : bool
         Keep every accepted step so that ``sol(t)`` interpolates (cubic
         Hermite between steps, third order).
-    sensealg : DirectBackprop, optional
-        Gradients by backpropagation through the steps (the Jacobians stay in
-        the graph, so they are the exact gradients of the discrete solution).
-        The adjoint methods are not available for these solvers yet. ESDIRK
-        stages are differentiated through their last chord iterations (the
-        chord matrix held fixed), which at convergence is the implicit
-        gradient of the stage to the iteration's tolerance.
+    sensealg : DirectBackprop, InterpolatingAdjoint or BacksolveAdjoint, optional
+        ``DirectBackprop`` (default) backpropagates through the steps (the
+        Jacobians stay in the graph, so they are the exact gradients of the
+        discrete solution; ESDIRK stages are differentiated through their
+        last chord iterations, which at convergence is the implicit gradient
+        of the stage). The adjoints solve ``a' = -J^T a`` backwards with the
+        same stiff method and the parameter gradient by quadrature
+        (:mod:`opflow.solvers.ode.stiff_adjoint`): memory does not grow with
+        the steps. ``InterpolatingAdjoint`` takes the state from a re-solve
+        of each save interval; ``BacksolveAdjoint`` solves the state
+        backwards too, which is unstable for strongly stiff problems.
     max_steps : int, optional
         Overrides ``alg.max_steps``.
     progress : bool or "always"
@@ -83,10 +91,9 @@ def solve_stiff(prob: ODEProblem, alg: AdaptiveImplicit, saveat=None, dense: boo
     if callback is not None:
         return with_callbacks(solve_stiff, prob, alg, callback, saveat, sensealg, max_steps,
                               progress)
-    if sensealg is not None and not isinstance(sensealg, DirectBackprop):
-        raise InvalidArgumentError("sensealg", f"DirectBackprop() (or None) with "
-                                   f"{type(alg).__name__}: adjoint sensitivities of the "
-                                   "stiff methods are not implemented yet", sensealg)
+    if sensealg is not None and not isinstance(sensealg, _SENSEALGS):
+        raise InvalidArgumentError("sensealg", "DirectBackprop(), InterpolatingAdjoint() or "
+                                   "BacksolveAdjoint()", sensealg)
     if max_steps is not None and not (isinstance(max_steps, int) and max_steps > 0):
         raise InvalidArgumentError("max_steps", "a positive integer", max_steps)
     layout = StateLayout(prob.u0, prob.batched)
@@ -94,14 +101,30 @@ def solve_stiff(prob: ODEProblem, alg: AdaptiveImplicit, saveat=None, dense: boo
     F = _rhs(prob, layout, alg)
     t0, t1 = prob.tspan
     ts = save_times_tensor(saveat, t0, t1, y0.dtype, y0.device, y0.numel())
-    differentiable = torch.is_grad_enabled() and (
+    adjoint = isinstance(sensealg, (BacksolveAdjoint, InterpolatingAdjoint))
+    params: list = []
+    if isinstance(sensealg, (BacksolveAdjoint, InterpolatingAdjoint)):
+        params = list(sensealg.params) if sensealg.params is not None else \
+            collect_parameters(_functions(prob), prob.p)
+    differentiable = torch.is_grad_enabled() and not adjoint and (
         y0.requires_grad or bool(collect_parameters(_functions(prob), prob.p)))
     if differentiable and alg.matrix_free:
-        raise InvalidArgumentError("sensealg", "no gradients through matrix-free stages (run "
-                                   "under torch.no_grad(), or use dense stages)", alg)
-    ys, stats, retcode, record = integrate_implicit(F, alg, y0, t0, ts, record=dense,
-                                                    progress=progress, max_steps=max_steps,
-                                                    differentiable=differentiable)
+        raise InvalidArgumentError("sensealg", "no gradients through matrix-free stages by "
+                                   "direct backpropagation (use InterpolatingAdjoint(), or "
+                                   "dense stages)", alg)
+    info: dict = {}
+
+    def forward(y_start):
+        ys, info["stats"], info["retcode"], info["record"] = integrate_implicit(
+            F, alg, y_start, t0, ts, record=dense, progress=progress, max_steps=max_steps,
+            differentiable=differentiable)
+        return ys
+
+    # under an adjoint the forward pass never records a graph (a parameter the adjoint did
+    # not find gets no gradient, rather than a silently partial one)
+    ys = stiff_adjoint(F, y0, t0, ts, params, forward, alg, sensealg, max_steps) \
+        if adjoint else forward(y0)
+    stats, retcode, record = info["stats"], info["retcode"], info["record"]
     interpolant = None
     if dense and record is not None:
         def interpolant(tq):
