@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import InvalidArgumentError, ShapeError
+from ..grid import Grid
 from ..kernels import halo_pad
 
 __all__ = [
@@ -109,6 +110,29 @@ def _channel_norm(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
 def _pointwise(x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
     """``layer`` applied to the channels of ``(B, C, *spatial)`` at every point."""
     return layer(x.movedim(1, -1)).movedim(-1, 1)
+
+
+def _spacings(grid: Grid | None, spatial: Sequence[int]) -> tuple[float, ...]:
+    """Grid spacing per axis: the grid's, or ``1 / n`` (a periodic unit box) for tensors."""
+    if grid is None:
+        return tuple(1.0 / n for n in spatial)
+    return tuple(float(a.spacing) for a in grid.axes)
+
+
+def _intervals(grid: Grid | None, spatial: Sequence[int]) -> tuple[float, ...]:
+    """Cells per axis: ``length / spacing`` (``n`` periodic, ``n - 1`` with both ends)."""
+    if grid is None:
+        return tuple(float(n) for n in spatial)
+    return tuple(float(a.length / a.spacing) for a in grid.axes)
+
+
+def _unit_weights(grid: Grid | None, spatial: Sequence[int], dtype: torch.dtype,
+                  device: torch.device) -> torch.Tensor:
+    """Quadrature weights summing to 1: the grid's over its volume, or ``1 / N``."""
+    if grid is None:
+        return torch.full(tuple(spatial), 1.0 / math.prod(spatial), dtype=dtype, device=device)
+    w = grid.quadrature_weights(dtype=torch.float64, device=device)
+    return (w / w.sum()).to(dtype)
 
 
 # -------------------------------------------------------- resampled kernels
