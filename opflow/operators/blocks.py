@@ -107,7 +107,7 @@ def _channel_norm(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
     return norm(x.movedim(1, -1)).movedim(-1, 1)
 
 
-def _pointwise(x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
+def _pointwise(x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
     """``layer`` applied to the channels of ``(B, C, *spatial)`` at every point."""
     return layer(x.movedim(1, -1)).movedim(-1, 1)
 

@@ -410,10 +410,10 @@ class DRIFTNet(NeuralOperator):
         self.levels, self.width = levels, width
         widths = [width * 2**level for level in range(levels + 1)]
 
-        def stage(c: int) -> nn.ModuleList:
-            return nn.ModuleList(
+        def stage(c: int) -> nn.Sequential:
+            return nn.Sequential(*(
                 SpectralCoupledBlock(c, modes_t, n_bands, band_width, gate_hidden, mlp_ratio,
-                                     activation, padding) for _ in range(depth))
+                                     activation, padding) for _ in range(depth)))
 
         self.lifting = nn.Linear(in_channels, width)
         self.encoder = nn.ModuleList(stage(widths[lv]) for lv in range(levels))
@@ -466,18 +466,14 @@ class DRIFTNet(NeuralOperator):
         self.check_shape(v.shape[2:])
         h = _pointwise(v, self.lifting)
         skips = []
-        for blocks, down in zip(self.encoder, self.down):
-            for block in blocks:
-                h = block(h)
+        for stage, down in zip(self.encoder, self.down):
+            h = stage(h)
             skips.append(h)
             h = down(h)
-        for block in self.bottleneck:
-            h = block(h)
+        h = self.bottleneck(h)
         for lv in reversed(range(self.levels)):
             h = self.up[lv](h)
-            h = _pointwise(torch.cat([h, skips[lv]], dim=1), self.fuse[lv])
-            for block in self.decoder[lv]:
-                h = block(h)
+            h = self.decoder[lv](_pointwise(torch.cat([h, skips[lv]], dim=1), self.fuse[lv]))
         h = self.act(_pointwise(h, self.projection[0]))
         return _pointwise(h, self.projection[1])
 

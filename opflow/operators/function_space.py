@@ -174,8 +174,8 @@ class _ConvUNet(NeuralOperator):
         scale = self._scale(grid, spatial)
         act = self.act
 
-        def pair(h: torch.Tensor, convs: nn.ModuleList) -> torch.Tensor:
-            for c in convs:
+        def pair(h: torch.Tensor, convs: nn.Module) -> torch.Tensor:
+            for c in convs.children():
                 h = act(c(h, scale))
             return h
 
