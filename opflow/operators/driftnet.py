@@ -199,7 +199,7 @@ class SpectralCoupledBlock(nn.Module):
             The two parts of the ``rfftn`` spectrum (``norm="forward"``) of a
             field on a grid whose last axis has an even number of points (the
             half spectrum then ends on the Nyquist column); see
-            :meth:`spectral` for other grids.
+            ``spectral`` for other grids.
 
         Returns
         -------
@@ -268,7 +268,7 @@ def _space_to_depth(x: torch.Tensor, d: int) -> torch.Tensor:
 
 
 def _depth_to_space(x: torch.Tensor, d: int) -> torch.Tensor:
-    """Inverse of :func:`_space_to_depth`."""
+    """Inverse of ``_space_to_depth``."""
     b, c4, *n = x.shape
     c = c4 // 2**d
     x = x.reshape(b, c, *(2,) * d, *n)
