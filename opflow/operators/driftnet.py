@@ -190,27 +190,22 @@ class SpectralCoupledBlock(nn.Module):
         self.mlp2 = nn.Linear(hidden, channels)
         self.norm2 = nn.LayerNorm(channels)
 
-    def gates(self, x_low: torch.Tensor, x_high: torch.Tensor) -> torch.Tensor:
+    def gates(self, x_low: torch.Tensor, x_high: torch.Tensor,
+              spatial: Sequence[int]) -> torch.Tensor:
         """Per-band gates from the band statistics of the low and high parts.
 
         Parameters
         ----------
         x_low, x_high : complex torch.Tensor, shape (B, C, *F)
-            The two parts of the ``rfftn`` spectrum (``norm="forward"``) of a
-            field on a grid whose last axis has an even number of points (the
-            half spectrum then ends on the Nyquist column); see
-            ``spectral`` for other grids.
+            The two parts of the ``rfftn`` spectrum (``norm="forward"``).
+        spatial : sequence of int
+            The grid's shape (``F`` is its half spectrum).
 
         Returns
         -------
         torch.Tensor, shape (B, C, n_bands)
             Gates in ``(0, 1)``: the weight of the mixed low part in each band.
         """
-        spatial = (*x_low.shape[2:-1], 2 * (x_low.shape[-1] - 1))
-        return self._gates(x_low, x_high, spatial)
-
-    def _gates(self, x_low: torch.Tensor, x_high: torch.Tensor,
-               spatial: Sequence[int]) -> torch.Tensor:
         b, c = x_low.shape[:2]
         dtype = x_low.real.dtype
         bands = radial_bands(spatial, self.n_bands, self.band_width, x_low.device)
@@ -241,7 +236,7 @@ class SpectralCoupledBlock(nn.Module):
         xf = torch.fft.rfftn(h, dim=dims, norm="forward")
         x_low = xf * _low_mask(spatial, self.modes, h.device)
         x_high = xf - x_low
-        g = self._gates(x_low, x_high, spatial)  # (B, C, n_bands)
+        g = self.gates(x_low, x_high, spatial)  # (B, C, n_bands)
         bands = radial_bands(spatial, self.n_bands, self.band_width, h.device).reshape(-1)
         alpha = g[..., bands].reshape(b, c, *xf.shape[2:])
         mix = torch.complex(self.mix[0], self.mix[1]).to(xf.dtype)

@@ -144,6 +144,8 @@ def prepare_model(model: torch.nn.Module, train_set, output_normalizer=None,
     output_normalizer : UnitGaussianNormalizer, optional
         The Trainer's output normaliser: the model predicts normalised outputs,
         so its modes are those of the normalised data.
+    batch_size : int
+        Samples read at a time when collecting the training outputs.
     """
     from ..operators import POD_DeepONet
 
