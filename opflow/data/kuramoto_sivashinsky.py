@@ -28,7 +28,7 @@ from .generation import COUNT, POSITIVE, RECIPES, Option, Recipe, _dataset, samp
 
 __all__: list[str] = []
 
-NON_NEGATIVE = Option("a non-negative finite number",
+_NON_NEGATIVE = Option("a non-negative finite number",
                       lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
                       and math.isfinite(v) and v >= 0)
 
@@ -66,6 +66,6 @@ def _recipe(indices, resolution: int, seed: int, length: float = 64 * math.pi,
 RECIPES["kuramoto-sivashinsky"] = Recipe(
     "kuramoto-sivashinsky", _recipe, 256,
     "1-D Kuramoto-Sivashinsky trajectories after a burn-in (ETDRK4, L = 64 pi)",
-    {"length": POSITIVE, "t_start": NON_NEGATIVE, "n_saves": COUNT, "save_dt": POSITIVE,
+    {"length": POSITIVE, "t_start": _NON_NEGATIVE, "n_saves": COUNT, "save_dt": POSITIVE,
      "dt": POSITIVE, "fine_factor": COUNT},
     lambda res, opts: (1 + opts["n_saves"]) * res)
