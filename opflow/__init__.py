@@ -15,7 +15,9 @@ The public surface, re-exported here:
 * PDE solvers: :class:`Multigrid` (Poisson, Darcy), :class:`PseudoSpectral`
   (Burgers, Navier-Stokes, heat)
 * neural operators: :class:`FNO`, :class:`DeepONet`, :class:`POD_DeepONet`,
-  :class:`MgNO` (:mod:`opflow.operators`, kernels in :mod:`opflow.kernels`)
+  :class:`MgNO`, :class:`DRIFTNet`, :class:`DyMixOp`, :class:`FunctionSpaceUNet`,
+  :class:`AttentionOperator`, :class:`UNet` (:mod:`opflow.operators`, kernels
+  in :mod:`opflow.kernels`)
 * physics-informed: :class:`PINNProblem`, :class:`PINN`, :class:`LPINN`
   (:mod:`opflow.solvers.pinn`)
 * layers: :class:`NeuralODE`, stable neural SDEs (:class:`LangevinSDE`,
@@ -47,11 +49,16 @@ from .layers import (
 )
 from .operators import (
     FNO,
+    AttentionOperator,
     DeepONet,
+    DRIFTNet,
+    DyMixOp,
+    FunctionSpaceUNet,
     LoRA,
     MgNO,
     MultiTaskDeepONet,
     POD_DeepONet,
+    UNet,
     build_operator,
 )
 from .problems import ODEProblem, SplitODEProblem, remake
@@ -113,6 +120,7 @@ __all__ = [
     "NaturalCubicSpline", "ErrorRegularizer", "StiffnessRegularizer",
     "train", "Trainer",
     "kernels", "meta", "plot", "operators", "LoRA", "FNO", "DeepONet", "POD_DeepONet", "MgNO",
-    "MultiTaskDeepONet", "build_operator",
+    "MultiTaskDeepONet", "DRIFTNet", "DyMixOp", "FunctionSpaceUNet", "AttentionOperator", "UNet",
+    "build_operator",
     "__version__",
 ]

@@ -4,7 +4,10 @@ Importing this package registers :func:`collate_fields` with PyTorch's default
 collate, so ``DataLoader(OperatorDataset(...), batch_size=B)`` yields Fields.
 """
 
-from . import diffusion_sorption  # noqa: F401  (registers the "diffusion-sorption" recipe)
+from . import (
+    diffusion_sorption,  # noqa: F401  (registers the "diffusion-sorption" recipe)
+    kuramoto_sivashinsky,  # noqa: F401  (registers the "kuramoto-sivashinsky" recipe)
+)
 from .collate import collate_fields
 from .generation import RECIPES, generate
 from .grf import grf, grf_basis

@@ -11,12 +11,18 @@ happens after the model is built (POD modes for POD-DeepONet).
 
 Defaults (``opflow train`` only; the classes keep their own signatures):
 
-==============  ==============================================================
-fno             modes 12 per axis (at most n // 2), width 32, 4 layers
-mgno            levels as many as the grid allows (at most 5), width 16, 4 layers
-deeponet        branch ``[C_in * n_points, 128, 128, 128]``, trunk ``[ndim, 128, 128, 128]``
-pod-deeponet    branch ``[C_in * n_points, 128, 128, n_modes]``, 32 modes (at most N - 1)
-==============  ==============================================================
+==================  ==============================================================
+fno                 modes 12 per axis (at most n // 2), width 32, 4 layers
+mgno                levels as many as the grid allows (at most 5), width 16, 4 layers
+deeponet            branch ``[C_in * n_points, 128, 128, 128]``, trunk ``[ndim, 128, 128, 128]``
+pod-deeponet        branch ``[C_in * n_points, 128, 128, n_modes]``, 32 modes (at most N - 1)
+dymixop             modes 12 per axis (at most n // 2), width 32, 4 layers
+driftnet            modes 8 per axis (at most n // 2), width 16, levels as many as the sizes
+                    allow (at most 2); ``--layers``: blocks per stage (default 1)
+unet                levels as many as the grid allows (at most 3), width 16
+functionspace-unet  as unet; ``reference_resolution``: the training grid's shape
+attention-operator  width 32, 4 layers
+==================  ==============================================================
 """
 
 from __future__ import annotations
@@ -46,6 +52,16 @@ def _levels(shape: Sequence[int], most: int = 5) -> int:
     return levels
 
 
+def _halvings(shape: Sequence[int], most: int, vertex: bool = False) -> int:
+    """Largest level count ``<= most`` that halves every axis exactly (``n`` or ``n - 1``)."""
+    levels = 0
+    while levels < most and all(
+            (n % 2 ** (levels + 1) == 0 and n // 2 ** (levels + 1) >= 2)
+            or (vertex and (n - 1) % 2 ** (levels + 1) == 0 and n > 2) for n in shape):
+        levels += 1
+    return levels
+
+
 def complete_config(config: Mapping[str, Any], in_shape: Sequence[int],
                     out_shape: Sequence[int], n_train: int) -> dict[str, Any]:
     """Fill in data-dependent and default model settings.
@@ -63,7 +79,7 @@ def complete_config(config: Mapping[str, Any], in_shape: Sequence[int],
     -------
     dict
         Constructor arguments for :func:`opflow.operators.build_operator`.
-        Names other than fno, mgno, deeponet and pod-deeponet pass through.
+        Names other than those of the module's table pass through.
     """
     cfg = dict(config)
     kind = _key(cfg.get("name", ""))
@@ -76,6 +92,27 @@ def complete_config(config: Mapping[str, Any], in_shape: Sequence[int],
     elif kind == "mgno":
         cfg.setdefault("levels", _levels(in_shape))
         cfg.setdefault("width", 16)
+        cfg.setdefault("n_layers", cfg.pop("layers", 4))
+        cfg.setdefault("ndim", len(in_shape))
+    elif kind == "dymixop":
+        cfg.setdefault("modes", [max(1, min(12, n // 2)) for n in in_shape])
+        cfg.setdefault("width", 32)
+        cfg.setdefault("n_layers", cfg.pop("layers", 4))
+        cfg.setdefault("ndim", len(in_shape))
+    elif kind == "driftnet":
+        cfg.setdefault("modes", [max(1, min(8, n // 2)) for n in in_shape])
+        cfg.setdefault("width", 16)
+        cfg.setdefault("levels", _halvings(in_shape, 2))
+        cfg.setdefault("depth", cfg.pop("layers", 1))
+        cfg.setdefault("ndim", len(in_shape))
+    elif kind in ("unet", "functionspaceunet"):
+        cfg.setdefault("levels", _halvings(in_shape, 3, vertex=True))
+        cfg.setdefault("width", 16)
+        cfg.setdefault("ndim", len(in_shape))
+        if kind == "functionspaceunet":
+            cfg.setdefault("reference_resolution", list(in_shape))
+    elif kind == "attentionoperator":
+        cfg.setdefault("width", 32)
         cfg.setdefault("n_layers", cfg.pop("layers", 4))
         cfg.setdefault("ndim", len(in_shape))
     elif kind in ("deeponet", "poddeeponet"):
@@ -107,6 +144,8 @@ def prepare_model(model: torch.nn.Module, train_set, output_normalizer=None,
     output_normalizer : UnitGaussianNormalizer, optional
         The Trainer's output normaliser: the model predicts normalised outputs,
         so its modes are those of the normalised data.
+    batch_size : int
+        Samples read at a time when collecting the training outputs.
     """
     from ..operators import POD_DeepONet
 
