@@ -22,7 +22,7 @@ import xarray as xr
 from ..errors import InvalidArgumentError, ShapeError, UnknownVariableError
 from ..field import Field
 from ..grid import Grid
-from ..io.convert import grid_from_xarray
+from ..io.convert import flip_decreasing, grid_from_xarray
 from ..io.files import open_dataset
 from .normalizer import RunningMoments, UnitGaussianNormalizer
 
@@ -95,6 +95,10 @@ def _variables(ds: xr.Dataset, argument: str, names: Sequence[str], sample_dim: 
     gdims = _grid_dims_for(dims, sample_dim, grid_dims)
     units = tuple(str(ds[n].attrs.get("units", "")) for n in names)
     attrs = {k: v for k, v in ds.attrs.items() if k != "opflow_grid_dims"}
+    ds, flipped = flip_decreasing(ds, gdims)  # a lazy view: latitudes north to south, ...
+    attrs.pop("opflow_reversed_dims", None)
+    if flipped:
+        attrs["opflow_reversed_dims"] = " ".join(flipped)
     return _Variables(ds, names, sample_dim, gdims, grid_from_xarray(ds, gdims), units, attrs)
 
 
