@@ -456,3 +456,34 @@ def test_commands_report_errors_on_one_line(tmp_path, data_file, capsys):
     with pytest.raises(InvalidArgumentError, match="config") as info:
         Trainer.from_checkpoint(plain, tiny_builder)
     assert info.value.argument == "checkpoint"
+
+
+# ------------------------------------------------------- sample coordinate
+def test_predictions_keep_the_sample_coordinate_of_a_shuffled_split(tmp_path):
+    a, u = pairs(12)
+    ds = xr.merge([a.to_xarray(), u.to_xarray()]).assign_coords(sample=np.arange(100, 112))
+    train, test = OperatorDataset(ds, "a", "u").split([0.5, 0.5], seed=3)
+    assert sorted(test.indices) != list(test.indices)  # shuffled
+    t = trainer(epochs=1)
+    t.fit(train)
+    pred = t.predict(test, batch_size=4)
+    out = pred.to_xarray()
+    np.testing.assert_array_equal(out["sample"].values, 100 + test.indices)
+    # each prediction is that of its own input
+    by_field = t.predict(a[test.indices.tolist()])
+    torch.testing.assert_close(pred.values, by_field.values)
+    # a Field read from a file carries its sample coordinate too, slicing keeps it
+    f = ds.opflow.to_field(["a"])
+    assert f[[3, 1]].attrs["opflow_sample"].tolist() == [103, 101]
+    assert t.predict(f[4:9], batch_size=2).to_xarray()["sample"].values.tolist() == \
+        list(range(104, 109))
+    assert "sample" not in f.with_values(f.values[:2]).to_xarray().coords  # stale: dropped
+    # without a coordinate: positions in the file
+    plain = OperatorDataset(xr.merge([a.to_xarray(), u.to_xarray()]), "a", "u")
+    _, test2 = plain.split([0.5, 0.5], seed=3)
+    np.testing.assert_array_equal(t.predict(test2).to_xarray()["sample"].values, test2.indices)
+    # evaluate's file has it as well
+    t.evaluate(test, tmp_path / "eval.nc")
+    with xr.open_dataset(tmp_path / "eval.nc") as ev:
+        np.testing.assert_array_equal(ev["sample"].values, 100 + test.indices)
+

@@ -20,7 +20,7 @@ import torch
 import xarray as xr
 
 from ..errors import InvalidArgumentError, ShapeError, UnknownVariableError
-from ..field import Field
+from ..field import SAMPLE_ATTR, Field
 from ..grid import Grid
 from ..io.convert import flip_decreasing, grid_from_xarray
 from ..io.files import open_dataset
@@ -55,9 +55,18 @@ class _Variables:
                   for n in self.names]
         return np.stack(arrays, axis=0 if np.ndim(index) == 0 else 1)
 
-    def field(self, values: np.ndarray, dtype: torch.dtype | None) -> Field:
+    def label(self, index: int) -> np.ndarray:
+        """The sample coordinate of sample ``index`` (its position without one)."""
+        coord = self.ds.coords.get(self.sample_dim)
+        if coord is not None and coord.ndim == 1:
+            return np.asarray(coord.values[index])
+        return np.asarray(index)
+
+    def field(self, values: np.ndarray, dtype: torch.dtype | None,
+              label: np.ndarray | None = None) -> Field:
+        attrs = self.attrs if label is None else {**self.attrs, SAMPLE_ATTR: label}
         return Field(torch.as_tensor(values, dtype=dtype), self.grid, self.names, self.units,
-                     self.attrs)
+                     attrs)
 
 
 def _as_names(argument: str, names: str | Sequence[str]) -> tuple[str, ...]:
@@ -222,10 +231,15 @@ class OperatorDataset(torch.utils.data.Dataset):
         return int(self._indices[i])
 
     def __getitem__(self, i: int) -> tuple[Field, Field]:
-        """The pair ``(input Field (C_in, *grid_in), output Field (C_out, *grid_out))``."""
+        """The pair ``(input Field (C_in, *grid_in), output Field (C_out, *grid_out))``.
+
+        Each Field's ``attrs["opflow_sample"]`` is its sample coordinate: the
+        value of the source's ``sample_dim`` coordinate, else the position
+        along it, so predictions on a shuffled split can be matched to the file.
+        """
         j = self._position(i)
-        return (self._in.field(self._in.load(j), self.dtype),
-                self._out.field(self._out.load(j), self.dtype))
+        return (self._in.field(self._in.load(j), self.dtype, self._in.label(j)),
+                self._out.field(self._out.load(j), self.dtype, self._out.label(j)))
 
     def close(self) -> None:
         """Close the files behind the source Datasets (also those passed in)."""

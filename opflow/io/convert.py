@@ -35,7 +35,7 @@ import torch
 import xarray as xr
 
 from ..errors import InvalidArgumentError, UnknownVariableError
-from ..field import Field
+from ..field import SAMPLE_ATTR, Field, sample_labels
 from ..grid import Axis, Grid
 
 __all__ = ["grid_to_coords", "grid_from_xarray", "field_to_dataset", "field_to_dataarray",
@@ -245,7 +245,8 @@ def field_to_dataset(field: Field, batch_dims: Sequence[str] | None = None) -> x
 
     Dims that :func:`to_field` flipped to increasing order (named in
     ``field.attrs["opflow_reversed_dims"]``) are reversed back, so a file read
-    and written again keeps its order.
+    and written again keeps its order. The sample coordinate
+    ``field.attrs["opflow_sample"]`` becomes the first batch dim's coordinate.
 
     Parameters
     ----------
@@ -263,8 +264,17 @@ def field_to_dataset(field: Field, batch_dims: Sequence[str] | None = None) -> x
     }
     attrs = _xr_attrs(field.attrs)
     attrs["opflow_grid_dims"] = " ".join(field.grid.names)
-    return _restore_order(xr.Dataset(data_vars, coords=grid_to_coords(field.grid), attrs=attrs),
-                          field)
+    coords = _sample_coords(field, bdims)
+    coords.update(grid_to_coords(field.grid))
+    return _restore_order(xr.Dataset(data_vars, coords=coords, attrs=attrs), field)
+
+
+def _sample_coords(field: Field, bdims: Sequence[str]) -> dict[str, xr.Variable]:
+    """The sample coordinate (``attrs["opflow_sample"]``) on the first batch dim."""
+    labels = sample_labels(field)
+    if labels is None:
+        return {}
+    return {bdims[0]: xr.Variable((bdims[0],), labels)}
 
 
 def _restore_order(obj, field: Field):
@@ -290,7 +300,8 @@ def field_to_dataarray(field: Field, batch_dims: Sequence[str] | None = None) ->
     xarray.DataArray
     """
     bdims = _batch_dim_names(field, batch_dims)
-    coords = grid_to_coords(field.grid)
+    coords = _sample_coords(field, bdims)
+    coords.update(grid_to_coords(field.grid))
     coords["channel"] = xr.Variable(("channel",), np.array(field.names, dtype=object))
     attrs = _xr_attrs(field.attrs)
     attrs["opflow_grid_dims"] = " ".join(field.grid.names)
@@ -302,9 +313,12 @@ def field_to_dataarray(field: Field, batch_dims: Sequence[str] | None = None) ->
 
 
 def _xr_attrs(attrs: dict) -> dict:
-    """Attributes netCDF can store: numbers, strings and arrays of them."""
+    """Attributes netCDF can store: numbers, strings and arrays of them (the sample
+    coordinate is not an attribute: see :func:`_sample_coords`)."""
     out = {}
     for k, v in attrs.items():
+        if k == SAMPLE_ATTR:
+            continue
         if isinstance(v, (str, int, float, np.number, np.ndarray)):
             out[k] = v
         elif isinstance(v, (list, tuple)) and all(isinstance(e, (int, float)) for e in v):
@@ -425,7 +439,8 @@ def to_field(
         ``opflow_reversed_dims`` (decreasing coordinates flipped to increasing
         order, data with them), ``opflow_index_coords`` (dims without a
         coordinate, given ``0, 1, 2, ...``) and ``opflow_missing_points`` (the
-        number of missing values, NaN in the Field).
+        number of missing values, NaN in the Field). A coordinate on the first
+        batch dim becomes the sample coordinate ``attrs["opflow_sample"]``.
 
     Raises
     ------
@@ -472,7 +487,9 @@ def to_field(
     values = torch.as_tensor(np.stack(arrays, axis=len(bdims)), dtype=dtype, device=device)
     units = [str(obj[n].attrs.get("units", "")) for n in names]
     attrs = {str(k): v for k, v in obj.attrs.items()
-             if k != "opflow_grid_dims" and k not in _NOTES}
+             if k != "opflow_grid_dims" and k not in _NOTES and k != SAMPLE_ATTR}
+    if bdims and bdims[0] in obj.coords and obj.coords[bdims[0]].ndim == 1:
+        attrs[SAMPLE_ATTR] = np.asarray(obj.coords[bdims[0]].values)
     if flipped:
         attrs[REVERSED_DIMS_ATTR] = " ".join(flipped)
     if index:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import xarray as xr
 from torch import nn
@@ -40,7 +41,7 @@ from ..data.collate import collate_fields
 from ..data.normalizer import RunningMoments, UnitGaussianNormalizer
 from ..data.operator_dataset import OperatorDataset
 from ..errors import InvalidArgumentError, OpflowError, ShapeError
-from ..field import Field
+from ..field import SAMPLE_ATTR, Field, sample_labels
 from ..io import atomic_path
 from ..io.files import save
 from .checkpoint import (
@@ -183,6 +184,18 @@ def _write_text(path: Path, text: str) -> None:
 
 def _batch_dims(f: Field) -> list[str]:
     return ["sample", *(f"batch_{i}" for i in range(1, len(f.batch_shape)))]
+
+
+def _joined(parts: Sequence[Field], inputs: Sequence[Field] | None = None) -> Field:
+    """``parts`` concatenated along the first batch dim, with the sample coordinate of
+    the ``inputs`` (default: of the parts) when every one of them has it."""
+    attrs = {k: v for k, v in parts[0].attrs.items() if k != SAMPLE_ATTR}
+    labels = [sample_labels(f) for f in (parts if inputs is None else inputs)]
+    if labels and all(lab is not None for lab in labels):
+        joined = np.concatenate(labels)
+        if joined.shape[0] == sum(p.batch_shape[0] for p in parts):
+            attrs[SAMPLE_ATTR] = joined
+    return parts[0].with_values(torch.cat([p.values for p in parts]), attrs=attrs)
 
 
 def _renamed(f: Field, suffix: str) -> Field:
@@ -783,8 +796,8 @@ class Trainer:
 
     def _write_evaluation(self, path: Path, preds: list[Field], trues: list[Field],
                           result: dict[str, Any]) -> None:
-        pred = preds[0].with_values(torch.cat([p.values for p in preds]))
-        true = trues[0].with_values(torch.cat([t.values for t in trues]))
+        true = _joined(trues)
+        pred = _joined(preds, trues)
         dims = _batch_dims(true)
         ds = xr.merge([_renamed(pred, "_pred").to_xarray(dims),
                        _renamed(true, "_true").to_xarray(dims)], combine_attrs="override")
@@ -815,7 +828,28 @@ class Trainer:
         -------
         Field
             ``(C_out, *grid_out)`` for one sample, else ``(N, C_out, *grid_out)``,
-            named after the training outputs when known.
+            named after the training outputs when known. It keeps the inputs'
+            sample coordinate (``attrs["opflow_sample"]``: for an
+            :class:`~opflow.data.OperatorDataset` or a split of one, the source's
+            sample coordinate, else the positions in the file), so
+            ``predict(test).to_xarray()`` has a ``sample`` coordinate that
+            matches each prediction to its source sample.
+
+        Examples
+        --------
+        >>> import numpy as np, torch, opflow
+        >>> from opflow.data import OperatorDataset
+        >>> from opflow.train import Trainer
+        >>> grid = opflow.Grid.uniform(x=(0.0, 1.0, 16), periodic=("x",))
+        >>> a = opflow.Field(torch.randn(10, 1, 16), grid, names="a")
+        >>> ds = a.to_xarray().assign(u=lambda d: 2 * d["a"])
+        >>> train, test = OperatorDataset(ds, "a", "u").split([0.7, 0.3], seed=0)
+        >>> trainer = Trainer(opflow.operators.FNO(1, 1, modes=4, width=8), epochs=1,
+        ...                   progress=False)
+        >>> _ = trainer.fit(train)
+        >>> pred = trainer.predict(test).to_xarray()
+        >>> bool((pred["sample"].values == test.indices).all())
+        True
         """
         batch_size = _positive_int(batch_size or self.batch_size, "batch_size")
         self.model.eval()
@@ -828,22 +862,23 @@ class Trainer:
             if data.batch_shape[0] == 0:
                 raise InvalidArgumentError("data", "a Field with at least one sample", data.values)
             self._check_in_channels(data)
-            parts = [self._forward(self.model, self._to_device(data[i:i + batch_size])).to("cpu")
-                     for i in range(0, data.batch_shape[0], batch_size)]
+            inputs = [data[i:i + batch_size] for i in range(0, data.batch_shape[0], batch_size)]
+            parts = [self._forward(self.model, self._to_device(a)).to("cpu") for a in inputs]
         elif isinstance(data, Dataset) and hasattr(data, "__len__"):
             if len(data) == 0:
                 raise InvalidArgumentError("data", "a non-empty dataset", "an empty dataset")
-            parts = []
+            parts, inputs = [], []
             for batch in DataLoader(data, batch_size=batch_size, shuffle=False):
                 a = batch[0] if isinstance(batch, (tuple, list)) else batch
                 if not isinstance(a, Field):
                     raise InvalidArgumentError("data", "a dataset yielding input Fields or "
                                                "(input, output) pairs", a)
                 self._check_in_channels(a)
+                inputs.append(a)
                 parts.append(self._forward(self.model, self._to_device(a)).to("cpu"))
         else:
             raise InvalidArgumentError("data", "a Field, a sequence of Fields or a Dataset", data)
-        return parts[0].with_values(torch.cat([p.values for p in parts]))
+        return _joined(parts, inputs)
 
     def _check_in_channels(self, a: Field) -> None:
         """Refuse inputs whose channel count differs from the model's config (not a torch error)."""
