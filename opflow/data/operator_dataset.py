@@ -236,6 +236,15 @@ class OperatorDataset(torch.utils.data.Dataset):
         Each Field's ``attrs["opflow_sample"]`` is its sample coordinate: the
         value of the source's ``sample_dim`` coordinate, else the position
         along it, so predictions on a shuffled split can be matched to the file.
+
+        Parameters
+        ----------
+        i : int
+            Position in this dataset (negative counts from the end).
+
+        Returns
+        -------
+        tuple of Field
         """
         j = self._position(i)
         return (self._in.field(self._in.load(j), self.dtype, self._in.label(j)),

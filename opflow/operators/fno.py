@@ -291,6 +291,8 @@ class FNO(NeuralOperator):
                                              or lifting_channels < 1):
             raise InvalidArgumentError("lifting_channels", "a positive integer or None",
                                        lifting_channels)
+        if modes_t is not None:
+            _check_size(width, modes_t, n_layers)
         pad = _padding(padding, None if modes_t is None else len(modes_t))
         if channel_mlp_expansion is not None and not channel_mlp_expansion > 0:
             raise InvalidArgumentError("channel_mlp_expansion", "a positive number or None",
@@ -346,14 +348,7 @@ class FNO(NeuralOperator):
         modes_t = _modes_tuple(config["modes"], d)
         assert modes_t is not None
         pad = _padding(self.padding, d)
-        width, n_layers = self.width, self.n_layers
-        spectral = 2 * n_layers * width * width * math.prod(
-            weight_shape(width, width, modes_t)[2:])
-        if spectral > MAX_PARAMETERS:  # refuse before torch tries to allocate it
-            raise InvalidArgumentError(
-                "width", f"a size giving at most {MAX_PARAMETERS:.0e} spectral weights "
-                f"(width={width}, modes={list(modes_t)}, n_layers={n_layers} give "
-                f"{spectral:.1e})", width)
+        _check_size(self.width, modes_t, self.n_layers)
         first = self.lifting[0]
         first.in_features = self.in_channels + (d if self.positional else 0)
         with torch.no_grad():
@@ -469,6 +464,16 @@ def _modes_tuple(modes, ndim) -> tuple[int, ...] | None:
     if ndim is not None and ndim != len(modes):
         raise InvalidArgumentError("ndim", f"{len(modes)} (the length of `modes`)", ndim)
     return modes
+
+
+def _check_size(width: int, modes: tuple[int, ...], n_layers: int) -> None:
+    """Refuse spectral weights beyond MAX_PARAMETERS before torch tries to allocate them."""
+    spectral = 2 * n_layers * width * width * math.prod(weight_shape(width, width, modes)[2:])
+    if spectral > MAX_PARAMETERS:
+        raise InvalidArgumentError(
+            "width", f"a size giving at most {MAX_PARAMETERS:.0e} spectral weights "
+            f"(width={width}, modes={list(modes)}, n_layers={n_layers} give "
+            f"{spectral:.1e})", width)
 
 
 def _padding(padding, d: int | None) -> tuple[int, ...] | int:
