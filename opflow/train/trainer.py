@@ -33,7 +33,6 @@ import torch
 import xarray as xr
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset
-from tqdm.auto import tqdm
 
 from .. import norms
 from .._version import __version__
@@ -44,6 +43,7 @@ from ..errors import InvalidArgumentError, OpflowError, ShapeError
 from ..field import SAMPLE_ATTR, Field, sample_labels
 from ..io import atomic_path
 from ..io.files import save
+from ..progress import Progress
 from .checkpoint import (
     normalizers_from_checkpoint,
     read_checkpoint,
@@ -57,7 +57,7 @@ from .distributed import (
     shard_sampler,
     wrap_model,
 )
-from .loop import OptimizerStep, TrainingDivergedError, show_progress
+from .loop import OptimizerStep, TrainingDivergedError
 from .losses import LossFn, resolve_loss
 
 __all__ = ["Trainer", "TrainingDivergedError", "build_model"]
@@ -247,7 +247,11 @@ class Trainer:
     device : str or torch.device, optional
         Default: CUDA when available (``cuda:<LOCAL_RANK>`` under torchrun).
     progress : bool or "always"
-        Progress bars with the live loss on a terminal (rank 0 only).
+        Rank 0 shows progress with the live loss: bars on a terminal; outside
+        one (a log file, a batch job) one line per epoch with the elapsed time
+        and the losses, at most one every few seconds (lines per batch too when
+        an epoch is longer). ``"always"``: bars anywhere; ``False``: nothing
+        (``opflow train --quiet``). See :class:`opflow.progress.Progress`.
     seed : int
         Seeds the data shuffling (a ``torch.Generator``) and, at the start of
         a fresh :meth:`fit`, torch's global RNG (dropout, random layers);
@@ -542,25 +546,24 @@ class Trainer:
         if self.stopped_early:
             return self.history
 
-        show = show_progress(self.progress) and self.is_main
-        epochs_bar = tqdm(total=self.epochs, initial=self.epoch, desc="train", unit="epoch",
-                          disable=not show, dynamic_ncols=True)
+        epochs_bar = Progress(self.epochs, "train", self.progress if self.is_main else False,
+                              unit="epoch", initial=self.epoch)
         try:
             for epoch in range(self.epoch, self.epochs):
-                if self._fit_epoch(epoch, loader, val_loader, show, epochs_bar):
+                if self._fit_epoch(epoch, loader, val_loader, epochs_bar):
                     break
         finally:
             epochs_bar.close()
         return self.history
 
     def _fit_epoch(self, epoch: int, loader: DataLoader, val_loader: DataLoader | None,
-                   show: bool, epochs_bar) -> bool:
+                   epochs_bar: Progress) -> bool:
         """One epoch of training, validation and bookkeeping; True to stop early."""
         t0 = time.perf_counter()
         if hasattr(loader.sampler, "set_epoch"):
             loader.sampler.set_epoch(epoch)
         row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": self._train_epoch(epoch, loader,
-                                                                                   show)}
+                                                                                   epochs_bar)}
         if val_loader is not None:
             row.update(self._validate(val_loader))
         row["lr"] = self._current_lr()
@@ -582,17 +585,17 @@ class Trainer:
                 self.save_checkpoint(self.out_dir / "best.pt")
             self.save_checkpoint(self.out_dir / "last.pt")
             self._write_metrics()
-        epochs_bar.update(1)
-        epochs_bar.set_postfix({k: f"{v:.4g}" for k, v in row.items()
-                                if k in ("train_loss", "val_loss")}, refresh=False)
+        epochs_bar.update(1, **{k: float(v) for k, v in row.items()
+                                if k in ("train_loss", "val_loss", "val_rel_l2")})
         return self.stopped_early
 
-    def _train_epoch(self, epoch: int, loader: DataLoader, show: bool) -> float:
+    def _train_epoch(self, epoch: int, loader: DataLoader, epochs_bar: Progress) -> float:
         model = self._train_model
         model.train()
         total = torch.zeros(2, dtype=torch.float64, device=self.device)
-        bar = tqdm(total=len(loader), desc=f"epoch {epoch + 1}/{self.epochs}", unit="batch",
-                   leave=False, disable=not show, dynamic_ncols=True)
+        bar = Progress(len(loader), f"train epoch {epoch + 1}/{self.epochs}",
+                       self.progress if self.is_main else False, unit="batch",
+                       parent=epochs_bar, edges=False, leave=False)
         try:
             for b, batch in enumerate(loader, start=1):
                 a, u = _check_batch(batch, "train")
@@ -608,8 +611,7 @@ class Trainer:
                                                 self._current_lr(), self.grad_clip)
                 self._step(loss)
                 total += stat
-                bar.update(1)
-                bar.set_postfix(loss=f"{value:.4g}", refresh=False)
+                bar.update(1, loss=value)
         finally:
             bar.close()
         return float(total[0] / total[1])
