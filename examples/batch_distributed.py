@@ -13,7 +13,7 @@ e.g. on a shared file system)::
 
 or, from the shell, the same job as one command::
 
-    opflow solve darcy --input coeff.nc --var a --out u.nc --chunk 8 --address tcp://HOST:8786
+    opflow solve darcy --data coeff.nc --vars a --out u.nc --chunk 8 --address tcp://HOST:8786
 
 Workers read their chunks from the file and solve them; the driver writes
 finished chunks in order to ``.u.nc.parts/`` and renames the complete file

@@ -2,24 +2,28 @@
 
     opflow demo [--out DIR]        run the end-to-end demo
     opflow generate PROBLEM ...    make a benchmark data set (netCDF), resumable
-    opflow train --model NAME --data FILE.nc --input a --output u --epochs E --out RUN_DIR
-    opflow predict --checkpoint RUN_DIR/best.pt --input FILE.nc --out PRED.nc [--chunk K]
-    opflow solve PROBLEM --input IN.nc --var a --out OUT.nc [--chunk K] [--scheduler ...]
+    opflow train --model NAME --data FILE.nc --vars a --targets u --epochs E --out RUN_DIR
+    opflow predict --checkpoint RUN_DIR/best.pt --data FILE.nc --out PRED.nc [--chunk K]
+    opflow solve PROBLEM --data IN.nc --vars a --out OUT.nc [--chunk K] [--scheduler ...]
                                    solve a problem per sample (chunked, resumable)
     opflow pretrain --families advection diffusion ... --backbone fno --out RUN_DIR
     opflow finetune --checkpoint RUN_DIR/pretrained.pt --data FAMILY|FILE.nc --lora-rank R --shots K
     opflow info                    versions and available solvers
 
-Each subcommand is one ``add_*_parser`` function next to the code it runs.
+Each subcommand is one ``add_*_parser`` function next to the code it runs. One
+vocabulary throughout: ``--data FILE`` is the input file, ``--vars VAR ...`` its
+input variables, ``--out`` what is written, ``--quiet`` (``-q``) silences progress.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
+import json
 import sys
 from typing import Callable
 
-from ._argparse import command_errors, key_value
+from ._argparse import add_quiet, command_errors, key_value
 from ._version import __version__
 from .batch.commands import add_solve_parser
 from .data.generation import RECIPES
@@ -45,12 +49,12 @@ def _demo(args) -> int:
     if args.which == "heat":
         from .demos.heat import run as run_heat
 
-        run_heat(out_dir=args.out, n=args.resolution or 64, batch=args.batch)
+        run_heat(out_dir=args.out, n=args.resolution or 64, batch=args.batch, quiet=args.quiet)
         return 0
     from .demos.darcy import run as run_darcy
 
     run_darcy(out_dir=args.out, resolution=args.resolution or 65, n_train=args.n_train,
-              n_test=args.n_test, epochs_scale=args.epochs_scale)
+              n_test=args.n_test, epochs_scale=args.epochs_scale, quiet=args.quiet)
     return 0
 
 
@@ -60,11 +64,30 @@ def _generate(args) -> int:
 
     options = dict(args.option or [])
     ds = generate(args.problem, n=args.n, resolution=args.resolution, seed=args.seed,
-                  out=args.out, chunk=args.chunk, progress=True, **options)
+                  out=args.out, chunk=args.chunk, progress=not args.quiet, **options)
     sizes = ", ".join(f"{k}={v}" for k, v in ds.sizes.items())
     print(f"wrote {args.out}: {', '.join(ds.data_vars)} ({sizes})")
     ds.close()
     return 0
+
+
+def _recipes_help() -> str:
+    """``opflow generate --help``: each recipe, its default resolution and options."""
+    lines = ["recipes (PROBLEM), their default --resolution and --option keys (default; "
+             "accepted values):"]
+    for name in sorted(RECIPES):
+        recipe = RECIPES[name]
+        lines.append(f"  {name}: {recipe.description}; --resolution {recipe.default_resolution}")
+        params = inspect.signature(recipe.make).parameters
+        for key, param in params.items():
+            if param.default is inspect.Parameter.empty:
+                continue
+            spec = recipe.options.get(key)
+            accepts = f"; {spec.expected}" if spec is not None else ""
+            default = param.default if isinstance(param.default, str) else json.dumps(
+                param.default)
+            lines.append(f"      --option {key}={default}{accepts}")
+    return "\n".join(lines)
 
 
 def _info(args) -> int:
@@ -103,8 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--n-test", type=int, default=40, help="darcy: test samples")
     demo.add_argument("--epochs-scale", type=float, default=1.0,
                       help="darcy: multiply the default epochs (quick runs: 0.1)")
+    add_quiet(demo)
     demo.set_defaults(func=_demo)
-    gen = sub.add_parser("generate", help="generate a benchmark data set with opflow's solvers")
+    gen = sub.add_parser("generate", help="generate a benchmark data set with opflow's solvers",
+                         description="Generate a benchmark data set with opflow's solvers, "
+                                     "chunk by chunk, resumably.",
+                         epilog=_recipes_help(),
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     gen.add_argument("problem", choices=sorted(RECIPES))
     gen.add_argument("--n", type=int, required=True, help="number of samples")
     gen.add_argument("--resolution", type=int, default=None,
@@ -114,9 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--chunk", type=int, default=16,
                      help="samples per chunk; a rerun resumes after the last complete chunk")
     gen.add_argument("--option", type=key_value, action="append", metavar="KEY=VALUE",
-                     help="recipe option, e.g. --option nu=0.05 (repeatable)")
+                     help="recipe option, e.g. --option nu=0.05 (repeatable; keys below)")
+    add_quiet(gen)
     gen.set_defaults(func=_generate)
     info = sub.add_parser("info", help="print versions and the registered solvers")
+    info.add_argument("-q", "--quiet", action="store_true",
+                      help="accepted as by every subcommand (info prints no progress)")
     info.set_defaults(func=_info)
     add_train_parser(sub)
     add_predict_parser(sub)

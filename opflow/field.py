@@ -15,6 +15,7 @@ from __future__ import annotations
 import numbers
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+import numpy as np
 import torch
 
 from . import calculus, norms
@@ -22,6 +23,39 @@ from .errors import GridMismatchError, InvalidArgumentError, ShapeError, Unknown
 from .grid import Grid
 
 __all__ = ["Field"]
+
+#: ``attrs`` key of the sample coordinate: labels of the first batch dimension (a 1-D
+#: array), or of the one sample an unbatched Field holds (a 0-d array). Slicing the
+#: Field slices it; ``to_xarray`` makes it the coordinate of the first batch dim.
+SAMPLE_ATTR = "opflow_sample"
+
+
+def sample_labels(field: "Field") -> np.ndarray | None:
+    """The sample coordinate of ``field`` (one label per entry of its first batch
+    dim), or None when it has none or it does not fit."""
+    labels = field.attrs.get(SAMPLE_ATTR)
+    if labels is None or not field.batch_shape:
+        return None
+    labels = np.asarray(labels)
+    return labels if labels.ndim == 1 and labels.shape[0] == field.batch_shape[0] else None
+
+
+def _index_samples(field: "Field", key: Any) -> dict:
+    """``field.attrs`` with the sample coordinate indexed as the batch by ``key``."""
+    attrs = dict(field.attrs)
+    if attrs.pop(SAMPLE_ATTR, None) is None:
+        return attrs
+    labels = sample_labels(field)
+    first = key[0] if isinstance(key, tuple) and key else key
+    if labels is None or first is None or first is Ellipsis:
+        return attrs
+    if isinstance(first, torch.Tensor):
+        first = first.cpu().numpy()
+    try:
+        attrs[SAMPLE_ATTR] = labels[first]
+    except (IndexError, TypeError, ValueError):
+        pass
+    return attrs
 
 
 def _strings(value: Any, argument: str) -> tuple[str, ...]:
@@ -104,7 +138,11 @@ class Field:
     units : str or sequence of str, optional
         Units per channel (one string applies to all).
     attrs : mapping, optional
-        Free metadata carried to xarray/netCDF attributes.
+        Free metadata carried to xarray/netCDF attributes. One key is special:
+        ``attrs["opflow_sample"]`` holds the sample coordinate (labels of the
+        first batch dimension, e.g. sample numbers in the source file); slicing
+        the Field slices it and :meth:`to_xarray` writes it as the coordinate of
+        the first batch dimension.
 
     Examples
     --------
@@ -247,7 +285,7 @@ class Field:
             raise InvalidArgumentError("key", "a channel name (this Field has no batch dims)", key)
         self._check_batch_key(key)
         values = self.values[key]
-        return self.with_values(values)
+        return self.with_values(values, attrs=_index_samples(self, key))
 
     def _check_batch_key(self, key) -> None:
         """Refuse batch indices that are out of range, not indices, or reach the channels."""

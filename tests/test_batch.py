@@ -79,7 +79,7 @@ def test_darcy_equals_direct_multigrid_solves_of_the_same_chunks(darcy_file, tmp
     np.testing.assert_allclose(read(out)["u"].values, whole, rtol=1e-8, atol=1e-12)
     # provenance: version, command, settings and the input's checksum
     assert attrs["opflow_version"] == __import__("opflow").__version__
-    assert attrs["opflow_command"].startswith("opflow solve darcy --input ")
+    assert attrs["opflow_command"].startswith("opflow solve darcy --data ")
     assert json.loads(attrs["opflow_settings"])["options"]["rtol"] == 1e-10
     inputs = json.loads(attrs["opflow_inputs"])
     assert inputs["input"]["sha256"] == hashlib.sha256(darcy_file.read_bytes()).hexdigest()
@@ -210,7 +210,7 @@ def test_a_different_job_on_unfinished_parts_is_refused_unless_restarted(darcy_f
 
 
 def _solve_argv(data: Path, out: Path, *extra: str) -> list[str]:
-    return ["solve", "darcy", "--input", str(data), "--var", "a", "--out", str(out),
+    return ["solve", "darcy", "--data", str(data), "--vars", "a", "--out", str(out),
             "--chunk", "2", "--quiet", *extra]
 
 
@@ -282,12 +282,12 @@ def test_a_disk_without_room_for_the_output_is_refused_before_work(darcy_file, t
 
 
 def test_command_line_errors_are_one_line_and_exit_1(darcy_file, tmp_path, capsys):
-    assert main(_solve_argv(darcy_file, tmp_path / "u.nc", "--var", "b")) == 1
+    assert main(_solve_argv(darcy_file, tmp_path / "u.nc", "--vars", "b")) == 1
     err = capsys.readouterr().err
-    assert err.startswith("opflow solve: error: argument `--var`") and err.count("\n") == 1
+    assert err.startswith("opflow solve: error: argument `--vars`") and err.count("\n") == 1
     assert main(_solve_argv(darcy_file, tmp_path / "u.nc", "--chunk", "0")) == 1
     assert "argument `--chunk`" in capsys.readouterr().err
-    assert main(["solve", "darcy", "--input", str(darcy_file), "--out", str(tmp_path / "u.nc"),
+    assert main(["solve", "darcy", "--data", str(darcy_file), "--out", str(tmp_path / "u.nc"),
                  "--quiet", "--rtol", "1e-9", "--option", "forcing=2.0"]) == 0
     ds = read(tmp_path / "u.nc")
     assert json.loads(ds.attrs["opflow_settings"])["options"]["forcing"] == 2.0

@@ -76,10 +76,10 @@ def test_train_and_predict_commands_with_lowercase_model_names(tmp_path, capsys)
 
     data = Path(__file__).resolve().parents[1] / "data" / "darcy_sample.nc"
     run = tmp_path / "run"
-    assert main(["train", "--model", "mgno", "--data", str(data), "--input", "a", "--output",
+    assert main(["train", "--model", "mgno", "--data", str(data), "--vars", "a", "--targets",
                  "u", "--epochs", "1", "--out", str(run), "--width", "4", "--quiet"]) == 0
     pred = tmp_path / "pred.nc"
-    assert main(["predict", "--checkpoint", str(run / "best.pt"), "--input", str(data),
+    assert main(["predict", "--checkpoint", str(run / "best.pt"), "--data", str(data),
                  "--out", str(pred)]) == 0
     ds = xr.open_dataset(pred)
     assert ds.sizes["sample"] == 32 and np.isfinite(ds[list(ds.data_vars)[0]].values).all()

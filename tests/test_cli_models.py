@@ -30,8 +30,8 @@ def files(tmp_path_factory):
 
 
 def _train(files, model: str, out, *extra: str) -> int:
-    return main(["train", "--model", model, "--data", str(files / "train.nc"), "--input", "g",
-                 "--output", "u", "--epochs", "2", "--batch-size", "4", "--out", str(out),
+    return main(["train", "--model", model, "--data", str(files / "train.nc"), "--vars", "g",
+                 "--targets", "u", "--epochs", "2", "--batch-size", "4", "--out", str(out),
                  "--quiet", *extra])
 
 
@@ -43,7 +43,7 @@ def test_every_model_trains_and_predicts_from_data_flags_alone(files, tmp_path, 
     assert len(history) == 2 and np.isfinite(history[-1]["train_loss"])
     config = read_checkpoint(run / "best.pt")["model_config"]
     pred = tmp_path / "pred.nc"
-    assert main(["predict", "--checkpoint", str(run / "best.pt"), "--input",
+    assert main(["predict", "--checkpoint", str(run / "best.pt"), "--data",
                  str(files / "train.nc"), "--out", str(pred), "--quiet"]) == 0
     with xr.open_dataset(pred) as ds:
         values = ds["u"].values
@@ -93,24 +93,24 @@ def test_width_and_layers_flags_reach_each_model():
 
 
 def test_bad_inputs_of_train_and_predict_fail_on_one_line(files, tmp_path, capsys):
-    assert main(["train", "--model", "fno", "--data", str(files / "one.nc"), "--input", "g",
-                 "--output", "u", "--out", str(tmp_path / "r1"), "--quiet"]) == 1
+    assert main(["train", "--model", "fno", "--data", str(files / "one.nc"), "--vars", "g",
+                 "--targets", "u", "--out", str(tmp_path / "r1"), "--quiet"]) == 1
     assert "argument `--data`" in capsys.readouterr().err
     run = tmp_path / "run"
     assert _train(files, "deeponet", run) == 0
     capsys.readouterr()
     # the input file lacks the variable the model was trained on
-    assert main(["predict", "--checkpoint", str(run / "best.pt"), "--input",
+    assert main(["predict", "--checkpoint", str(run / "best.pt"), "--data",
                  str(files / "renamed.nc"), "--out", str(tmp_path / "p1.nc")]) == 1
     err = capsys.readouterr().err
     assert "'g'" in err and "available" in err
     # DeepONet's branch is tied to the training grid: a finer grid is refused by name
-    assert main(["predict", "--checkpoint", str(run / "best.pt"), "--input",
+    assert main(["predict", "--checkpoint", str(run / "best.pt"), "--data",
                  str(files / "fine.nc"), "--out", str(tmp_path / "p2.nc")]) == 1
     assert "argument `u`" in capsys.readouterr().err
     assert not (tmp_path / "p1.nc").exists() and not (tmp_path / "p2.nc").exists()
     # a data file given as the checkpoint
-    assert main(["predict", "--checkpoint", str(files / "train.nc"), "--input",
+    assert main(["predict", "--checkpoint", str(files / "train.nc"), "--data",
                  str(files / "train.nc"), "--out", str(tmp_path / "p3.nc")]) == 1
     assert "checkpoint" in capsys.readouterr().err
 
@@ -119,7 +119,7 @@ def test_fno_trained_on_one_grid_predicts_on_a_finer_one(files, tmp_path, capsys
     run = tmp_path / "run"
     assert _train(files, "fno", run, "--width", "8", "--modes", "4") == 0
     pred = tmp_path / "fine_pred.nc"
-    assert main(["predict", "--checkpoint", str(run / "best.pt"), "--input",
+    assert main(["predict", "--checkpoint", str(run / "best.pt"), "--data",
                  str(files / "fine.nc"), "--out", str(pred), "--quiet"]) == 0
     with xr.open_dataset(pred) as ds:
         assert ds["u"].shape == (3, 20, 20) and np.isfinite(ds["u"].values).all()

@@ -193,7 +193,9 @@ def test_cf_decoding_of_a_netcdf4_library_file(cf_file: Path):
         mask = ~np.isnan(precip)
         assert precip[mask].tobytes() == want[mask].tobytes()
         assert ds["x"].attrs["standard_name"] == "projection_x_coordinate"
-        field = to_field(ds, names=["temp", "precip"])
+        with pytest.warns(UserWarning, match=r"2 missing values.*'temp': 1, 'precip': 1"):
+            field = to_field(ds, names=["temp", "precip"])
+    assert field.attrs["opflow_missing_points"] == 2
     grid = Grid.from_coords({"x": [0.0, 1.0, 2.5, 4.0], "y": [10.0, 20.0, 30.0]},
                             units={"x": "m", "y": "km"})
     assert field.grid == grid

@@ -276,6 +276,47 @@ def test_config_round_trip(index):
     torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+def test_fno_with_an_int_modes_takes_its_dimension_from_the_first_input(tmp_path):
+    from opflow.train import load_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    model = FNO(1, 1, modes=3, width=4, n_layers=2, padding=1)
+    assert model.ndim is None
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)  # made before the first call
+    with pytest.raises(InvalidArgumentError, match="call it once or pass ndim"):
+        model.state_dict()
+    field = Field(torch.randn(2, 1, 8, 8), _grid(8, 8))
+    out = model(field)
+    assert out.shape == (2, 1, 8, 8) and model.ndim == 2 and model.modes == (3, 3)
+    assert model.padding == (1, 1) and model.lifting[0].weight.shape == (4, 3)
+    before = [p.detach().clone() for p in model.parameters()]
+    out.values.square().mean().backward()
+    opt.step()
+    assert all(not torch.equal(a, p) for a, p in zip(before, model.parameters()))
+    with pytest.raises(GridMismatchError, match="2-D grid"):
+        model(Field(torch.randn(2, 1, 8), _grid(8)))
+
+    # config keeps the arguments; rebuilding and loading the weights fixes ndim
+    config = json.loads(json.dumps(model.config))
+    assert config["modes"] == 3 and config["ndim"] is None
+    clone = build_operator(config)
+    clone.load_state_dict(model.state_dict())
+    assert clone.ndim == 2
+    torch.testing.assert_close(clone(field).values, model(field).values, rtol=0, atol=0)
+    path = save_checkpoint(tmp_path / "lazy.pt", model)
+    again = build_operator(config)
+    load_checkpoint(path, again)
+    torch.testing.assert_close(again(field).values, model(field).values, rtol=0, atol=0)
+
+    line = FNO(1, 2, modes=4, width=4, n_layers=1)
+    assert line(torch.randn(3, 1, 16)).shape == (3, 2, 16) and line.modes == (4,)
+    with pytest.raises(ShapeError, match="argument `x`.*pass ndim="):
+        FNO(1, 1, modes=4, width=4)(torch.randn(1, 1, 2, 2, 2, 2))
+    with pytest.raises(InvalidArgumentError, match="padding"):
+        FNO(1, 1, modes=4, width=4, padding=[1, 1])(torch.randn(1, 1, 16))
+    assert FNO(1, 1, 4, width=4, ndim=2).modes == (4, 4)  # an int for every axis
+
+
 def test_registration_of_user_models():
     @register_operator(name="TinyFNO")
     class TinyFNO(FNO):
@@ -316,7 +357,9 @@ def test_bad_inputs_raise_opflow_errors():
     with pytest.raises(GridMismatchError, match="uniform"):
         fno(Field(torch.randn(1, 2, 4, 4), uneven))
     with pytest.raises(InvalidArgumentError, match="ndim"):
-        FNO(1, 1, 4, width=4)
+        FNO(1, 1, 4, width=4, ndim=4)
+    with pytest.raises(InvalidArgumentError, match="ndim"):
+        FNO(1, 1, (4, 4), width=4, ndim=1)
     with pytest.raises(InvalidArgumentError, match="modes"):
         FNO(1, 1, (4, 0), width=4)
     with pytest.raises(InvalidArgumentError, match="activation"):

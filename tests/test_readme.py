@@ -46,3 +46,35 @@ def test_readme_implicit_solves_example_runs():
     u = sol.u.detach()
     assert float((p.grad - 1 / (3 * u**2 + 1)).abs().max()) < 1e-10
     assert abs(float(stiff.u[-1, 0]) - 1.7866e-2) < 1e-5  # Robertson y1(1e5), scipy Radau
+
+
+def _command_lines(text: str):
+    """``opflow ...`` lines of the fenced bash blocks, continuation lines joined."""
+    for block in re.findall(r"```(?:bash|sh|console)\n(.*?)```", text, re.S):
+        joined = re.sub(r"\\\n\s*", " ", block)
+        for line in joined.splitlines():
+            line = line.split(" #")[0].strip()
+            if line.startswith("opflow "):
+                yield line
+
+
+def test_every_cli_line_of_the_readme_and_docs_parses(capsys):
+    """Each ``opflow`` command shown in README.md and docs/ parses with today's flags
+    (no deprecated spelling, no usage error)."""
+    import shlex
+
+    from opflow.cli import build_parser
+
+    root = README.parent
+    pages = [README, *sorted((root / "docs").rglob("*.md"))]
+    lines = [(page.name, line) for page in pages for line in _command_lines(page.read_text())]
+    assert len(lines) >= 10, lines
+    parser = build_parser()
+    for page, line in lines:
+        try:
+            args = parser.parse_args(shlex.split(line)[1:])
+        except SystemExit:
+            raise AssertionError(f"{page}: {line!r} does not parse: "
+                                 f"{capsys.readouterr().err}") from None
+        assert not getattr(args, "_opflow_typed_flags", None), (page, line)
+        assert "deprecated" not in capsys.readouterr().err, (page, line)

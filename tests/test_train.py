@@ -373,8 +373,8 @@ def data_file(tmp_path) -> Path:
 
 def test_train_and_predict_commands_end_to_end(tmp_path, data_file, capsys, monkeypatch):
     run = tmp_path / "run"
-    assert _run(["train", "--model", "tiny", "--data", str(data_file), "--input", "a",
-                 "--output", "u", "--epochs", "3", "--out", str(run), "--batch-size", "8",
+    assert _run(["train", "--model", "tiny", "--data", str(data_file), "--vars", "a",
+                 "--targets", "u", "--epochs", "3", "--out", str(run), "--batch-size", "8",
                  "--lr", "0.01", "--width", "6", "--option", "dropout=0.1", "--quiet"]) == 0
     assert "best val_loss" in capsys.readouterr().out
     config = json.loads((run / "config.json").read_text())
@@ -392,7 +392,7 @@ def test_train_and_predict_commands_end_to_end(tmp_path, data_file, capsys, monk
 
     monkeypatch.setattr(commands, "open_dataset", spy)
     out = tmp_path / "pred.nc"
-    assert _run(["predict", "--checkpoint", str(run / "best.pt"), "--input", str(data_file),
+    assert _run(["predict", "--checkpoint", str(run / "best.pt"), "--data", str(data_file),
                  "--out", str(out), "--chunk", "5", "--quiet"]) == 0
     assert chunks_seen == [{"sample": 5}]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.nc", "pred.nc", "run"]
@@ -407,8 +407,8 @@ def test_train_and_predict_commands_end_to_end(tmp_path, data_file, capsys, monk
                                    atol=1e-6)
 
     # resuming a finished run does no more epochs; a longer one continues
-    assert _run(["train", "--model", "tiny", "--data", str(data_file), "--input", "a",
-                 "--output", "u", "--epochs", "4", "--out", str(run), "--batch-size", "8",
+    assert _run(["train", "--model", "tiny", "--data", str(data_file), "--vars", "a",
+                 "--targets", "u", "--epochs", "4", "--out", str(run), "--batch-size", "8",
                  "--width", "6", "--option", "dropout=0.1", "--resume", "--quiet"]) == 0
     assert len(json.loads((run / "metrics.json").read_text())["history"]) == 4
 
@@ -441,18 +441,49 @@ scheduler = "onecycle"
 
 
 def test_commands_report_errors_on_one_line(tmp_path, data_file, capsys):
-    assert _run(["train", "--data", str(data_file), "--input", "a", "--output", "u",
+    assert _run(["train", "--data", str(data_file), "--vars", "a", "--targets", "u",
                  "--out", str(tmp_path / "r")]) == 1
     assert "opflow train: error: argument `--model`" in capsys.readouterr().err
-    assert _run(["train", "--model", "tiny", "--data", str(data_file), "--input", "nope",
-                 "--output", "u", "--out", str(tmp_path / "r")]) == 1
+    assert _run(["train", "--model", "tiny", "--data", str(data_file), "--vars", "nope",
+                 "--targets", "u", "--out", str(tmp_path / "r")]) == 1
     assert "'nope'" in capsys.readouterr().err
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00" * 10)
-    assert _run(["predict", "--checkpoint", str(bad), "--input", str(data_file),
+    assert _run(["predict", "--checkpoint", str(bad), "--data", str(data_file),
                  "--out", str(tmp_path / "p.nc")]) == 1
     assert "bad.pt" in capsys.readouterr().err
     plain = save_checkpoint(tmp_path / "plain.pt", nn.Linear(2, 2))  # no model config
     with pytest.raises(InvalidArgumentError, match="config") as info:
         Trainer.from_checkpoint(plain, tiny_builder)
     assert info.value.argument == "checkpoint"
+
+
+# ------------------------------------------------------- sample coordinate
+def test_predictions_keep_the_sample_coordinate_of_a_shuffled_split(tmp_path):
+    a, u = pairs(12)
+    ds = xr.merge([a.to_xarray(), u.to_xarray()]).assign_coords(sample=np.arange(100, 112))
+    train, test = OperatorDataset(ds, "a", "u").split([0.5, 0.5], seed=3)
+    assert sorted(test.indices) != list(test.indices)  # shuffled
+    t = trainer(epochs=1)
+    t.fit(train)
+    pred = t.predict(test, batch_size=4)
+    out = pred.to_xarray()
+    np.testing.assert_array_equal(out["sample"].values, 100 + test.indices)
+    # each prediction is that of its own input
+    by_field = t.predict(a[test.indices.tolist()])
+    torch.testing.assert_close(pred.values, by_field.values)
+    # a Field read from a file carries its sample coordinate too, slicing keeps it
+    f = ds.opflow.to_field(["a"])
+    assert f[[3, 1]].attrs["opflow_sample"].tolist() == [103, 101]
+    assert t.predict(f[4:9], batch_size=2).to_xarray()["sample"].values.tolist() == \
+        list(range(104, 109))
+    assert "sample" not in f.with_values(f.values[:2]).to_xarray().coords  # stale: dropped
+    # without a coordinate: positions in the file
+    plain = OperatorDataset(xr.merge([a.to_xarray(), u.to_xarray()]), "a", "u")
+    _, test2 = plain.split([0.5, 0.5], seed=3)
+    np.testing.assert_array_equal(t.predict(test2).to_xarray()["sample"].values, test2.indices)
+    # evaluate's file has it as well
+    t.evaluate(test, tmp_path / "eval.nc")
+    with xr.open_dataset(tmp_path / "eval.nc") as ev:
+        np.testing.assert_array_equal(ev["sample"].values, 100 + test.indices)
+

@@ -2,13 +2,14 @@
 
 ::
 
-    opflow solve PROBLEM --input IN.(nc|h5) [--var a] --out OUT.nc [--chunk K]
+    opflow solve PROBLEM --data IN.(nc|h5) [--vars a] --out OUT.nc [--chunk K]
         [--scheduler threads|processes|distributed|sync --workers N | --address HOST:PORT]
         [--t-final T] [--nu NU] [--dt DT] [--rtol TOL] [--option KEY=VALUE ...]
         [--device DEV] [--restart] [--quiet]
 
 A killed run started again with the same command resumes from its finished
-chunks (kept in ``.OUT.nc.parts/`` beside the output).
+chunks (kept in ``.OUT.nc.parts/`` beside the output). The old spellings
+``--input FILE`` and ``--var VAR`` still work, hidden, with a warning.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import argparse
 import sys
 import warnings
 
-from .._argparse import command_errors, key_value
+from .._argparse import add_alias, add_quiet, command_errors, key_value, require
+from ..errors import InvalidArgumentError
 from .problems import PROBLEMS
 from .scheduler import SCHEDULERS
 from .solve import DEFAULT_VARIABLES, solve_file
@@ -27,7 +29,7 @@ __all__ = ["SOLVE_FLAGS", "add_solve_parser", "main", "solve_command"]
 # Flags that set a problem option (dest -> option name).
 _OPTION_FLAGS = {"t_final": "t_final", "nu": "nu", "dt": "dt", "rtol": "rtol"}
 # Argument names raised by solve_file (and the readers and solvers it calls) -> flags.
-SOLVE_FLAGS = {"input": "--input", "path": "--input", "obj": "--input", "var": "--var",
+SOLVE_FLAGS = {"input": "--data", "path": "--data", "obj": "--data", "var": "--vars",
                "out": "--out", "chunk": "--chunk", "sample_dim": "--sample-dim",
                "scheduler": "--scheduler", "workers": "--workers", "address": "--address",
                "device": "--device", "t_final": "--t-final", "nu": "--nu", "dt": "--dt",
@@ -42,15 +44,19 @@ def add_solve_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     argparse.ArgumentParser
         The subcommand's parser; ``args.func(args)`` runs it.
     """
-    problems = ", ".join(f"{k} ({v.description}; input --var {DEFAULT_VARIABLES[k]} by default)"
+    problems = ", ".join(f"{k} ({v.description}; --vars {DEFAULT_VARIABLES[k]} by default)"
                          for k, v in PROBLEMS.items())
     p = subparsers.add_parser(
         "solve", help="solve a problem for every sample of a netCDF/HDF5 file, chunk by chunk",
         description=f"Solve PROBLEM for every sample of a netCDF/HDF5 file on dask, chunk by "
                     f"chunk, resumably. Problems: {problems}.")
     p.add_argument("problem", metavar="PROBLEM", help=f"one of {', '.join(PROBLEMS)}")
-    p.add_argument("--input", required=True, metavar="FILE", help="netCDF/HDF5 input file")
-    p.add_argument("--var", help="input variable, dims (sample, *grid)")
+    p.add_argument("--data", metavar="FILE", help="netCDF/HDF5 input file (required)")
+    add_alias(p, "--input", "--data", "data", metavar="FILE")
+    p.add_argument("--vars", nargs="+", metavar="VAR",
+                   help="the input variable of --data, dims (sample, *grid) (default: per "
+                        "problem, see above)")
+    add_alias(p, "--var", "--vars", "vars", nargs="+", metavar="VAR")
     p.add_argument("--out", required=True, metavar="OUT.nc", help="netCDF file to write")
     p.add_argument("--chunk", type=int, default=16, help="samples per chunk (default: 16)")
     p.add_argument("--sample-dim", default="sample",
@@ -71,12 +77,16 @@ def add_solve_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
                    help="any other problem option, e.g. forcing=2.0 (repeatable)")
     p.add_argument("--restart", action="store_true",
                    help="discard an unfinished job with other inputs or settings")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(p)
     p.set_defaults(func=solve_command)
     return p
 
 
-@command_errors("solve", SOLVE_FLAGS)
+def _solve_flags(args: argparse.Namespace) -> dict[str, str]:
+    return {**SOLVE_FLAGS, f"options of {args.problem!r}": "--option"}
+
+
+@command_errors("solve", _solve_flags)
 def solve_command(args: argparse.Namespace) -> int:
     """Run ``opflow solve`` with parsed ``args``; returns the exit status.
 
@@ -86,9 +96,13 @@ def solve_command(args: argparse.Namespace) -> int:
     options = {opt: getattr(args, dest) for dest, opt in _OPTION_FLAGS.items()
                if getattr(args, dest) is not None}
     options.update(dict(args.option or []))
+    data = require(args, "data", "--data", "a netCDF/HDF5 input file")
+    var = args.vars
+    if var is not None and len(var) != 1:
+        raise InvalidArgumentError("--vars", f"one input variable for {args.problem!r}", var)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        path = solve_file(args.problem, args.input, args.out, var=args.var,
+        path = solve_file(args.problem, data, args.out, var=None if var is None else var[0],
                           chunk=args.chunk, sample_dim=args.sample_dim, options=options,
                           device=args.device, scheduler=args.scheduler,
                           workers=args.workers, address=args.address,

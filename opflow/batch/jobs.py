@@ -28,7 +28,6 @@ import json
 import os
 import re
 import shutil
-import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -37,12 +36,12 @@ from typing import Any
 import dask
 import numpy as np
 import xarray as xr
-from tqdm.auto import tqdm
 
 from .._version import __version__
 from ..errors import InvalidArgumentError, UnknownVariableError
 from ..io import atomic_path, remove_stale_temporaries
 from ..io.outputs import check_output_path
+from ..progress import Progress
 from .scheduler import Scheduler
 
 __all__ = ["FAILED_VARIABLE", "check_output_path", "file_sha256", "run_job", "work_dir"]
@@ -234,10 +233,6 @@ def _provenance(manifest: dict, inputs: Mapping[str, str | os.PathLike],
             "opflow_job": manifest["key"], **attrs}
 
 
-def _show(progress: bool | str) -> bool:
-    return progress == "always" or (bool(progress) and sys.stderr.isatty())
-
-
 def run_job(
     source: xr.Dataset,
     task: Callable[[xr.Dataset], xr.Dataset],
@@ -290,7 +285,8 @@ def run_job(
         Where the chunks are computed (default: dask's ``"sync"`` scheduler).
         Must already be entered (``with``) for processes or distributed.
     progress : bool or "always"
-        Progress bar over samples, with samples per second.
+        Progress over samples: a bar on a terminal, otherwise one line per chunk
+        (at most every few seconds) on stderr; False: nothing.
     restart : bool
         Discard an unfinished job of other settings instead of raising.
     desc : str
@@ -318,8 +314,8 @@ def run_job(
     starts = list(range(0, n, chunk))
     todo = [s for s in starts if s not in done]
     scheduler = scheduler or Scheduler("sync")
-    with tqdm(total=n, initial=n - sum(min(chunk, n - s) for s in todo), desc=desc,
-              unit="sample", disable=not _show(progress), smoothing=0.1) as bar:
+    with Progress(n, desc, progress, unit="sample",
+                  initial=n - sum(min(chunk, n - s) for s in todo)) as bar:
         results = scheduler.map(_delayed_chunks(source, task, variables, sample_dim, chunk,
                                                 n, todo))
         for start, part in zip(todo, results):

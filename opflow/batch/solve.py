@@ -2,8 +2,8 @@
 
 ::
 
-    opflow solve darcy --input coeffs.nc --var a --out u.nc --chunk 16
-    opflow solve burgers --input u0.h5 --var u0 --out u1.nc --t-final 1 \\
+    opflow solve darcy --data coeffs.nc --vars a --out u.nc --chunk 16
+    opflow solve burgers --data u0.h5 --vars u0 --out u1.nc --t-final 1 \\
         --scheduler distributed --workers 4
 
 The input variable has dims ``(sample, *grid)`` with coordinate variables on
@@ -50,7 +50,7 @@ def _device(device: str | torch.device | None) -> str:
 def _command(problem: str, input: Path, var: str, out: Path, chunk: int,  # noqa: A002
              sample_dim: str, options: Mapping[str, Any], device: str) -> str:
     """The equivalent command line (scheduler flags left out: they do not change the file)."""
-    words = ["opflow", "solve", problem, "--input", str(input), "--var", var, "--out", str(out),
+    words = ["opflow", "solve", problem, "--data", str(input), "--vars", var, "--out", str(out),
              "--chunk", str(chunk), "--sample-dim", sample_dim, "--device", device]
     for key, value in options.items():
         if value is None:

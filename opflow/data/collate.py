@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 
 from ..errors import GridMismatchError, InvalidArgumentError
-from ..field import Field
+from ..field import SAMPLE_ATTR, Field
 
 __all__ = ["collate_fields"]
 
@@ -43,7 +44,9 @@ def collate_fields(batch: Sequence[Field], *,
     Returns
     -------
     Field
-        Shape ``(len(batch), *batch, C, *grid)``; units and attrs of the first.
+        Shape ``(len(batch), *batch, C, *grid)``; units and attrs of the first,
+        and the sample coordinate (``attrs["opflow_sample"]``) of all when each
+        Field is labelled as one sample.
     """
     if not batch:
         raise InvalidArgumentError("batch", "at least one Field", batch)
@@ -54,7 +57,11 @@ def collate_fields(batch: Sequence[Field], *,
         if f.names != first.names:
             raise InvalidArgumentError(f"batch[{i}]", f"a Field with channels {first.names}",
                                        f.names)
-    return first.with_values(_stack([f.values for f in batch]))
+    attrs = dict(first.attrs)
+    labels = [attrs.pop(SAMPLE_ATTR, None)] + [f.attrs.get(SAMPLE_ATTR) for f in batch[1:]]
+    if all(label is not None and np.ndim(label) == 0 for label in labels):
+        attrs[SAMPLE_ATTR] = np.stack([np.asarray(label) for label in labels])
+    return first.with_values(_stack([f.values for f in batch]), attrs=attrs)
 
 
 if _collate_map is not None:

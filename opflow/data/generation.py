@@ -42,7 +42,6 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 import xarray as xr
-from tqdm.auto import tqdm
 
 from .._version import __version__
 from ..catalog import CatalogView, register_recipe
@@ -50,6 +49,7 @@ from ..errors import InvalidArgumentError, UnknownVariableError
 from ..field import Field
 from ..grid import Grid
 from ..io.outputs import check_output_path
+from ..progress import Progress
 from .grf import grf
 
 __all__ = ["RECIPES", "Option", "Recipe", "generate", "sample_seed"]
@@ -317,7 +317,8 @@ def generate(
     chunk : int
         Samples per chunk (one solver call and one part file each).
     progress : bool or "always"
-        Progress bar over samples (on a terminal).
+        Progress over samples: a bar on a terminal, otherwise one line per
+        chunk (at most every few seconds) on stderr; False: nothing.
     **options
         Recipe options (``nu``, ``rtol``, ``n_saves``, ...).
 
@@ -333,8 +334,7 @@ def generate(
     _check_size(recipe, n, resolution, options, None if out is None else Path(out))
     key = _job_key(problem, n, resolution, seed, options)
     starts = range(0, n, chunk)
-    show = progress == "always" or (progress and __import__("sys").stderr.isatty())
-    bar = tqdm(total=n, desc=f"generate {problem}", unit="sample", disable=not show)
+    bar = Progress(n, f"generate {problem}", progress, unit="sample")
     if out is None:
         parts = []
         for s in starts:

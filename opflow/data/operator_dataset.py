@@ -20,9 +20,9 @@ import torch
 import xarray as xr
 
 from ..errors import InvalidArgumentError, ShapeError, UnknownVariableError
-from ..field import Field
+from ..field import SAMPLE_ATTR, Field
 from ..grid import Grid
-from ..io.convert import grid_from_xarray
+from ..io.convert import flip_decreasing, grid_from_xarray
 from ..io.files import open_dataset
 from .normalizer import RunningMoments, UnitGaussianNormalizer
 
@@ -55,9 +55,18 @@ class _Variables:
                   for n in self.names]
         return np.stack(arrays, axis=0 if np.ndim(index) == 0 else 1)
 
-    def field(self, values: np.ndarray, dtype: torch.dtype | None) -> Field:
+    def label(self, index: int) -> np.ndarray:
+        """The sample coordinate of sample ``index`` (its position without one)."""
+        coord = self.ds.coords.get(self.sample_dim)
+        if coord is not None and coord.ndim == 1:
+            return np.asarray(coord.values[index])
+        return np.asarray(index)
+
+    def field(self, values: np.ndarray, dtype: torch.dtype | None,
+              label: np.ndarray | None = None) -> Field:
+        attrs = self.attrs if label is None else {**self.attrs, SAMPLE_ATTR: label}
         return Field(torch.as_tensor(values, dtype=dtype), self.grid, self.names, self.units,
-                     self.attrs)
+                     attrs)
 
 
 def _as_names(argument: str, names: str | Sequence[str]) -> tuple[str, ...]:
@@ -95,6 +104,10 @@ def _variables(ds: xr.Dataset, argument: str, names: Sequence[str], sample_dim: 
     gdims = _grid_dims_for(dims, sample_dim, grid_dims)
     units = tuple(str(ds[n].attrs.get("units", "")) for n in names)
     attrs = {k: v for k, v in ds.attrs.items() if k != "opflow_grid_dims"}
+    ds, flipped = flip_decreasing(ds, gdims)  # a lazy view: latitudes north to south, ...
+    attrs.pop("opflow_reversed_dims", None)
+    if flipped:
+        attrs["opflow_reversed_dims"] = " ".join(flipped)
     return _Variables(ds, names, sample_dim, gdims, grid_from_xarray(ds, gdims), units, attrs)
 
 
@@ -218,10 +231,24 @@ class OperatorDataset(torch.utils.data.Dataset):
         return int(self._indices[i])
 
     def __getitem__(self, i: int) -> tuple[Field, Field]:
-        """The pair ``(input Field (C_in, *grid_in), output Field (C_out, *grid_out))``."""
+        """The pair ``(input Field (C_in, *grid_in), output Field (C_out, *grid_out))``.
+
+        Each Field's ``attrs["opflow_sample"]`` is its sample coordinate: the
+        value of the source's ``sample_dim`` coordinate, else the position
+        along it, so predictions on a shuffled split can be matched to the file.
+
+        Parameters
+        ----------
+        i : int
+            Position in this dataset (negative counts from the end).
+
+        Returns
+        -------
+        tuple of Field
+        """
         j = self._position(i)
-        return (self._in.field(self._in.load(j), self.dtype),
-                self._out.field(self._out.load(j), self.dtype))
+        return (self._in.field(self._in.load(j), self.dtype, self._in.label(j)),
+                self._out.field(self._out.load(j), self.dtype, self._out.label(j)))
 
     def close(self) -> None:
         """Close the files behind the source Datasets (also those passed in)."""

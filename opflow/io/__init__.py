@@ -5,6 +5,7 @@ from .convert import (
     OpflowAccessor,
     field_to_dataarray,
     field_to_dataset,
+    flip_decreasing,
     grid_from_xarray,
     to_field,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "atomic_path",
     "field_to_dataarray",
     "field_to_dataset",
+    "flip_decreasing",
     "grid_from_xarray",
     "is_pdebench",
     "open_dataset",

@@ -106,10 +106,13 @@ def _check_classic_size(path: Path) -> None:
 
 
 def _open_xarray(path: Path, engine: str, chunks: Any) -> xr.Dataset:
+    # h5netcdf names dimensions of plain HDF5 datasets (h5py files) phony_dim_0, ...
+    # as netCDF4 does; say so rather than let it warn that its default changed.
+    extra = {"phony_dims": "access"} if engine == "h5netcdf" else {}
     try:
         return xr.open_dataset(
             path, engine=checked_engine(engine), chunks=chunks, mask_and_scale=True,
-            decode_coords=True, decode_times=False, decode_timedelta=False,
+            decode_coords=True, decode_times=False, decode_timedelta=False, **extra,
         )
     except (OSError, RuntimeError, KeyError) as e:
         if isinstance(e, FileNotFoundError):

@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .._argparse import command_errors
+from .._argparse import add_quiet, command_errors
 from ..errors import GridMismatchError, InvalidArgumentError
 from ..grid import Grid
 from ..io import atomic_path
@@ -82,7 +82,7 @@ def add_pretrain_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     p.add_argument("--modes", type=int, default=12, help="FNO Fourier modes (default 12)")
     p.add_argument("--layers", type=int, default=4, help="layers (default 4)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet(p)
     p.set_defaults(func=pretrain_command)
     return p
 
@@ -109,7 +109,7 @@ def add_finetune_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     p.add_argument("--samples", type=int, default=200,
                    help="samples to generate when --data is a family name (default 200)")
     p.add_argument("--seed", type=int, default=0, help="seed of the support draw and adapters")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet(p)
     p.set_defaults(func=finetune_command)
     return p
 

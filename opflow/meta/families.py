@@ -49,12 +49,12 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 import xarray as xr
-from tqdm.auto import tqdm
 
 from ..errors import InvalidArgumentError, SolverError, UnknownVariableError
 from ..field import Field
 from ..grid import Grid
 from ..problems import check_tspan
+from ..progress import Progress
 from ..solve import solve
 from ..solvers.pde.spectral import PseudoSpectral, register_spectral
 from ..solvers.pde.spectral.fourier import FourierBasis
@@ -289,7 +289,7 @@ def generate_family(
     chunk : int
         Samples per solver call.
     progress : bool or "always"
-        Progress bar over samples (on a terminal).
+        Progress over samples (see :class:`opflow.progress.Progress`).
 
     Returns
     -------
@@ -310,11 +310,12 @@ def generate_family(
     u0 = _initial_states(fine, n, gen)
     co = {k: lo + (hi - lo) * torch.rand(n, generator=gen, dtype=torch.float64)
           for k, (lo, hi) in spec.ranges.items()}
-    show = progress == "always" or (bool(progress) and os.isatty(2))
     outs = []
-    for s in tqdm(range(0, n, chunk), desc=f"solve {family}", disable=not show):
-        part = {k: v[s:s + chunk] for k, v in co.items()}
-        outs.append(solve_family(Field(u0[s:s + chunk], fine, "u"), part, t_end).values)
+    with Progress(n, f"solve {family}", progress, unit="sample") as bar:
+        for s in range(0, n, chunk):
+            part = {k: v[s:s + chunk] for k, v in co.items()}
+            outs.append(solve_family(Field(u0[s:s + chunk], fine, "u"), part, t_end).values)
+            bar.update(len(outs[-1]))
     sub = slice(None, None, fine_factor)
     data = {"u0": u0[:, 0, sub], "u": torch.cat(outs)[:, 0, sub]}
     for k in COEFFICIENTS:

@@ -33,8 +33,9 @@ from typing import Sequence
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.parameter import UninitializedParameter
 
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, ShapeError
 from ..field import Field
 from ..grid import Grid
 from ..kernels import spectral_conv, weight_shape
@@ -106,16 +107,17 @@ class FourierLayer(nn.Module):
     the kernel multiply per mode without copying the weight.
     """
 
-    def __init__(self, width: int, modes: Sequence[int], act, mlp_hidden: int | None = None,
-                 backend: str | None = None, mlp_act=None):
+    def __init__(self, width: int, modes: Sequence[int] | None, act,
+                 mlp_hidden: int | None = None, backend: str | None = None, mlp_act=None):
         super().__init__()
-        self.modes = tuple(modes)
         self.act = act
         self.mlp_act = act if mlp_act is None else mlp_act
         self.backend = backend
-        std = (2.0 / (width + width)) ** 0.5 / math.sqrt(2.0)
-        kept = weight_shape(width, width, modes)[2:]
-        self.spectral = nn.Parameter(torch.randn(2, *kept, width, width) * std)
+        self.width = width
+        self.modes: tuple[int, ...] = ()
+        self.spectral = UninitializedParameter()
+        if modes is not None:
+            self.materialize(modes)
         self.skip = nn.Linear(width, width)
         if mlp_hidden is None:
             self.mlp1 = self.mlp2 = self.gate = None
@@ -123,6 +125,25 @@ class FourierLayer(nn.Module):
             self.mlp1 = nn.Linear(width, mlp_hidden)
             self.mlp2 = nn.Linear(mlp_hidden, width)
             self.gate = nn.Parameter(torch.ones(width))
+
+    def materialize(self, modes: Sequence[int]) -> None:
+        """Give the spectral weight its shape and initial values (a layer built
+        with ``modes=None`` has none yet); the parameter object stays the same,
+        so an optimizer made before sees the values.
+
+        Parameters
+        ----------
+        modes : sequence of int
+            Modes per axis.
+        """
+        self.modes = tuple(modes)
+        width = self.width
+        std = (2.0 / (width + width)) ** 0.5 / math.sqrt(2.0)
+        kept = weight_shape(width, width, self.modes)[2:]
+        with torch.no_grad():
+            if isinstance(self.spectral, UninitializedParameter):
+                self.spectral.materialize((2, *kept, width, width))
+            self.spectral.normal_().mul_(std)
 
     def spectral_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(real, imag)``, each ``(width, width, *K)``: the kernel's layout (views)."""
@@ -176,13 +197,16 @@ class FNO(NeuralOperator):
         Fourier modes per axis, ``m_j``: the leading axes keep frequencies
         ``-m_j .. m_j - 1`` and the last axis ``0 .. m_d - 1`` (Li et al.'s
         ``modes1, modes2``; neuraloperator's ``n_modes=(n1, n2)`` is
-        ``modes=(n1 // 2, n2 // 2 + 1)``). An int needs ``ndim``.
+        ``modes=(n1 // 2, n2 // 2 + 1)``). An int is the same number for every
+        axis: of ``ndim`` axes when ``ndim`` is given, else of as many axes as
+        the first input has (see Notes).
     width : int
         Channels of the hidden layers.
     n_layers : int
         Number of Fourier layers.
     ndim : int, optional
-        Number of spatial dimensions (default ``len(modes)``).
+        Number of spatial dimensions (default ``len(modes)``; for an int
+        ``modes``, that of the first input).
     lifting_channels : int, optional
         Hidden width of a two-layer lifting MLP; ``None`` lifts with one
         linear layer.
@@ -216,6 +240,16 @@ class FNO(NeuralOperator):
     * ``model(tensor)`` with ``(*batch, in_channels, *spatial)`` returns a
       tensor ``(*batch, out_channels, *spatial)``.
 
+    With an int ``modes`` and no ``ndim`` (``FNO(1, 1, modes=12, width=32)``)
+    the lifting and spectral weights get their shapes at the first call, from
+    the input: a Field's ``grid.ndim``, or ``x.ndim - 2`` for a tensor
+    ``(batch, in_channels, *spatial)``. An optimizer made before that call
+    still trains them (they are filled in place). ``config`` keeps the
+    arguments as given, so :func:`opflow.operators.build_operator` rebuilds
+    such a model and ``load_state_dict`` fixes its dimension from the saved
+    weights; ``state_dict()`` before the first call is refused. Pass ``ndim``
+    for distributed training, which needs the weights before the first batch.
+
     Examples
     --------
     >>> model = FNO(1, 1, modes=(12, 12), width=32)
@@ -223,6 +257,9 @@ class FNO(NeuralOperator):
     >>> out = model(Field(torch.randn(8, 1, 64, 64), g))
     >>> out.shape, out.grid == g
     (torch.Size([8, 1, 64, 64]), True)
+    >>> lazy = FNO(1, 1, modes=12, width=32)  # 2-D from its first input
+    >>> lazy(Field(torch.randn(8, 1, 64, 64), g)).shape, lazy.modes
+    (torch.Size([8, 1, 64, 64]), (12, 12))
     """
 
     def __init__(
@@ -244,27 +281,19 @@ class FNO(NeuralOperator):
         channel_mlp_activation: str | None = None,
     ):
         super().__init__()
-        modes_t = _modes_tuple(modes, ndim)
-        d = len(modes_t)
+        modes_t = _modes_tuple(modes, ndim)  # None: an int, ndim from the first input
         for arg, v in (("in_channels", in_channels), ("out_channels", out_channels),
                        ("width", width), ("n_layers", n_layers),
                        ("projection_channels", projection_channels)):
             if not isinstance(v, int) or v < 1:
                 raise InvalidArgumentError(arg, "a positive integer", v)
-        spectral = 2 * n_layers * width * width * math.prod(
-            weight_shape(width, width, modes_t)[2:])
-        if spectral > MAX_PARAMETERS:  # refuse before torch tries to allocate it
-            raise InvalidArgumentError(
-                "width", f"a size giving at most {MAX_PARAMETERS:.0e} spectral weights "
-                f"(width={width}, modes={list(modes_t)}, n_layers={n_layers} give "
-                f"{spectral:.1e})", width)
         if lifting_channels is not None and (not isinstance(lifting_channels, int)
                                              or lifting_channels < 1):
             raise InvalidArgumentError("lifting_channels", "a positive integer or None",
                                        lifting_channels)
-        pad = (padding,) * d if isinstance(padding, int) else tuple(padding)
-        if len(pad) != d or any(not isinstance(p, int) or p < 0 for p in pad):
-            raise InvalidArgumentError("padding", f"a non-negative int or {d} of them", padding)
+        if modes_t is not None:
+            _check_size(width, modes_t, n_layers)
+        pad = _padding(padding, None if modes_t is None else len(modes_t))
         if channel_mlp_expansion is not None and not channel_mlp_expansion > 0:
             raise InvalidArgumentError("channel_mlp_expansion", "a positive number or None",
                                        channel_mlp_expansion)
@@ -273,21 +302,31 @@ class FNO(NeuralOperator):
 
             resolve_backend(backend)
         self._set_config(
-            in_channels=in_channels, out_channels=out_channels, modes=list(modes_t), width=width,
-            n_layers=n_layers, ndim=d, lifting_channels=lifting_channels,
+            in_channels=in_channels, out_channels=out_channels,
+            modes=modes if modes_t is None else list(modes_t), width=width,
+            n_layers=n_layers, ndim=None if modes_t is None else len(modes_t),
+            lifting_channels=lifting_channels,
             projection_channels=projection_channels, activation=activation,
-            padding=list(pad), positional=positional,
+            padding=list(pad) if isinstance(pad, tuple) else pad, positional=positional,
             channel_mlp_expansion=channel_mlp_expansion, backend=backend,
             channel_mlp_activation=channel_mlp_activation)
         self.in_channels, self.out_channels, self.width = in_channels, out_channels, width
-        self.ndim, self.modes, self.padding, self.positional = d, modes_t, pad, positional
+        self.positional, self.n_layers = positional, n_layers
+        # ndim, modes and padding are None until the first input when `modes` is an
+        # int without `ndim`; so are the shapes of the lifting and spectral weights.
+        self.ndim: int | None = None
+        self.modes: tuple[int, ...] | None = None
+        self.padding: tuple[int, ...] | int = pad
         self.act = get_activation(activation)
-        lift_in = in_channels + (d if positional else 0)
+        d = None if modes_t is None else len(modes_t)
+        first = nn.Linear(in_channels + (d if positional else 0) if d else 1,
+                          lifting_channels or width)
+        if d is None:
+            first.weight = UninitializedParameter()
         if lifting_channels is None:
-            self.lifting = nn.ModuleList([nn.Linear(lift_in, width)])
+            self.lifting = nn.ModuleList([first])
         else:
-            self.lifting = nn.ModuleList([nn.Linear(lift_in, lifting_channels),
-                                          nn.Linear(lifting_channels, width)])
+            self.lifting = nn.ModuleList([first, nn.Linear(lifting_channels, width)])
         hidden = None if channel_mlp_expansion is None else max(
             1, round(width * channel_mlp_expansion))
         mlp_act = None if channel_mlp_activation is None else get_activation(
@@ -297,6 +336,27 @@ class FNO(NeuralOperator):
             for _ in range(n_layers))
         self.projection = nn.ModuleList([nn.Linear(width, projection_channels),
                                          nn.Linear(projection_channels, out_channels)])
+        self.register_load_state_dict_pre_hook(_materialize_before_load)
+        self.register_state_dict_pre_hook(_refuse_state_dict_before_first_call)
+        if modes_t is not None:
+            self.ndim, self.modes, self.padding = len(modes_t), modes_t, _padding(pad, len(modes_t))
+
+    def _materialize(self, d: int) -> None:
+        """Fix the number of spatial dimensions ``d``: shapes and initial values of the
+        lifting and spectral weights (in place: optimizers made before see them)."""
+        config = self._config
+        modes_t = _modes_tuple(config["modes"], d)
+        assert modes_t is not None
+        pad = _padding(self.padding, d)
+        _check_size(self.width, modes_t, self.n_layers)
+        first = self.lifting[0]
+        first.in_features = self.in_channels + (d if self.positional else 0)
+        with torch.no_grad():
+            first.weight.materialize((first.out_features, first.in_features))
+            first.reset_parameters()
+        for layer in self.layers:
+            layer.materialize(modes_t)
+        self.ndim, self.modes, self.padding = d, modes_t, pad
 
     # ------------------------------------------------------------------ core
     def forward_values(self, v: torch.Tensor, grid: Grid | None = None) -> torch.Tensor:
@@ -338,7 +398,24 @@ class FNO(NeuralOperator):
         return out.view(b, self.out_channels, *spatial)
 
     def forward(self, x: Field | torch.Tensor) -> Field | torch.Tensor:
-        """Apply the operator; see the class notes for shapes."""
+        """Apply the operator; see the class notes for shapes.
+
+        Parameters
+        ----------
+        x : Field or torch.Tensor
+            Shape ``(*batch, in_channels, *spatial)``. The first input of a model
+            built with an int ``modes`` and no ``ndim`` fixes its dimension: a
+            Field's ``grid.ndim``, or ``x.ndim - 2`` for a tensor
+            ``(batch, in_channels, *spatial)``.
+
+        Returns
+        -------
+        Field or torch.Tensor
+            Shape ``(*batch, out_channels, *spatial)``, a Field for a Field.
+        """
+        if self.ndim is None:
+            self._materialize(_input_ndim(x))
+        assert self.ndim is not None
         values, grid, batch = split_input(x, self.ndim, self.in_channels)
         if grid is not None:
             check_uniform(grid)
@@ -367,11 +444,16 @@ class FNO(NeuralOperator):
         return fno_from_neuraloperator(model)
 
 
-def _modes_tuple(modes, ndim) -> tuple[int, ...]:
-    if isinstance(modes, int):
+def _modes_tuple(modes, ndim) -> tuple[int, ...] | None:
+    """Modes per axis; ``None`` for an int without ``ndim`` (fixed by the first input)."""
+    if isinstance(modes, int) and not isinstance(modes, bool):
+        if modes < 1:
+            raise InvalidArgumentError("modes", "a positive int or 1 to 3 of them (one per axis)",
+                                       modes)
         if ndim is None:
-            raise InvalidArgumentError("ndim", "the number of spatial dimensions when `modes` is "
-                                       "an int (or pass one int per axis)", ndim)
+            return None
+        if not isinstance(ndim, int) or not 1 <= ndim <= 3:
+            raise InvalidArgumentError("ndim", "1, 2 or 3 spatial dimensions", ndim)
         modes = (modes,) * ndim
     try:
         modes = tuple(modes)
@@ -382,3 +464,62 @@ def _modes_tuple(modes, ndim) -> tuple[int, ...]:
     if ndim is not None and ndim != len(modes):
         raise InvalidArgumentError("ndim", f"{len(modes)} (the length of `modes`)", ndim)
     return modes
+
+
+def _check_size(width: int, modes: tuple[int, ...], n_layers: int) -> None:
+    """Refuse spectral weights beyond MAX_PARAMETERS before torch tries to allocate them."""
+    spectral = 2 * n_layers * width * width * math.prod(weight_shape(width, width, modes)[2:])
+    if spectral > MAX_PARAMETERS:
+        raise InvalidArgumentError(
+            "width", f"a size giving at most {MAX_PARAMETERS:.0e} spectral weights "
+            f"(width={width}, modes={list(modes)}, n_layers={n_layers} give "
+            f"{spectral:.1e})", width)
+
+
+def _padding(padding, d: int | None) -> tuple[int, ...] | int:
+    """Padding per axis (an int stays an int while ``d`` is unknown)."""
+    if isinstance(padding, int) and not isinstance(padding, bool):
+        if padding < 0:
+            raise InvalidArgumentError("padding", "a non-negative int or one per axis", padding)
+        return padding if d is None else (padding,) * d
+    try:
+        pad = tuple(padding)
+    except TypeError:
+        raise InvalidArgumentError("padding", "a non-negative int or one per axis",
+                                   padding) from None
+    if any(not isinstance(p, int) or p < 0 for p in pad) or (d is not None and len(pad) != d):
+        raise InvalidArgumentError(
+            "padding", "a non-negative int or " + ("one per axis" if d is None else
+                                                   f"{d} of them (one per axis)"), padding)
+    return pad
+
+
+def _input_ndim(x) -> int:
+    """Spatial dimensions of a first input: a Field's grid, or ``(B, C, *spatial)``."""
+    if isinstance(x, Field):
+        d = x.grid.ndim
+    elif isinstance(x, torch.Tensor):
+        d = x.ndim - 2
+    else:
+        raise InvalidArgumentError("x", "an opflow.Field or a torch.Tensor", x)
+    if not 1 <= d <= 3:
+        raise ShapeError(
+            "x", "a Field on a 1-D to 3-D grid or a tensor (batch, channels, *spatial) with 1 "
+            "to 3 spatial dims (the FNO was built with an int `modes` and no `ndim`, so its "
+            "first input fixes the dimension; pass ndim= for other layouts)", x)
+    return d
+
+
+def _materialize_before_load(module: nn.Module, state_dict, prefix: str, *args) -> None:
+    """Loading weights into a model whose dimension is still open fixes it from them."""
+    key = prefix + "layers.0.spectral"
+    if isinstance(module, FNO) and module.ndim is None and key in state_dict:
+        module._materialize(state_dict[key].ndim - 3)  # (2, *modes, width, width)
+
+
+def _refuse_state_dict_before_first_call(module: nn.Module, prefix: str, keep_vars: bool) -> None:
+    if isinstance(module, FNO) and module.ndim is None:
+        raise InvalidArgumentError(
+            "model", "an FNO that has seen an input (built with an int `modes` and no `ndim`, "
+            "its weights have no shape until the first call; call it once or pass ndim=)",
+            "a model whose dimension is not fixed yet")

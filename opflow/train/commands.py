@@ -2,9 +2,13 @@
 
 ::
 
-    opflow train --model fno --data darcy.nc --input a --output u --epochs 100 --out run \\
+    opflow train --model fno --data darcy.nc --vars a --targets u --epochs 100 --out run \\
         [--config run.toml] [--batch-size 20] [--lr 1e-3] [--width 32] [--modes 12 12] ...
-    opflow predict --checkpoint run/best.pt --input new.nc --out pred.nc [--chunk 64]
+    opflow predict --checkpoint run/best.pt --data new.nc --out pred.nc [--chunk 64]
+
+Every subcommand names its input file ``--data FILE`` and its input variables
+``--vars VAR ...``; the old spellings (``train --input/--output``,
+``predict --input/--input-vars``) still work, hidden, with a warning.
 
 ``opflow train`` builds the model with ``opflow.operators.build_operator(
 {"name": NAME, "in_channels": C_in, "out_channels": C_out, **model options})``
@@ -22,8 +26,8 @@ win over it::
 
     [data]
     path = "darcy.nc"
-    input = ["a"]
-    output = ["u"]
+    vars = ["a"]              # or input = [...]
+    targets = ["u"]           # or output = [...]
     sample_dim = "sample"
     val_fraction = 0.1
 
@@ -54,21 +58,23 @@ from typing import Any
 
 import torch
 
-from .._argparse import command_errors, flag_message, key_value
+from .._argparse import add_alias, add_quiet, command_errors, flag_message, key_value, require
 from .._version import __version__
 from ..batch.jobs import run_job
 from ..errors import FileFormatError, InvalidArgumentError, OpflowError, UnknownVariableError
 from ..io import atomic_path
-from ..io.convert import grid_from_xarray, to_field
+from ..io.convert import flip_decreasing, grid_from_xarray, to_field
 from ..io.files import open_dataset
 from ..io.outputs import check_output_path
-from .model_setup import complete_config, prepare_model
+from .model_setup import complete_config, model_choices, model_name, prepare_model
 from .trainer import Builder, Trainer, _fit_normalizers, build_model
 
 __all__ = ["add_predict_parser", "add_train_parser", "predict_command", "predict_file",
            "train_command"]
 
-_DATA_KEYS = ("path", "input", "output", "sample_dim", "val_fraction")
+_DATA_KEYS = ("path", "vars", "targets", "input", "output", "sample_dim", "val_fraction")
+# [data] keys of the one CLI vocabulary -> the keys config.json records.
+_DATA_SYNONYMS = {"vars": "input", "targets": "output"}
 _TRAIN_DEFAULTS: dict[str, Any] = {
     "epochs": 100, "batch_size": 32, "lr": 1e-3, "seed": 0, "loss": "rel_l2",
     "grad_clip": None, "amp": False, "early_stopping": None, "scheduler": "none",
@@ -78,16 +84,17 @@ _SCHEDULERS = ("none", "onecycle", "cosine")
 # Files `opflow train` writes in its run folder.
 RUN_FILES = ("config.json", "metrics.json", "metrics.csv", "best.pt", "last.pt")
 # Argument names raised by the code `opflow train` / `opflow predict` run -> their flags.
-TRAIN_FLAGS = {"path": "--data", "source": "--data", "obj": "--data", "inputs": "--input",
-               "outputs": "--output", "sample_dim": "--sample-dim", "config": "--config",
+TRAIN_FLAGS = {"path": "--data", "source": "--data", "obj": "--data", "inputs": "--vars",
+               "outputs": "--targets", "sample_dim": "--sample-dim", "config": "--model",
+               "config['name']": "--model", "model": "--model",
                "epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr",
                "scheduler": "--scheduler", "loss": "--loss", "seed": "--seed",
                "grad_clip": "--grad-clip", "early_stopping": "--early-stopping",
                "device": "--device", "num_workers": "--num-workers", "width": "--width",
                "modes": "--modes", "n_layers": "--layers", "layers": "--layers"}
-PREDICT_FLAGS = {"checkpoint": "--checkpoint", "input": "--input", "path": "--input",
-                 "obj": "--input", "out": "--out",
-                 "chunk": "--chunk", "batch_size": "--batch-size", "variables": "--input-vars",
+PREDICT_FLAGS = {"checkpoint": "--checkpoint", "input": "--data", "path": "--data",
+                 "obj": "--data", "out": "--out", "x": "--vars", "grid_dims": "--vars",
+                 "chunk": "--chunk", "batch_size": "--batch-size", "variables": "--vars",
                  "sample_dim": "--sample-dim", "device": "--device"}
 # Config keys through which `opflow train` tells the model its channel counts (set with
 # setdefault, so a [model] table or --option value wins).
@@ -117,10 +124,17 @@ def add_train_parser(subparsers: argparse._SubParsersAction,
         "train", help="train a neural operator on a netCDF data set",
         description="Train a neural operator (opflow.operators) on input/output variables of "
                     "a netCDF/HDF5 file. Flags override the --config TOML file.")
-    p.add_argument("--model", help="operator name passed to opflow.operators.build_operator")
-    p.add_argument("--data", help="netCDF/HDF5 file with the samples")
-    p.add_argument("--input", nargs="+", metavar="VAR", help="input variable(s)")
-    p.add_argument("--output", nargs="+", metavar="VAR", help="output variable(s)")
+    if builder is None:
+        p.add_argument("--model", type=model_name, choices=list(model_choices()),
+                       help="the operator (class names are accepted too, in any case)")
+    else:
+        p.add_argument("--model", help="model name passed to the builder")
+    p.add_argument("--data", metavar="FILE", help="netCDF/HDF5 file with the samples")
+    p.add_argument("--vars", nargs="+", metavar="VAR", help="input variable(s) of --data")
+    p.add_argument("--targets", nargs="+", metavar="VAR",
+                   help="output variable(s) of --data: what the model learns to predict")
+    add_alias(p, "--input", "--vars", "vars", nargs="+", metavar="VAR")
+    add_alias(p, "--output", "--targets", "targets", nargs="+", metavar="VAR")
     p.add_argument("--out", required=True, metavar="RUN_DIR",
                    help="run folder for checkpoints and metrics")
     p.add_argument("--config", metavar="FILE.toml",
@@ -145,7 +159,7 @@ def add_train_parser(subparsers: argparse._SubParsersAction,
     p.add_argument("--device", help="torch device (default: cuda if available)")
     p.add_argument("--num-workers", type=int, help="DataLoader worker processes (default: 0)")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet(p)
     model = p.add_argument_group("model options (passed to build_operator)")
     model.add_argument("--width", type=int, help="channel width")
     model.add_argument("--modes", type=int, nargs="+", help="Fourier modes (one or per axis)")
@@ -165,17 +179,19 @@ def add_predict_parser(subparsers: argparse._SubParsersAction,
         description="Rebuild the model from a checkpoint and write its predictions for the "
                     "samples of a netCDF/HDF5 file; reads and writes --chunk samples at a time.")
     p.add_argument("--checkpoint", required=True, help="checkpoint (RUN_DIR/best.pt)")
-    p.add_argument("--input", required=True, metavar="FILE", help="netCDF/HDF5 file of inputs")
+    p.add_argument("--data", metavar="FILE", help="netCDF/HDF5 file of inputs (required)")
+    add_alias(p, "--input", "--data", "data", metavar="FILE")
     p.add_argument("--out", required=True, metavar="PRED.nc", help="netCDF file to write")
     p.add_argument("--chunk", type=int, default=64, help="samples per chunk (default: 64)")
     p.add_argument("--batch-size", type=int, help="samples per model call (default: --chunk)")
-    p.add_argument("--input-vars", nargs="+", metavar="VAR",
-                   help="input variables (default: those the model was trained on)")
+    p.add_argument("--vars", nargs="+", metavar="VAR",
+                   help="input variables of --data (default: those the model was trained on)")
+    add_alias(p, "--input-vars", "--vars", "vars", nargs="+", metavar="VAR")
     p.add_argument("--sample-dim", help="dimension indexing samples (default: as trained)")
     p.add_argument("--device", help="torch device (default: cuda if available)")
     p.add_argument("--restart", action="store_true",
                    help="discard an unfinished run with other inputs or settings")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(p)
     p.set_defaults(func=functools.partial(predict_command, builder=builder))
     return p
 
@@ -196,30 +212,37 @@ def _read_toml(path: str | os.PathLike) -> dict[str, Any]:
     try:
         config = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise InvalidArgumentError("config", "a TOML file", f"{str(path)!r}: {e}") from None
+        raise InvalidArgumentError("--config", "a TOML file", f"{str(path)!r}: {e}") from None
     unknown = sorted(set(config) - {"model", "data", "train"})
     if unknown:
-        raise UnknownVariableError("config", unknown[0], ["model", "data", "train"])
+        raise UnknownVariableError("--config", unknown[0], ["model", "data", "train"])
     for table in config.values():
         if not isinstance(table, Mapping):
-            raise InvalidArgumentError("config", "tables [model], [data] and [train]", config)
+            raise InvalidArgumentError("--config", "tables [model], [data] and [train]", config)
     return config
 
 
-def _resolve(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+def _resolve(args: argparse.Namespace, builder: Builder | None = None
+             ) -> dict[str, dict[str, Any]]:
     """Model, data and train settings: flags over the TOML file over defaults."""
     toml = _read_toml(args.config) if args.config else {}
     model = dict(toml.get("model", {}))
     data = dict(toml.get("data", {}))
     train = dict(toml.get("train", {}))
-    for key in data:
+    for key in list(data):
         if key not in _DATA_KEYS:
-            raise UnknownVariableError("config [data]", key, _DATA_KEYS)
+            raise UnknownVariableError("--config [data]", key, _DATA_KEYS)
+        if key in _DATA_SYNONYMS:
+            data[_DATA_SYNONYMS[key]] = data.pop(key)
     for key in train:
         if key not in _TRAIN_DEFAULTS:
-            raise UnknownVariableError("config [train]", key, list(_TRAIN_DEFAULTS))
+            raise UnknownVariableError("--config [train]", key, list(_TRAIN_DEFAULTS))
     if args.model is not None:
         model["name"] = args.model
+    if builder is None and model.get("name") is not None:
+        model["name"] = model_name(str(model["name"]))
+        if model["name"] not in model_choices():
+            raise UnknownVariableError("--model", model["name"], list(model_choices()))
     for key in ("width", "layers"):
         if getattr(args, key) is not None:
             model[key] = getattr(args, key)
@@ -227,7 +250,7 @@ def _resolve(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         model["modes"] = args.modes[0] if len(args.modes) == 1 else list(args.modes)
     for key, value in args.option or []:
         model[key] = value
-    flags = {"path": args.data, "input": args.input, "output": args.output,
+    flags = {"path": args.data, "input": args.vars, "output": args.targets,
              "sample_dim": args.sample_dim, "val_fraction": args.val_fraction}
     data.update({k: v for k, v in flags.items() if v is not None})
     data.setdefault("sample_dim", "sample")
@@ -241,8 +264,8 @@ def _resolve(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     train = {**_TRAIN_DEFAULTS, **train}
     missing = [(flag, what) for flag, what in (("--model", model.get("name")),
                                                ("--data", data.get("path")),
-                                               ("--input", data.get("input")),
-                                               ("--output", data.get("output"))) if not what]
+                                               ("--vars", data.get("input")),
+                                               ("--targets", data.get("output"))) if not what]
     if missing:
         flag = missing[0][0]
         raise InvalidArgumentError(flag, f"a value for {flag} (or in the --config TOML file)",
@@ -284,7 +307,7 @@ def _check_val_fraction(value: Any) -> float:
 def _train(args: argparse.Namespace, builder: Builder | None) -> int:
     from ..data.operator_dataset import OperatorDataset
 
-    settings = _resolve(args)
+    settings = _resolve(args, builder)
     model_cfg, data, train = settings["model"], settings["data"], settings["train"]
     fraction = _check_val_fraction(data["val_fraction"])
     check_output_path(args.out, folder=True, writes=RUN_FILES, argument="--out",
@@ -306,6 +329,8 @@ def _train(args: argparse.Namespace, builder: Builder | None) -> int:
         a0, u0 = dataset[0]
         model_cfg = complete_config(model_cfg, a0.grid.shape, u0.grid.shape, len(train_set))
         settings["model"] = model_cfg
+        if builder is None:
+            _check_model_options(model_cfg, {key for key, _ in args.option or []})
         torch.manual_seed(train["seed"])  # the initial weights: same --seed, same model
         model = build_model(model_cfg, builder)
         if getattr(model, "config", None) is None:
@@ -344,12 +369,33 @@ def _train(args: argparse.Namespace, builder: Builder | None) -> int:
     return 0
 
 
+def _check_model_options(config: Mapping[str, Any], from_flags: set[str]) -> None:
+    """Refuse model options the operator does not take, naming the flag or table that
+    gave them (before the constructor's own TypeError)."""
+    import inspect
+
+    from ..operators import registered_operators
+
+    cls = registered_operators().get(model_choices().get(str(config.get("name")), ""))
+    if cls is None:
+        return
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = sorted(k for k in params if k != "self")
+    for key in config:
+        if key != "name" and key not in params:
+            where = "--option" if key in from_flags else "--config [model]"
+            raise UnknownVariableError(where, key, accepted)
+
+
 # ------------------------------------------------------------------ predict
 @command_errors("predict", PREDICT_FLAGS)
 def predict_command(args: argparse.Namespace, builder: Builder | None = None) -> int:
     """Run ``opflow predict`` with parsed ``args``; returns the exit status."""
-    path = predict_file(args.checkpoint, args.input, args.out, chunk=args.chunk,
-                        batch_size=args.batch_size, variables=args.input_vars,
+    data = require(args, "data", "--data", "a netCDF/HDF5 file of inputs")
+    path = predict_file(args.checkpoint, data, args.out, chunk=args.chunk,
+                        batch_size=args.batch_size, variables=args.vars,
                         sample_dim=args.sample_dim, device=args.device, builder=builder,
                         progress=not args.quiet, restart=getattr(args, "restart", False))
     print(f"opflow predict: wrote {path}")
@@ -428,7 +474,8 @@ def predict_file(
             raise UnknownVariableError("sample_dim", sample_dim, list(ds[names[0]].dims))
         grid_dims = info.get("input_grid") if not variables else None
         grid_dims = list(grid_dims or [d for d in ds[names[0]].dims if d != sample_dim])
-        grid_from_xarray(ds[names], grid_dims)  # a bad grid is refused before the job starts
+        # a bad grid is refused before the job starts (decreasing axes are flipped per chunk)
+        grid_from_xarray(flip_decreasing(ds[names], grid_dims)[0], grid_dims)
         settings = {"command": "predict", "variables": names, "sample_dim": sample_dim,
                     "grid_dims": grid_dims, "batch_size": batch_size or chunk,
                     "device": str(trainer.device), "model_config": trainer.config}

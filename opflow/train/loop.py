@@ -9,22 +9,20 @@ loader), multi-task transfer (:func:`opflow.train.fit_steps` callers in
   the loss (through an AMP grad scaler when given), clip, step the
   optimiser and the per-step scheduler.
 * :func:`fit_steps` is the step-counted loop (Adam, cosine decay to zero,
-  a divergence guard, a progress bar on a terminal and one log line every
-  ``log_every`` steps elsewhere) for the loops that count steps, not epochs.
+  a divergence guard, progress through :class:`opflow.progress.Progress`: a
+  bar on a terminal, log lines elsewhere) for the loops that count steps.
 """
 
 from __future__ import annotations
 
 import math
-import sys
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..errors import InvalidArgumentError, OpflowError
+from ..progress import Progress, progress_mode
 
 __all__ = ["OptimizerStep", "TrainingDivergedError", "fit_steps", "minibatches",
            "show_progress"]
@@ -64,8 +62,19 @@ class TrainingDivergedError(OpflowError, RuntimeError):
 
 
 def show_progress(progress: bool | str) -> bool:
-    """Whether to draw a progress bar: ``"always"``, or ``True`` on a terminal."""
-    return progress == "always" or (bool(progress) and sys.stderr.isatty())
+    """Whether a progress bar is drawn: ``"always"``, or ``True`` on a terminal (elsewhere
+    ``True`` prints log lines instead; see :func:`opflow.progress.progress_mode`).
+
+    Parameters
+    ----------
+    progress : bool or "always"
+        The ``progress`` argument.
+
+    Returns
+    -------
+    bool
+    """
+    return progress_mode(progress) == "bar"
 
 
 class OptimizerStep:
@@ -165,12 +174,14 @@ def fit_steps(params: Iterable[nn.Parameter], step_loss: Callable[[int], torch.T
         Adam learning rate (decayed to 0 over ``steps`` with ``"cosine"``).
     schedule : {"cosine", None}
     progress : bool or "always"
-        tqdm bar over the steps, on a terminal (``"always"``: anywhere).
+        A bar over the steps on a terminal; elsewhere lines on stderr (step,
+        loss, elapsed time) at most every few seconds (``"always"``: a bar
+        anywhere; False: nothing). See :class:`opflow.progress.Progress`.
     desc : str
         Label of the bar and the log lines.
     log_every : int
-        When no bar is drawn and ``progress`` is true, print one line
-        (step, loss, elapsed time) to stderr every ``log_every`` steps.
+        When lines are printed, one every ``log_every`` steps instead of one
+        every few seconds (0).
     allow_zero : bool
         Accept ``steps=0`` (returns an empty history).
 
@@ -193,20 +204,17 @@ def fit_steps(params: Iterable[nn.Parameter], step_loss: Callable[[int], torch.T
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
                  if schedule == "cosine" and steps > 0 else None)
     update = OptimizerStep(optimizer, params, scheduler)
-    bar = show_progress(progress)
-    log = bool(progress) and not bar and log_every > 0
     history: list[float] = []
-    start = time.perf_counter()
-    for step in tqdm(range(steps), desc=desc, disable=not bar, leave=False):
-        update.zero_grad()
-        loss = step_loss(step)
-        value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
-        if not math.isfinite(value):
-            raise TrainingDivergedError(1, step + 1, steps, value,
-                                        optimizer.param_groups[0]["lr"], None, saved="")
-        update(loss if isinstance(loss, torch.Tensor) else None)
-        history.append(value)
-        if log and ((step + 1) % log_every == 0 or step + 1 == steps):
-            print(f"{desc}: step {step + 1}/{steps} loss {value:.4g} "
-                  f"({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
+    with Progress(steps, desc, progress, unit="step", every=max(0, log_every),
+                  leave=False) as bar:
+        for step in range(steps):
+            update.zero_grad()
+            loss = step_loss(step)
+            value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+            if not math.isfinite(value):
+                raise TrainingDivergedError(1, step + 1, steps, value,
+                                            optimizer.param_groups[0]["lr"], None, saved="")
+            update(loss if isinstance(loss, torch.Tensor) else None)
+            history.append(value)
+            bar.update(1, loss=value)
     return history

@@ -35,7 +35,7 @@ import torch
 from ..errors import InvalidArgumentError
 from ..field import Field
 
-__all__ = ["complete_config", "prepare_model"]
+__all__ = ["MODEL_NAMES", "complete_config", "model_choices", "model_name", "prepare_model"]
 
 _HIDDEN, _DEPTH, _POD_MODES = 128, 3, 32
 
@@ -164,3 +164,54 @@ def prepare_model(model: torch.nn.Module, train_set, output_normalizer=None,
 
 def _collate_outputs(pairs) -> torch.Tensor:
     return torch.stack([u.values if isinstance(u, Field) else u for _, u in pairs])
+
+
+# ---------------------------------------------------------------- model names
+#: ``opflow train --model`` names (lower case, as the README writes them) -> the
+#: registered operator names. A registered operator not listed is offered under its
+#: registered name in lower case.
+MODEL_NAMES: dict[str, str] = {
+    "fno": "FNO",
+    "mgno": "MgNO",
+    "deeponet": "DeepONet",
+    "pod-deeponet": "POD_DeepONet",
+    "multitask-deeponet": "MultiTaskDeepONet",
+}
+
+
+def model_choices() -> dict[str, str]:
+    """Every ``--model`` name -> its registered operator name.
+
+    Returns
+    -------
+    dict
+        The names of :data:`MODEL_NAMES` that are registered, then every other
+        registered operator under its name in lower case.
+    """
+    from ..operators import registered_operators
+
+    registered = registered_operators()
+    named = {cli: reg for cli, reg in MODEL_NAMES.items() if reg in registered}
+    listed = set(named.values())
+    named.update({reg.lower(): reg for reg in registered if reg not in listed})
+    return named
+
+
+def model_name(text: str) -> str:
+    """A ``--model`` value as its listed name: a listed name or a registered class
+    name, in any case and with ``-`` or ``_`` (``FNO``, ``POD_DeepONet``).
+
+    Parameters
+    ----------
+    text : str
+        What the user typed.
+
+    Returns
+    -------
+    str
+        The name of :func:`model_choices`; unknown text unchanged.
+    """
+    for cli, registered in model_choices().items():
+        if _key(text) in (_key(cli), _key(registered)):
+            return cli
+    return text

@@ -28,11 +28,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import xarray as xr
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset
-from tqdm.auto import tqdm
 
 from .. import norms
 from .._version import __version__
@@ -40,9 +40,10 @@ from ..data.collate import collate_fields
 from ..data.normalizer import RunningMoments, UnitGaussianNormalizer
 from ..data.operator_dataset import OperatorDataset
 from ..errors import InvalidArgumentError, OpflowError, ShapeError
-from ..field import Field
+from ..field import SAMPLE_ATTR, Field, sample_labels
 from ..io import atomic_path
 from ..io.files import save
+from ..progress import Progress
 from .checkpoint import (
     normalizers_from_checkpoint,
     read_checkpoint,
@@ -56,7 +57,7 @@ from .distributed import (
     shard_sampler,
     wrap_model,
 )
-from .loop import OptimizerStep, TrainingDivergedError, show_progress
+from .loop import OptimizerStep, TrainingDivergedError
 from .losses import LossFn, resolve_loss
 
 __all__ = ["Trainer", "TrainingDivergedError", "build_model"]
@@ -185,6 +186,18 @@ def _batch_dims(f: Field) -> list[str]:
     return ["sample", *(f"batch_{i}" for i in range(1, len(f.batch_shape)))]
 
 
+def _joined(parts: Sequence[Field], inputs: Sequence[Field] | None = None) -> Field:
+    """``parts`` concatenated along the first batch dim, with the sample coordinate of
+    the ``inputs`` (default: of the parts) when every one of them has it."""
+    attrs = {k: v for k, v in parts[0].attrs.items() if k != SAMPLE_ATTR}
+    labels = [sample_labels(f) for f in (parts if inputs is None else inputs)]
+    if labels and all(lab is not None for lab in labels):
+        joined = np.concatenate(labels)
+        if joined.shape[0] == sum(p.batch_shape[0] for p in parts):
+            attrs[SAMPLE_ATTR] = joined
+    return parts[0].with_values(torch.cat([p.values for p in parts]), attrs=attrs)
+
+
 def _renamed(f: Field, suffix: str) -> Field:
     return f.with_values(f.values, names=[f"{n}{suffix}" for n in f.names])
 
@@ -234,7 +247,11 @@ class Trainer:
     device : str or torch.device, optional
         Default: CUDA when available (``cuda:<LOCAL_RANK>`` under torchrun).
     progress : bool or "always"
-        Progress bars with the live loss on a terminal (rank 0 only).
+        Rank 0 shows progress with the live loss: bars on a terminal; outside
+        one (a log file, a batch job) one line per epoch with the elapsed time
+        and the losses, at most one every few seconds (lines per batch too when
+        an epoch is longer). ``"always"``: bars anywhere; ``False``: nothing
+        (``opflow train --quiet``). See :class:`opflow.progress.Progress`.
     seed : int
         Seeds the data shuffling (a ``torch.Generator``) and, at the start of
         a fresh :meth:`fit`, torch's global RNG (dropout, random layers);
@@ -529,25 +546,24 @@ class Trainer:
         if self.stopped_early:
             return self.history
 
-        show = show_progress(self.progress) and self.is_main
-        epochs_bar = tqdm(total=self.epochs, initial=self.epoch, desc="train", unit="epoch",
-                          disable=not show, dynamic_ncols=True)
+        epochs_bar = Progress(self.epochs, "train", self.progress if self.is_main else False,
+                              unit="epoch", initial=self.epoch)
         try:
             for epoch in range(self.epoch, self.epochs):
-                if self._fit_epoch(epoch, loader, val_loader, show, epochs_bar):
+                if self._fit_epoch(epoch, loader, val_loader, epochs_bar):
                     break
         finally:
             epochs_bar.close()
         return self.history
 
     def _fit_epoch(self, epoch: int, loader: DataLoader, val_loader: DataLoader | None,
-                   show: bool, epochs_bar) -> bool:
+                   epochs_bar: Progress) -> bool:
         """One epoch of training, validation and bookkeeping; True to stop early."""
         t0 = time.perf_counter()
         if hasattr(loader.sampler, "set_epoch"):
             loader.sampler.set_epoch(epoch)
         row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": self._train_epoch(epoch, loader,
-                                                                                   show)}
+                                                                                   epochs_bar)}
         if val_loader is not None:
             row.update(self._validate(val_loader))
         row["lr"] = self._current_lr()
@@ -569,17 +585,17 @@ class Trainer:
                 self.save_checkpoint(self.out_dir / "best.pt")
             self.save_checkpoint(self.out_dir / "last.pt")
             self._write_metrics()
-        epochs_bar.update(1)
-        epochs_bar.set_postfix({k: f"{v:.4g}" for k, v in row.items()
-                                if k in ("train_loss", "val_loss")}, refresh=False)
+        epochs_bar.update(1, **{k: float(v) for k, v in row.items()
+                                if k in ("train_loss", "val_loss", "val_rel_l2")})
         return self.stopped_early
 
-    def _train_epoch(self, epoch: int, loader: DataLoader, show: bool) -> float:
+    def _train_epoch(self, epoch: int, loader: DataLoader, epochs_bar: Progress) -> float:
         model = self._train_model
         model.train()
         total = torch.zeros(2, dtype=torch.float64, device=self.device)
-        bar = tqdm(total=len(loader), desc=f"epoch {epoch + 1}/{self.epochs}", unit="batch",
-                   leave=False, disable=not show, dynamic_ncols=True)
+        bar = Progress(len(loader), f"train epoch {epoch + 1}/{self.epochs}",
+                       self.progress if self.is_main else False, unit="batch",
+                       parent=epochs_bar, edges=False, leave=False)
         try:
             for b, batch in enumerate(loader, start=1):
                 a, u = _check_batch(batch, "train")
@@ -595,8 +611,7 @@ class Trainer:
                                                 self._current_lr(), self.grad_clip)
                 self._step(loss)
                 total += stat
-                bar.update(1)
-                bar.set_postfix(loss=f"{value:.4g}", refresh=False)
+                bar.update(1, loss=value)
         finally:
             bar.close()
         return float(total[0] / total[1])
@@ -783,8 +798,8 @@ class Trainer:
 
     def _write_evaluation(self, path: Path, preds: list[Field], trues: list[Field],
                           result: dict[str, Any]) -> None:
-        pred = preds[0].with_values(torch.cat([p.values for p in preds]))
-        true = trues[0].with_values(torch.cat([t.values for t in trues]))
+        true = _joined(trues)
+        pred = _joined(preds, trues)
         dims = _batch_dims(true)
         ds = xr.merge([_renamed(pred, "_pred").to_xarray(dims),
                        _renamed(true, "_true").to_xarray(dims)], combine_attrs="override")
@@ -815,7 +830,28 @@ class Trainer:
         -------
         Field
             ``(C_out, *grid_out)`` for one sample, else ``(N, C_out, *grid_out)``,
-            named after the training outputs when known.
+            named after the training outputs when known. It keeps the inputs'
+            sample coordinate (``attrs["opflow_sample"]``: for an
+            :class:`~opflow.data.OperatorDataset` or a split of one, the source's
+            sample coordinate, else the positions in the file), so
+            ``predict(test).to_xarray()`` has a ``sample`` coordinate that
+            matches each prediction to its source sample.
+
+        Examples
+        --------
+        >>> import numpy as np, torch, opflow
+        >>> from opflow.data import OperatorDataset
+        >>> from opflow.train import Trainer
+        >>> grid = opflow.Grid.uniform(x=(0.0, 1.0, 16), periodic=("x",))
+        >>> a = opflow.Field(torch.randn(10, 1, 16), grid, names="a")
+        >>> ds = a.to_xarray().assign(u=lambda d: 2 * d["a"])
+        >>> train, test = OperatorDataset(ds, "a", "u").split([0.7, 0.3], seed=0)
+        >>> trainer = Trainer(opflow.operators.FNO(1, 1, modes=4, width=8), epochs=1,
+        ...                   progress=False)
+        >>> _ = trainer.fit(train)
+        >>> pred = trainer.predict(test).to_xarray()
+        >>> bool((pred["sample"].values == test.indices).all())
+        True
         """
         batch_size = _positive_int(batch_size or self.batch_size, "batch_size")
         self.model.eval()
@@ -828,22 +864,23 @@ class Trainer:
             if data.batch_shape[0] == 0:
                 raise InvalidArgumentError("data", "a Field with at least one sample", data.values)
             self._check_in_channels(data)
-            parts = [self._forward(self.model, self._to_device(data[i:i + batch_size])).to("cpu")
-                     for i in range(0, data.batch_shape[0], batch_size)]
+            inputs = [data[i:i + batch_size] for i in range(0, data.batch_shape[0], batch_size)]
+            parts = [self._forward(self.model, self._to_device(a)).to("cpu") for a in inputs]
         elif isinstance(data, Dataset) and hasattr(data, "__len__"):
             if len(data) == 0:
                 raise InvalidArgumentError("data", "a non-empty dataset", "an empty dataset")
-            parts = []
+            parts, inputs = [], []
             for batch in DataLoader(data, batch_size=batch_size, shuffle=False):
                 a = batch[0] if isinstance(batch, (tuple, list)) else batch
                 if not isinstance(a, Field):
                     raise InvalidArgumentError("data", "a dataset yielding input Fields or "
                                                "(input, output) pairs", a)
                 self._check_in_channels(a)
+                inputs.append(a)
                 parts.append(self._forward(self.model, self._to_device(a)).to("cpu"))
         else:
             raise InvalidArgumentError("data", "a Field, a sequence of Fields or a Dataset", data)
-        return parts[0].with_values(torch.cat([p.values for p in parts]))
+        return _joined(parts, inputs)
 
     def _check_in_channels(self, a: Field) -> None:
         """Refuse inputs whose channel count differs from the model's config (not a torch error)."""

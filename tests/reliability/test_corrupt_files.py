@@ -241,7 +241,7 @@ def test_a_flipped_weight_is_refused_by_every_loader(flipped, tmp_path):
 def test_opflow_predict_refuses_a_flipped_checkpoint(flipped, data_file, tmp_path, capsys):
     from opflow.cli import main
 
-    assert main(["predict", "--checkpoint", str(flipped), "--input", str(data_file),
+    assert main(["predict", "--checkpoint", str(flipped), "--data", str(data_file),
                  "--out", str(tmp_path / "p.nc"), "--quiet"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("opflow predict: error: argument `--checkpoint`")
@@ -339,8 +339,8 @@ def test_opflow_solve_names_the_input_when_a_block_is_damaged(data_file, tmp_pat
     from opflow.cli import main
 
     _flip_in_first_chunk(data_file, "a")
-    assert main(["solve", "heat", "--input", str(data_file), "--var", "a", "--out",
+    assert main(["solve", "heat", "--data", str(data_file), "--vars", "a", "--out",
                  str(tmp_path / "s.nc"), "--quiet"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("opflow solve: error: argument `--input`") and err.count("\n") == 1
+    assert err.startswith("opflow solve: error: argument `--data`") and err.count("\n") == 1
     assert str(data_file) in err and "'a'" in err and not (tmp_path / "s.nc").exists()

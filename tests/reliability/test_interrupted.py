@@ -45,8 +45,8 @@ def _commands(kind: str, tmp: Path) -> tuple[list[str], Path, Path]:
         return ([PYTHON, "-m", "opflow.cli", "generate", "darcy", "--n", "16", "--resolution",
                  "33", "--chunk", "2", "--out", str(out)], out, tmp / ".darcy.nc.parts")
     out = tmp / "u.nc"
-    return ([PYTHON, "-m", "opflow.batch", "solve", "darcy", "--input", str(tmp.parent / "a.nc"),
-             "--var", "a", "--out", str(out), "--chunk", "2", "--quiet"], out,
+    return ([PYTHON, "-m", "opflow.batch", "solve", "darcy", "--data", str(tmp.parent / "a.nc"),
+             "--vars", "a", "--out", str(out), "--chunk", "2", "--quiet"], out,
             tmp / ".u.nc.parts")
 
 
