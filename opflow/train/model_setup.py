@@ -176,6 +176,11 @@ MODEL_NAMES: dict[str, str] = {
     "deeponet": "DeepONet",
     "pod-deeponet": "POD_DeepONet",
     "multitask-deeponet": "MultiTaskDeepONet",
+    "driftnet": "DRIFTNet",
+    "dymixop": "DyMixOp",
+    "unet": "UNet",
+    "function-space-unet": "FunctionSpaceUNet",
+    "attention-operator": "AttentionOperator",
 }
 
 
