@@ -6,6 +6,11 @@ case), ``-c Laplacian`` dominates, and a couple of multigrid cycles on the
 Poisson problem ``-Laplacian x = r / c`` are a cheap, grid-independent
 approximation of the inverse. Krylov methods (:func:`opflow.solvers.linear.gmres`,
 :class:`opflow.solvers.nonlinear.NewtonKrylov`) take it as ``precond``.
+
+The multigrid hierarchy (coarse operators, smoother weights, the factored
+coarsest grid) depends only on the grid and the boundary condition, so it is
+built once per dtype and device and reused by every application: a stiff
+solve applies the preconditioner thousands of times.
 """
 
 from __future__ import annotations
@@ -17,8 +22,11 @@ import torch
 from ....errors import InvalidArgumentError
 from ....field import Field
 from ....grid import Grid
+from . import operators as ops
+from .cycles import correction
+from .hierarchy import Hierarchy, plan_levels
 from .problems import PoissonProblem
-from .solver import Multigrid
+from .solver import Multigrid, _Data
 
 __all__ = ["multigrid_preconditioner"]
 
@@ -52,21 +60,53 @@ def multigrid_preconditioner(grid: Grid, scale, cycles: int = 2,
         and not isinstance(scale, bool) else None
     if values is None or not bool(torch.isfinite(values).all()) or not bool((values > 0).all()):
         raise InvalidArgumentError("scale", "a positive finite number or tensor of them", scale)
-    alg = Multigrid(max_cycles=cycles, rtol=1e-300)  # a fixed number of cycles
+    poisson = _CachedPoisson(grid, bc, cycles)
 
     def precond(r: Field) -> Field:
-        from ....solve import solve
-
         values = r.values if isinstance(r, Field) else r
         c = torch.as_tensor(scale, dtype=values.dtype, device=values.device)
         c = c.reshape(-1, *([1] * (values.ndim - 1))) if c.ndim else c
-        sol = solve(PoissonProblem(Field(values / c, grid), bc=bc), alg)
-        out = sol.u.values
+        out = poisson.apply((values / c).reshape(-1, *grid.shape)).reshape(values.shape)
         if bc == "dirichlet":
             out = torch.where(_boundary(grid, values), values, out)
         return r.with_values(out) if isinstance(r, Field) else out
 
     return precond
+
+
+class _CachedPoisson:
+    """A fixed number of V-cycles on ``-Laplacian u = f`` (zero boundary values), with
+    the hierarchy built at the first application of each dtype and device."""
+
+    def __init__(self, grid: Grid, bc: str, cycles: int):
+        self.grid, self.bc, self.cycles = grid, bc, cycles
+        self.alg = Multigrid()
+        self.cache: dict = {}
+
+    def _hierarchy(self, dtype: torch.dtype, device: torch.device):
+        key = (dtype, device)
+        if key not in self.cache:
+            zero = Field(torch.zeros(1, 1, *self.grid.shape, dtype=dtype, device=device),
+                         self.grid)
+            prob = PoissonProblem(zero, bc=self.bc)
+            data, alg = _Data(prob), self.alg
+            shapes = plan_levels(self.grid, data.kinds, alg.levels)
+            self.cache[key] = (Hierarchy(data.a, data.free, self.grid.spacing, data.kinds,
+                                         shapes, alg.smoother, alg.jacobi_weight,
+                                         prob.singular), prob.singular)
+        return self.cache[key]
+
+    def apply(self, f: torch.Tensor) -> torch.Tensor:
+        """``cycles`` V-cycles from zero on ``f (B, *grid.shape)``."""
+        hier, singular = self._hierarchy(f.dtype, f.device)
+        if singular:  # the constant is in the kernel: solve for the mean-free part
+            f = f - ops.weighted_mean(f, hier.exact_weights)
+        u = torch.zeros_like(f)
+        alg = self.alg
+        for k in range(self.cycles):
+            r = hier.exact_residual(u, f) if k else f * hier.levels[0].free.to(f.dtype)
+            u = u + correction(hier, r, alg.cycle, alg.pre_smooth, alg.post_smooth)
+        return u
 
 
 def _boundary(grid: Grid, like: torch.Tensor) -> torch.Tensor:
