@@ -41,6 +41,13 @@ class NewtonKrylov(NonlinearAlgorithm):
         Relative tolerance of each linear solve (the forcing term).
     restart, max_linear_iters : int
         GMRES restart length and the most operator applications per solve.
+    jvp : {"autodiff", "difference"}
+        How ``J v`` is formed: forward-mode automatic differentiation (exact;
+        the default), or a one-sided difference ``(f(u + e v) - f(u)) / e``
+        with ``e = sqrt(machine epsilon) (1 + ||u||) / ||v||`` per sample
+        (Jacobian-free Newton-Krylov: one plain evaluation per product,
+        exact up to rounding when ``f`` is linear; forward-mode AD through
+        stencil operations such as ``roll`` costs tens of evaluations).
     """
 
     krylov: str = "gmres"
@@ -48,9 +55,12 @@ class NewtonKrylov(NonlinearAlgorithm):
     linear_rtol: float = 1e-4
     restart: int = 30
     max_linear_iters: int = 300
+    jvp: str = "autodiff"
 
     def __post_init__(self):
         super().__post_init__()
+        if self.jvp not in ("autodiff", "difference"):
+            raise InvalidArgumentError("jvp", "'autodiff' or 'difference'", self.jvp)
         if self.krylov not in ("gmres", "cg"):
             raise InvalidArgumentError("krylov", "'gmres' or 'cg'", self.krylov)
         if self.precond is not None and not callable(self.precond):
@@ -112,10 +122,28 @@ class NewtonKrylov(NonlinearAlgorithm):
         precond = self._flat_precond(system)
 
         def direction(y, F):
-            y_fixed = y.detach()
-            step, work = self.linear_solve(lambda v: system.jvp(y_fixed, v), -F.detach(),
-                                           precond)
+            y_fixed, F_fixed = y.detach(), F.detach()
+            if self.jvp == "difference":
+                matvec = _difference_jvp(system, y_fixed, F_fixed)
+            else:
+                def matvec(v):
+                    return system.jvp(y_fixed, v)
+            step, work = self.linear_solve(matvec, -F_fixed, precond)
             unstable = ~torch.isfinite(step).all(1)
             return step, unstable, torch.ones_like(unstable), work
 
         return newton_loop(self, system, y0, direction)
+
+
+def _difference_jvp(system: ResidualSystem, y: torch.Tensor, F: torch.Tensor):
+    """``v -> (f(y + e v) - f(y)) / e`` per sample, ``f(y) = F`` already known."""
+    root_eps = torch.finfo(y.dtype).eps ** 0.5
+    size = 1.0 + y.norm(dim=1, keepdim=True)
+
+    def matvec(v: torch.Tensor) -> torch.Tensor:
+        vn = v.norm(dim=1, keepdim=True)
+        e = root_eps * size / torch.where(vn > 0, vn, torch.ones_like(vn))
+        with torch.no_grad():
+            return (system(y + e * v) - F) / e
+
+    return matvec

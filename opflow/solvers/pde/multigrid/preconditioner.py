@@ -15,6 +15,7 @@ solve applies the preconditioner thousands of times.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import torch
@@ -34,6 +35,10 @@ __all__ = ["multigrid_preconditioner"]
 def multigrid_preconditioner(grid: Grid, scale, cycles: int = 2,
                              bc: str = "dirichlet") -> Callable[[Field], Field]:
     """``r -> (-scale Laplacian)^-1 r`` by ``cycles`` multigrid V-cycles, on ``grid``.
+
+    With periodic or Neumann boundaries the Laplacian is singular: the mean of
+    ``r`` passes through unchanged (as ``(I - scale Laplacian)^-1`` maps a
+    constant) and the rest is inverted.
 
     Parameters
     ----------
@@ -66,7 +71,10 @@ def multigrid_preconditioner(grid: Grid, scale, cycles: int = 2,
         values = r.values if isinstance(r, Field) else r
         c = torch.as_tensor(scale, dtype=values.dtype, device=values.device)
         c = c.reshape(-1, *([1] * (values.ndim - 1))) if c.ndim else c
-        out = poisson.apply((values / c).reshape(-1, *grid.shape)).reshape(values.shape)
+        out = poisson.apply(values.reshape(-1, *grid.shape),
+                            c.expand(values.shape[:-grid.ndim] + (1,) * grid.ndim)
+                            .reshape(-1, *([1] * grid.ndim)) if c.ndim else c)
+        out = out.reshape(values.shape)
         if bc == "dirichlet":
             out = torch.where(_boundary(grid, values), values, out)
         return r.with_values(out) if isinstance(r, Field) else out
@@ -74,39 +82,47 @@ def multigrid_preconditioner(grid: Grid, scale, cycles: int = 2,
     return precond
 
 
+@functools.lru_cache(maxsize=8)
+def _poisson_hierarchy(grid: Grid, bc: str, dtype: torch.dtype, device: torch.device):
+    """The multigrid hierarchy of ``-Laplacian`` on ``grid`` and whether it is singular.
+
+    Cached across preconditioners: a stiff solve makes a new preconditioner
+    for every step size, all on the same grid.
+    """
+    zero = Field(torch.zeros(1, 1, *grid.shape, dtype=dtype, device=device), grid)
+    prob = PoissonProblem(zero, bc=bc)
+    data, alg = _Data(prob), Multigrid()
+    shapes = plan_levels(grid, data.kinds, alg.levels)
+    hier = Hierarchy(data.a, data.free, grid.spacing, data.kinds, shapes, alg.smoother,
+                     alg.jacobi_weight, prob.singular)
+    return hier, prob.singular
+
+
 class _CachedPoisson:
-    """A fixed number of V-cycles on ``-Laplacian u = f`` (zero boundary values), with
-    the hierarchy built at the first application of each dtype and device."""
+    """A fixed number of V-cycles on ``-c Laplacian u = r`` (zero boundary values) on the
+    cached hierarchy of the grid."""
 
     def __init__(self, grid: Grid, bc: str, cycles: int):
         self.grid, self.bc, self.cycles = grid, bc, cycles
         self.alg = Multigrid()
-        self.cache: dict = {}
 
-    def _hierarchy(self, dtype: torch.dtype, device: torch.device):
-        key = (dtype, device)
-        if key not in self.cache:
-            zero = Field(torch.zeros(1, 1, *self.grid.shape, dtype=dtype, device=device),
-                         self.grid)
-            prob = PoissonProblem(zero, bc=self.bc)
-            data, alg = _Data(prob), self.alg
-            shapes = plan_levels(self.grid, data.kinds, alg.levels)
-            self.cache[key] = (Hierarchy(data.a, data.free, self.grid.spacing, data.kinds,
-                                         shapes, alg.smoother, alg.jacobi_weight,
-                                         prob.singular), prob.singular)
-        return self.cache[key]
+    def apply(self, r: torch.Tensor, c) -> torch.Tensor:
+        """``cycles`` V-cycles from zero on ``-c Laplacian u = r``, ``r (B, *grid.shape)``.
 
-    def apply(self, f: torch.Tensor) -> torch.Tensor:
-        """``cycles`` V-cycles from zero on ``f (B, *grid.shape)``."""
-        hier, singular = self._hierarchy(f.dtype, f.device)
-        if singular:  # the constant is in the kernel: solve for the mean-free part
-            f = f - ops.weighted_mean(f, hier.exact_weights)
+        Without fixed nodes (periodic or Neumann) the constant is in the
+        Laplacian's kernel: the mean-free part is solved for and the mean of
+        ``r`` passed through unchanged, which is what ``(I - c Laplacian)^-1``
+        does to a constant (the implicit step this preconditions).
+        """
+        hier, singular = _poisson_hierarchy(self.grid, self.bc, r.dtype, r.device)
+        mean = ops.weighted_mean(r, hier.exact_weights) if singular else None
+        f = (r - mean if mean is not None else r) / c
         u = torch.zeros_like(f)
         alg = self.alg
         for k in range(self.cycles):
-            r = hier.exact_residual(u, f) if k else f * hier.levels[0].free.to(f.dtype)
-            u = u + correction(hier, r, alg.cycle, alg.pre_smooth, alg.post_smooth)
-        return u
+            res = hier.exact_residual(u, f) if k else f * hier.levels[0].free.to(f.dtype)
+            u = u + correction(hier, res, alg.cycle, alg.pre_smooth, alg.post_smooth)
+        return u if mean is None else u + mean
 
 
 def _boundary(grid: Grid, like: torch.Tensor) -> torch.Tensor:
