@@ -184,7 +184,8 @@ class GridCoordinates(Coordinates):
         return v.movedim(1, -1).reshape(n, c)
 
     def __repr__(self) -> str:
-        return f"GridCoordinates(samples={self.samples}, grid={self.grid.shape}, names={self.names})"
+        return (f"GridCoordinates(samples={self.samples}, grid={self.grid.shape}, "
+                f"names={self.names})")
 
 
 def _grid_derivative(u: torch.Tensor, x: GridCoordinates, axis: int, order: int,
