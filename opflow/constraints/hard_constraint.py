@@ -152,8 +152,9 @@ class HardConstraint(nn.Module):
         Split of the grid into experts (``Partition(x=4)`` or ``{"x": 4}``);
         default one expert on the whole grid.
     solver : GaussNewton or LevenbergMarquardt, optional
-        The nonlinear least-squares algorithm (default
-        ``LevenbergMarquardt(damping=1e-6, max_iters=50)``).
+        The nonlinear least-squares algorithm (default ``GaussNewton()``,
+        whose minimum-norm step solves a linear PDE's problem exactly in one
+        iteration; see Notes).
     points : "all", int or torch.Tensor
         The residual rows of each expert: every node of its block, that many
         nodes of its block drawn at random (``seed``; the same nodes at every
@@ -184,6 +185,16 @@ class HardConstraint(nn.Module):
 
     Notes
     -----
+    Why Gauss-Newton by default: with fewer rows than basis functions, the
+    directions of ``w`` that the rows do not see are fixed by the ridge
+    alone. Levenberg-Marquardt's damping is scaled by the diagonal of
+    ``J^T J`` and dwarfs a small ridge there, so it stops on short steps
+    before those directions converge: its output is then not a smooth
+    function of the basis, and the implicit gradient (exact at the optimum
+    only) disagrees with finite differences. Gauss-Newton converges on them
+    (one step for a linear PDE). Pass ``LevenbergMarquardt()`` for strongly
+    nonlinear residuals with enough rows.
+
     The output Field's ``attrs["retcode"]`` is ``"Success"`` only if every
     expert of every sample converged; ``attrs["expert_retcodes"]`` lists them
     (comma-separated, samples first). A failed expert also raises a
@@ -230,7 +241,7 @@ class HardConstraint(nn.Module):
             raise InvalidArgumentError("partition", "a Partition, a mapping {axis: blocks} or "
                                        "None", partition)
         self.partition = partition
-        solver = LevenbergMarquardt(damping=1e-6, max_iters=50) if solver is None else solver
+        solver = GaussNewton() if solver is None else solver
         if not isinstance(solver, (GaussNewton, LevenbergMarquardt)):
             raise InvalidArgumentError("solver", "GaussNewton() or LevenbergMarquardt()", solver)
         self.solver = solver
