@@ -257,3 +257,40 @@ def test_an_expert_that_does_not_converge_is_recorded_and_warned():
         warnings.simplefilter("error")
         ok = HardConstraint(FeatureBasis(6), heat, 6, points=4)(inputs())
     assert ok.attrs["retcode"] == "Success"
+
+
+# ------------------------------------------------------------------ diffusion-sorption, Trainer
+def test_hard_constraint_trains_on_diffusion_sorption_with_the_residual_loss():
+    from opflow.data.diffusion_sorption import PARAMETERS, retardation
+    from opflow.operators import FNO
+    from opflow.train import Trainer
+
+    D, nx, nt = PARAMETERS["D"], 32, 16
+    grid = Grid.uniform(x=(0.5 / nx, 1 - 0.5 / nx, nx), t=(0.0, 500.0, nt))
+
+    def sorption(x, u):
+        return retardation(u.clamp_min(0.0)) * d(u, x, "t") - D * d(u, x, "x", 2)
+
+    conditions = [initial_condition(points=4),
+                  GridCondition(lambda x, u, a: u - 1.0, "x_min", points=2)]
+    u0 = 0.2 * torch.rand(4, 1, 1, 1, generator=torch.Generator().manual_seed(0))
+    a = Field(u0.expand(4, 1, nx, nt).clone(), grid)
+    final = {}
+    for name, kw, epochs in [("soft", {"hard": False}, 4), ("hard", {}, 4)]:
+        torch.manual_seed(0)
+        basis = FNO(1, 16, modes=(8, 4), width=16, n_layers=2)
+        layer = HardConstraint(basis, sorption, 16, points=8, ridge=1e-8, conditions=conditions,
+                               solver=LevenbergMarquardt(), **kw)
+        trainer = Trainer(layer, loss=layer.residual_loss, epochs=epochs, batch_size=4, lr=3e-3,
+                          progress=False, seed=0)
+        history = [row["train_loss"] for row in trainer.fit((a, a))]   # the target is unused
+        assert history[-1] < history[0], name
+        with torch.no_grad():
+            u = layer(a)
+            final[name] = float(layer.residual_loss(u, u, a))
+        if name != "soft":
+            assert u.attrs["retcode"] == "Success"
+            sol = layer.last_solution
+            rows = sol.problem.r(sol.u, sol.problem.p)[:, :-16]        # without the ridge rows
+            assert rows.abs().max() < 1e-3     # O(1) at w = 0: the conditions hold up to the ridge
+    assert final["hard"] < final["soft"]
