@@ -464,6 +464,12 @@ class HardConstraint(nn.Module):
         return loss.to(pred.values.dtype)
 
     def extra_repr(self) -> str:
+        """The settings shown in the module's repr.
+
+        Returns
+        -------
+        str
+        """
         return (f"n_basis={self.n_basis}, experts={self.n_experts}, hard={self.hard}, "
                 f"points={self.points if not isinstance(self.points, torch.Tensor) else 'mask'}, "
                 f"ridge={self.ridge:g}")
