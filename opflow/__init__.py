@@ -20,6 +20,8 @@ The public surface, re-exported here:
   in :mod:`opflow.kernels`)
 * physics-informed: :class:`PINNProblem`, :class:`PINN`, :class:`LPINN`
   (:mod:`opflow.solvers.pinn`)
+* hard constraints: :class:`HardConstraint` (PI-HC, PI-HC-MoE with a
+  :class:`~opflow.constraints.Partition`; :mod:`opflow.constraints`)
 * layers: :class:`NeuralODE`, stable neural SDEs (:class:`LangevinSDE`,
   :class:`LinearNoiseSDE`, :class:`GeometricSDE`), :class:`ErrorRegularizer`
 * training: :class:`Trainer` (:mod:`opflow.train`; every training loop steps
@@ -31,8 +33,22 @@ listed name exists and is documented, and that packages import each other's
 public names only.
 """
 
-from . import calculus, data, errors, kernels, layers, meta, norms, operators, plot, testing, train
+from . import (
+    calculus,
+    constraints,
+    data,
+    errors,
+    kernels,
+    layers,
+    meta,
+    norms,
+    operators,
+    plot,
+    testing,
+    train,
+)
 from ._version import __version__
+from .constraints import HardConstraint
 from .field import Field
 from .grid import Axis, Grid
 from .io import convert as _convert  # registers the xarray `.opflow` accessor  # noqa: F401
@@ -116,6 +132,7 @@ __all__ = [
     "SDEProblem", "EulerMaruyama", "Milstein", "SRA1", "BrownianInterval",
     "PINNProblem", "PINN", "ConvectionProblem", "LPINN", "ViscousBurgersProblem",
     "MaskDomain", "RAR",
+    "constraints", "HardConstraint",
     "layers", "NeuralODE", "LangevinSDE", "LinearNoiseSDE", "GeometricSDE", "NeuralSDE",
     "NaturalCubicSpline", "ErrorRegularizer", "StiffnessRegularizer",
     "train", "Trainer",

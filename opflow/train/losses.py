@@ -10,6 +10,7 @@ loss of the FNO and DeepONet papers. :func:`resolve_loss` turns the
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -18,7 +19,7 @@ from .. import norms
 from ..errors import InvalidArgumentError, ShapeError
 from ..field import Field
 
-__all__ = ["LOSSES", "LossFn", "rel_h1", "rel_l2", "resolve_loss"]
+__all__ = ["LOSSES", "LossFn", "rel_h1", "rel_l2", "resolve_loss", "takes_input"]
 
 LossFn = Callable[[Field, Field], torch.Tensor]
 
@@ -72,6 +73,33 @@ def rel_h1(pred: Field, true: Field, eps: float = 1e-12) -> torch.Tensor:
 
 
 LOSSES: dict[str, LossFn] = {"rel_l2": rel_l2, "rel_h1": rel_h1}
+
+
+def takes_input(loss: Callable) -> bool:
+    """Whether ``loss`` takes the input Field too: ``loss(pred, true, a)``.
+
+    True when it has at least three positional parameters without defaults
+    (a physics loss needs the input's initial and boundary data, e.g.
+    :meth:`opflow.constraints.HardConstraint.residual_loss`); the built-in
+    losses take ``(pred, true)``.
+
+    Parameters
+    ----------
+    loss : callable
+        A loss.
+
+    Returns
+    -------
+    bool
+    """
+    try:
+        sig = inspect.signature(loss)
+    except (TypeError, ValueError):
+        return False
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [q for q in sig.parameters.values()
+                if q.kind in kinds and q.default is inspect.Parameter.empty]
+    return len(required) >= 3
 
 
 def resolve_loss(loss: str | LossFn) -> LossFn:

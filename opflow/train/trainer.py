@@ -58,7 +58,7 @@ from .distributed import (
     wrap_model,
 )
 from .loop import OptimizerStep, TrainingDivergedError
-from .losses import LossFn, resolve_loss
+from .losses import LossFn, resolve_loss, takes_input
 
 __all__ = ["Trainer", "TrainingDivergedError", "build_model"]
 
@@ -216,6 +216,9 @@ class Trainer:
     loss : {"rel_l2", "rel_h1"} or callable
         Training loss, ``loss(pred: Field, true: Field) -> scalar tensor``,
         computed on un-normalised values (see :mod:`opflow.train.losses`).
+        A callable with three required positional parameters receives the
+        input Field too, ``loss(pred, true, a)``: a physics loss that uses
+        no solution data (e.g. :meth:`opflow.constraints.HardConstraint.residual_loss`).
     optimizer : callable or torch.optim.Optimizer, optional
         A factory ``optimizer(parameters) -> Optimizer`` (or a ready
         optimizer over ``model.parameters()``). Default: Adam with ``lr``.
@@ -332,6 +335,7 @@ class Trainer:
         self.progress, self.resume = progress, resume
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.loss_fn = resolve_loss(loss)
+        self._loss_takes_input = takes_input(self.loss_fn)
         self.loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "custom")
         self._normalizer_mode, self.normalizers = self._check_normalizers(normalizers)
         self.metadata: dict[str, Any] = dict(metadata or {})
@@ -468,8 +472,9 @@ class Trainer:
             out = out.with_values(out.values.float())
         return self.normalizers[1].decode(out) if self.normalizers else out
 
-    def _loss(self, pred: Field, true: Field) -> torch.Tensor:
-        value = self.loss_fn(pred, true)
+    def _loss(self, pred: Field, true: Field, a: Field) -> torch.Tensor:
+        value = (self.loss_fn(pred, true, a) if self._loss_takes_input  # type: ignore[call-arg]
+                 else self.loss_fn(pred, true))
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
             raise InvalidArgumentError("loss", "a callable returning a scalar tensor", value)
         return value.reshape(())
@@ -600,7 +605,7 @@ class Trainer:
             for b, batch in enumerate(loader, start=1):
                 a, u = _check_batch(batch, "train")
                 a, u = self._to_device(a), self._to_device(u)
-                loss = self._loss(self._forward(model, a, like=u), u)
+                loss = self._loss(self._forward(model, a, like=u), u, a)
                 n = float(u.batch_shape[0]) if u.batch_shape else 1.0
                 stat = torch.stack([loss.detach().to(torch.float64) * n,
                                     torch.tensor(n, dtype=torch.float64, device=self.device)])
@@ -630,7 +635,7 @@ class Trainer:
             pred = self._forward(self.model, a, like=u)
             n = float(u.batch_shape[0]) if u.batch_shape else 1.0
             rel = norms.rel_l2(pred, u).to(torch.float64)
-            sums += torch.stack([self._loss(pred, u).to(torch.float64) * n,
+            sums += torch.stack([self._loss(pred, u, a).to(torch.float64) * n,
                                  torch.tensor(n, dtype=torch.float64, device=self.device),
                                  rel.sum(), torch.tensor(float(rel.numel()),
                                                          dtype=torch.float64,
@@ -781,7 +786,7 @@ class Trainer:
             a, u = self._to_device(a), self._to_device(u)
             pred = self._forward(self.model, a, like=u)
             n = u.batch_shape[0] if u.batch_shape else 1
-            loss_sum += float(self._loss(pred, u)) * n
+            loss_sum += float(self._loss(pred, u, a)) * n
             count += n
             l2s.append(norms.rel_l2(pred, u).cpu())
             h1s.append(norms.rel_h1(pred, u).cpu())

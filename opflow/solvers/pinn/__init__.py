@@ -7,7 +7,7 @@ MLPs (:class:`MLPJet`, used compiled by ``PINN(compile=True)``)."""
 
 from .algorithm import PINN, PINNFunction, solve_pinn
 from .conditions import Condition, Dirichlet, Initial, Neumann, Periodic
-from .derivatives import Coordinates, d, gradient, laplacian
+from .derivatives import Coordinates, GridCoordinates, d, gradient, laplacian
 from .domains import Box, Disk, Domain, Interval, Rectangle, TimeSpace
 from .jet import MLPJet
 from .lpinn import (
@@ -23,7 +23,7 @@ from .refinement import RAR, rar_select
 from .sampling import SAMPLERS, latin_hypercube, sample_unit, sobol, uniform
 
 __all__ = [
-    "Coordinates", "d", "gradient", "laplacian", "MLPJet",
+    "Coordinates", "GridCoordinates", "d", "gradient", "laplacian", "MLPJet",
     "Domain", "Interval", "Box", "Rectangle", "Disk", "TimeSpace", "MaskDomain",
     "SAMPLERS", "uniform", "latin_hypercube", "sobol", "sample_unit",
     "Condition", "Dirichlet", "Neumann", "Periodic", "Initial",

@@ -29,10 +29,12 @@ from typing import Callable, Sequence
 
 import torch
 
+from ... import calculus
 from ...errors import InvalidArgumentError, ShapeError, UnknownVariableError
+from ...grid import Grid
 from .jet import Jet, attach, jet_of, through_compiled_graph
 
-__all__ = ["Coordinates", "d", "gradient", "laplacian"]
+__all__ = ["Coordinates", "GridCoordinates", "d", "gradient", "laplacian"]
 
 
 class Coordinates:
@@ -97,6 +99,100 @@ class Coordinates:
 
     def __repr__(self) -> str:
         return f"Coordinates(N={len(self)}, names={self.names})"
+
+
+class GridCoordinates(Coordinates):
+    """The nodes of a Grid as collocation points, where derivatives are finite differences.
+
+    A residual written for :class:`~opflow.solvers.pinn.PINNProblem`
+    (``residual(x, u)`` with :func:`d`, :func:`gradient`, :func:`laplacian`)
+    runs unchanged on values sampled on a grid: given these coordinates, the
+    derivative helpers reshape ``u`` to the grid and differentiate with
+    :func:`opflow.calculus.partial` (centred stencils inside, one-sided at the
+    ends of a bounded axis, spectral on periodic axes unless ``method="fd"``)
+    instead of autograd. Any tensor of one value per node can be
+    differentiated (a product ``u * u`` as well as ``u``).
+
+    Parameters
+    ----------
+    grid : Grid
+        The grid; its axis names name the columns.
+    samples : int
+        Independent fields stacked along the points: the ``N = samples *
+        prod(grid.shape)`` rows are ordered sample first, then the grid nodes
+        in row-major order (``u.reshape(samples, *grid.shape)`` per channel).
+    dtype : torch.dtype
+        Of the coordinate values.
+    device : torch.device or str, optional
+        Of the coordinate values.
+    method : {"auto", "spectral", "fd"}
+        As for :func:`opflow.calculus.partial`.
+    accuracy : {2, 4}
+        Order of accuracy of the stencils.
+
+    Examples
+    --------
+    >>> from opflow import Grid
+    >>> g = Grid.uniform(x=(0.0, 1.0, 11))
+    >>> x = GridCoordinates(g, samples=2, dtype=torch.float64)
+    >>> u = x["x"] ** 2
+    >>> bool(torch.allclose(d(u, x, "x", 2), torch.full_like(u, 2.0)))
+    True
+    """
+
+    __slots__ = ("grid", "samples", "method", "accuracy")
+
+    def __init__(self, grid: Grid, samples: int = 1, *, dtype: torch.dtype = torch.float32,
+                 device: torch.device | str | None = None, method: str = "auto",
+                 accuracy: int = 2):
+        if not isinstance(grid, Grid):
+            raise InvalidArgumentError("grid", "an opflow.Grid", grid)
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+            raise InvalidArgumentError("samples", "a positive integer", samples)
+        mesh = grid.mesh(dtype, device)
+        nodes = torch.stack([m.reshape(-1) for m in mesh], dim=1)
+        super().__init__(nodes.repeat(samples, 1), grid.names)
+        self.grid, self.samples = grid, samples
+        self.method, self.accuracy = method, accuracy
+
+    def partial(self, u: torch.Tensor, axis: int, order: int) -> torch.Tensor:
+        """``d^order u / d axis^order`` of ``u (N, c)`` on the grid, shape ``(N, c)``.
+
+        Parameters
+        ----------
+        u : torch.Tensor, shape (N, c)
+            One row per point.
+        axis : int
+            Column (grid axis) index.
+        order : int
+            Derivative order, >= 1 (orders above 2 compose first and second
+            differences).
+
+        Returns
+        -------
+        torch.Tensor, shape (N, c)
+        """
+        n, c = u.shape
+        if n != len(self):
+            raise ShapeError("u", f"{len(self)} rows: one per grid node and sample", u)
+        v = u.reshape(self.samples, *self.grid.shape, c).movedim(-1, 1)
+        while order > 0:
+            step = 2 if order >= 2 else 1
+            v = calculus.partial(v, self.grid, axis, step, method=self.method,
+                                 accuracy=self.accuracy)
+            order -= step
+        return v.movedim(1, -1).reshape(n, c)
+
+    def __repr__(self) -> str:
+        return (f"GridCoordinates(samples={self.samples}, grid={self.grid.shape}, "
+                f"names={self.names})")
+
+
+def _grid_derivative(u: torch.Tensor, x: GridCoordinates, axis: int, order: int,
+                     channel: int | None) -> torch.Tensor:
+    k, shape = _channel(u, channel)
+    col = _column(u if k is None else u[:, k:k + 1], len(x))
+    return x.partial(col, axis, order).reshape(shape)
 
 
 def _points(x: Coordinates | torch.Tensor) -> Coordinates:
@@ -195,7 +291,8 @@ def gradient(u: torch.Tensor, x: Coordinates | torch.Tensor,
     u : torch.Tensor, shape (N,) or (N, 1), or (N, channels) with ``channel``
         Network output per point, computed from ``x.values``.
     x : Coordinates or torch.Tensor, shape (N, dim)
-        The points, with ``requires_grad=True``.
+        The points, with ``requires_grad=True``; or :class:`GridCoordinates`
+        (finite differences on a grid, no autograd).
     channel : int, optional
         The channel of a multi-channel ``u`` to differentiate (the way to do so under
         ``PINN(compile=True)``, where a slice ``u[:, k:k+1]`` cannot be differentiated).
@@ -205,6 +302,9 @@ def gradient(u: torch.Tensor, x: Coordinates | torch.Tensor,
     torch.Tensor, shape (N, dim)
     """
     x = _points(x)
+    if isinstance(x, GridCoordinates):
+        return torch.cat([_grid_derivative(u, x, i, 1, channel).reshape(len(x), 1)
+                          for i in range(x.dim)], dim=1)
     k, _ = _channel(u, channel)
     jet = _served(u, x, 1, k)
     if jet is not None:
@@ -221,7 +321,8 @@ def d(u: torch.Tensor, x: Coordinates | torch.Tensor, axis: str | int,
     u : torch.Tensor, shape (N,) or (N, 1), or (N, channels) with ``channel``
         Network output per point, computed from ``x.values``.
     x : Coordinates or torch.Tensor, shape (N, dim)
-        The points, with ``requires_grad=True``.
+        The points, with ``requires_grad=True``; or :class:`GridCoordinates`
+        (finite differences on a grid, no autograd).
     axis : str or int
         Axis name (with :class:`Coordinates`) or column index.
     order : int
@@ -245,6 +346,8 @@ def d(u: torch.Tensor, x: Coordinates | torch.Tensor, axis: str | int,
     if isinstance(order, bool) or not isinstance(order, int) or order < 1:
         raise InvalidArgumentError("order", "an integer >= 1", order)
     i = x.index(axis)
+    if isinstance(x, GridCoordinates):
+        return _grid_derivative(u, x, i, order, channel)
     k, shape = _channel(u, channel)
     jet = _served(u, x, order, k)
     if jet is not None:
@@ -266,6 +369,7 @@ def laplacian(u: torch.Tensor, x: Coordinates | torch.Tensor,
     ----------
     u : torch.Tensor, shape (N,) or (N, 1), or (N, channels) with ``channel``
     x : Coordinates or torch.Tensor, shape (N, dim)
+        The points (or :class:`GridCoordinates`, as for :func:`d`).
     axes : sequence of str or int, optional
         Default: every axis except one named ``"t"`` (the spatial Laplacian).
     channel : int, optional
@@ -279,6 +383,11 @@ def laplacian(u: torch.Tensor, x: Coordinates | torch.Tensor,
     if axes is None:
         axes = [n for n in x.names if n != "t"]
     cols = [x.index(a) for a in axes]
+    if isinstance(x, GridCoordinates):
+        if not cols:
+            raise InvalidArgumentError("axes", "at least one axis", axes)
+        return sum((_grid_derivative(u, x, i, 2, channel) for i in cols[1:]),
+                   _grid_derivative(u, x, cols[0], 2, channel))
     k, shape = _channel(u, channel)
     jet = _served(u, x, 2, k)
     if jet is not None:

@@ -1,0 +1,483 @@
+"""``HardConstraint``: a PDE imposed exactly at sampled points by a differentiable solve.
+
+PI-HC (Chalapathi, Du and Krishnapriyan, ICLR 2024): a basis network maps
+the input ``a`` to ``n`` basis fields ``b_1 .. b_n`` on a space-time grid;
+the output is ``u = sum_i b_i w_i`` where the weights solve, per sample,
+
+    min_w  sum_{points} |R(u_w)|^2 + sum_{condition rows} weight |C(u_w, a)|^2
+           + ridge |w|^2,
+
+``R`` the PDE residual and ``C`` initial/boundary conditions, both written
+like a :class:`~opflow.solvers.pinn.PINNProblem` residual and evaluated on
+the grid by finite differences (:class:`~opflow.solvers.pinn.GridCoordinates`).
+The solve is a batched :class:`~opflow.solvers.nonlinear.NonlinearLeastSquaresProblem`
+in float64 (one Levenberg-Marquardt step suffices for a linear PDE), and its
+gradient with respect to the basis fields (hence the basis network) comes from
+:class:`~opflow.solvers.nonlinear.ImplicitAdjoint`: the implicit function
+theorem at the solution, no backpropagation through the iterations.
+
+PI-HC-MoE: with a :class:`~opflow.constraints.Partition` each block of the
+grid is an expert with its own weights ``w_k``, fitted to the rows in its
+block only; the experts are independent problems solved together (batch
+dimension samples x experts) and the output is stitched from the blocks.
+
+``hard=False`` is the soft-constraint baseline on the same basis network: the
+weights are trainable parameters shared by all samples, and the residual
+enters only the loss (:meth:`HardConstraint.residual_loss`, the loss of both
+variants, so comparisons train with the same objective).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Callable, Optional, Sequence, Union
+
+import torch
+from torch import nn
+
+from ..errors import InvalidArgumentError, ShapeError
+from ..field import Field
+from ..grid import Grid
+from ..solution import ReturnCode, Solution
+from ..solve import solve
+from ..solvers.nonlinear import (
+    GaussNewton,
+    ImplicitAdjoint,
+    LevenbergMarquardt,
+    NonlinearLeastSquaresProblem,
+)
+from ..solvers.ode.sensitivity import DirectBackprop
+from ..solvers.pinn.derivatives import GridCoordinates
+from .conditions import GridCondition
+from .partition import Partition
+
+__all__ = ["HardConstraint", "PDEResidual"]
+
+PDEResidual = Callable[[GridCoordinates, torch.Tensor], torch.Tensor]
+"""``(x, u (N, channels)) -> (N,) or (N, k)``: a PDE residual in the PINN convention."""
+
+Points = Union[str, int, torch.Tensor]
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgumentError(name, "a positive integer", value)
+    return value
+
+
+def _pick(candidates: torch.Tensor, count: Optional[int], generator: torch.Generator
+          ) -> torch.Tensor:
+    """``count`` of the flat node indices ``candidates`` at random (all: None), sorted."""
+    if count is None or candidates.numel() <= count:
+        return candidates
+    chosen = torch.randperm(candidates.numel(), generator=generator)[:count]
+    return candidates[chosen.sort().values]
+
+
+def _padded(per_expert: list[torch.Tensor], scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row indices ``(K, M)`` and row weights ``(K, M)`` (zero on padding)."""
+    m = max(1, max(int(i.numel()) for i in per_expert))
+    idx = torch.zeros(len(per_expert), m, dtype=torch.int64)
+    wt = torch.zeros(len(per_expert), m, dtype=torch.float64)
+    for k, i in enumerate(per_expert):
+        idx[k, :i.numel()] = i
+        wt[k, :i.numel()] = scale
+    return idx, wt
+
+
+class _Rows:
+    """Where the rows of each expert's least-squares problem sit on one grid."""
+
+    def __init__(self, grid: Grid, labels: torch.Tensor, n_experts: int, points: Points,
+                 conditions: Sequence[GridCondition], seed: int):
+        gen = torch.Generator().manual_seed(seed)
+        flat = labels.reshape(-1)
+        if isinstance(points, torch.Tensor):
+            mask = points.reshape(-1)
+            count = None
+        else:
+            mask = torch.ones_like(flat, dtype=torch.bool)
+            count = None if points == "all" else int(points)
+        pde = [_pick(torch.nonzero(mask & (flat == k)).reshape(-1), count, gen)
+               for k in range(n_experts)]
+        empty = [k for k, i in enumerate(pde) if i.numel() == 0]
+        if empty:
+            raise InvalidArgumentError(
+                "partition", f"every expert with at least one residual point (experts "
+                f"{empty} of {n_experts} have none among the points)", points
+                if isinstance(points, (str, int)) else "a mask")
+        self.pde = _padded(pde, 1.0)
+        self.conditions = []
+        for c in conditions:
+            face = c.mask(grid).reshape(-1)
+            rows = [_pick(torch.nonzero(face & (flat == k)).reshape(-1), c.points, gen)
+                    for k in range(n_experts)]
+            self.conditions.append(_padded(rows, math.sqrt(c.weight)))
+
+    @staticmethod
+    def take(values: torch.Tensor, where: tuple[torch.Tensor, torch.Tensor], batch: int
+             ) -> torch.Tensor:
+        """Rows of ``values (S, G, k)`` for samples ``S = batch * K``: ``(S, M * k)``."""
+        idx, wt = where
+        idx = idx.to(values.device).repeat(batch, 1)
+        wt = wt.to(device=values.device, dtype=values.dtype).repeat(batch, 1)
+        k = values.shape[-1]
+        rows = values.gather(1, idx[..., None].expand(-1, -1, k)) * wt[..., None]
+        return rows.reshape(values.shape[0], -1)
+
+
+class HardConstraint(nn.Module):
+    """A basis network whose output satisfies a PDE at sampled points (PI-HC, PI-HC-MoE).
+
+    Parameters
+    ----------
+    basis : nn.Module, optional
+        Any operator mapping the input Field ``(B, in_channels, *grid)`` to
+        ``n_basis * len(names)`` basis fields on the same grid (a Field or a
+        tensor ``(B, n_basis * channels, *grid)``; channel ``i * channels + c``
+        is basis function ``i`` of output channel ``c``). Default: an
+        :class:`~opflow.operators.FNO` (``modes=8, width=32``; needs
+        ``in_channels``).
+    residual : callable ``(x, u) -> Tensor (N,) or (N, k)``
+        The PDE residual, written as for
+        :class:`~opflow.solvers.pinn.PINNProblem`: ``x`` are
+        :class:`~opflow.solvers.pinn.GridCoordinates` (``N = samples *
+        grid nodes``), ``u`` is ``(N, channels)``, derivatives come from
+        :func:`~opflow.solvers.pinn.d` and :func:`~opflow.solvers.pinn.laplacian`
+        (finite differences on the grid here).
+    n_basis : int
+        Number of basis functions (the unknowns of each expert's solve).
+    partition : Partition or mapping, optional
+        Split of the grid into experts (``Partition(x=4)`` or ``{"x": 4}``);
+        default one expert on the whole grid.
+    solver : GaussNewton or LevenbergMarquardt, optional
+        The nonlinear least-squares algorithm (default ``GaussNewton()``,
+        whose minimum-norm step solves a linear PDE's problem exactly in one
+        iteration; see Notes).
+    points : "all", int or torch.Tensor
+        The residual rows of each expert: every node of its block, that many
+        nodes of its block drawn at random (``seed``; the same nodes at every
+        call), or a bool mask of ``grid.shape``. PI-HC takes fewer points than
+        basis functions, so that the constraint can hold exactly.
+    ridge : float
+        Weight of ``|w|^2`` (makes the solve well posed), >= 0.
+    conditions : sequence of GridCondition
+        Initial and boundary rows, e.g. ``[initial_condition()]``.
+    names : sequence of str
+        Output channel names.
+    hard : bool
+        False: the soft-constraint baseline (trainable weights shared by all
+        samples, the residual only in :meth:`residual_loss`).
+    sensealg : ImplicitAdjoint or DirectBackprop, optional
+        How the solve is differentiated (default ``ImplicitAdjoint()``, with
+        respect to the basis fields, the input and the residual's parameters).
+    seed : int
+        Seed of the point sampling and of the soft weights.
+    in_channels : int, optional
+        Input channels of the default FNO basis.
+
+    Attributes
+    ----------
+    last_solution : Solution or None
+        The solve of the latest forward pass (per-expert retcodes in
+        ``record["retcodes"]``, samples first: ``b * n_experts + k``).
+
+    Notes
+    -----
+    Why Gauss-Newton by default: with fewer rows than basis functions, the
+    directions of ``w`` that the rows do not see are fixed by the ridge
+    alone. Levenberg-Marquardt's damping is scaled by the diagonal of
+    ``J^T J`` and dwarfs a small ridge there, so it stops on short steps
+    before those directions converge: its output is then not a smooth
+    function of the basis, and the implicit gradient (exact at the optimum
+    only) disagrees with finite differences. Gauss-Newton converges on them
+    (one step for a linear PDE). Pass ``LevenbergMarquardt()`` for strongly
+    nonlinear residuals with enough rows.
+
+    The output Field's ``attrs["retcode"]`` is ``"Success"`` only if every
+    expert of every sample converged; ``attrs["expert_retcodes"]`` lists them
+    (comma-separated, samples first). A failed expert also raises a
+    ``RuntimeWarning``.
+
+    Examples
+    --------
+    >>> from opflow.solvers.pinn import d
+    >>> heat = lambda x, u: d(u, x, "t") - 0.1 * d(u, x, "x", 2)
+    >>> layer = HardConstraint(None, heat, n_basis=16, in_channels=1, points=8,
+    ...                        conditions=[initial_condition(points=4)])  # doctest: +SKIP
+    >>> u = layer(a)                         # a: Field (B, 1, nx, nt)  # doctest: +SKIP
+    """
+
+    def __init__(self, basis: Optional[nn.Module], residual: PDEResidual, n_basis: int,
+                 partition: Union[Partition, dict, None] = None,
+                 solver: Union[GaussNewton, LevenbergMarquardt, None] = None,
+                 points: Points = "all", ridge: float = 1e-4, *,
+                 conditions: Sequence[GridCondition] = (), names: Sequence[str] = ("u",),
+                 hard: bool = True, sensealg: Union[ImplicitAdjoint, DirectBackprop, None] = None,
+                 seed: int = 0, in_channels: Optional[int] = None):
+        super().__init__()
+        self.n_basis = _positive_int(n_basis, "n_basis")
+        names = (names,) if isinstance(names, str) else tuple(names)
+        if not names or not all(isinstance(n, str) for n in names):
+            raise InvalidArgumentError("names", "one or more channel names", names)
+        self.names = names
+        if basis is None:
+            if in_channels is None:
+                raise InvalidArgumentError("in_channels", "the input channels of the default "
+                                           "FNO basis (or pass basis=)", in_channels)
+            from ..operators import FNO
+            basis = FNO(_positive_int(in_channels, "in_channels"), n_basis * len(names),
+                        modes=8, width=32)
+        if not isinstance(basis, nn.Module):
+            raise InvalidArgumentError("basis", "an nn.Module (an opflow operator)", basis)
+        self.basis = basis
+        if not callable(residual):
+            raise InvalidArgumentError("residual", "a callable (x, u) -> residual", residual)
+        self.residual = residual
+        if isinstance(partition, dict):
+            partition = Partition(partition)
+        if partition is not None and not isinstance(partition, Partition):
+            raise InvalidArgumentError("partition", "a Partition, a mapping {axis: blocks} or "
+                                       "None", partition)
+        self.partition = partition
+        solver = GaussNewton() if solver is None else solver
+        if not isinstance(solver, (GaussNewton, LevenbergMarquardt)):
+            raise InvalidArgumentError("solver", "GaussNewton() or LevenbergMarquardt()", solver)
+        self.solver = solver
+        if isinstance(points, str):
+            if points != "all":
+                raise InvalidArgumentError("points", "'all', a number of points per expert or a "
+                                           "bool mask of the grid", points)
+        elif isinstance(points, torch.Tensor):
+            if points.dtype != torch.bool:
+                raise InvalidArgumentError("points", "a bool mask of the grid", points)
+        else:
+            _positive_int(points, "points")
+        self.points = points
+        if isinstance(ridge, bool) or not isinstance(ridge, (int, float)) or \
+                not (math.isfinite(ridge) and ridge >= 0):
+            raise InvalidArgumentError("ridge", "a finite number >= 0", ridge)
+        self.ridge = float(ridge)
+        conditions = tuple(conditions)
+        for c in conditions:
+            if not isinstance(c, GridCondition):
+                raise InvalidArgumentError("conditions", "GridCondition objects (e.g. "
+                                           "initial_condition())", c)
+        self.conditions = conditions
+        if not isinstance(hard, bool):
+            raise InvalidArgumentError("hard", "True or False", hard)
+        self.hard = hard
+        if sensealg is not None and not isinstance(sensealg, (ImplicitAdjoint, DirectBackprop)):
+            raise InvalidArgumentError("sensealg", "ImplicitAdjoint() or DirectBackprop()",
+                                       sensealg)
+        self.sensealg = sensealg
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise InvalidArgumentError("seed", "an integer", seed)
+        self.seed = seed
+        if not hard:
+            gen = torch.Generator().manual_seed(seed)
+            self.soft_weights = nn.Parameter(torch.randn(n_basis, generator=gen) / n_basis ** 0.5)
+        self.last_solution: Optional[Solution] = None
+        self._rows_cache: dict[Any, _Rows] = {}
+
+    @property
+    def channels(self) -> int:
+        """Output channels."""
+        return len(self.names)
+
+    @property
+    def n_experts(self) -> int:
+        """Experts (blocks of the partition; 1 without one)."""
+        return 1 if self.partition is None else self.partition.n_experts
+
+    # ------------------------------------------------------------------ helpers
+    def _labels(self, grid: Grid) -> torch.Tensor:
+        if self.partition is None:
+            return torch.zeros(grid.shape, dtype=torch.int64)
+        return self.partition.labels(grid)
+
+    def _rows(self, grid: Grid) -> _Rows:
+        if grid not in self._rows_cache:
+            if isinstance(self.points, torch.Tensor) and tuple(self.points.shape) != grid.shape:
+                raise ShapeError("points", f"a bool mask of the grid's shape {grid.shape}",
+                                 self.points)
+            self._rows_cache[grid] = _Rows(grid, self._labels(grid), self.n_experts,
+                                           self.points, self.conditions, self.seed)
+        return self._rows_cache[grid]
+
+    def _basis_values(self, a: Field) -> torch.Tensor:
+        out = self.basis(a)
+        values = out.values if isinstance(out, Field) else out
+        want = (a.values.shape[0], self.n_basis * self.channels, *a.grid.shape)
+        if not isinstance(values, torch.Tensor) or tuple(values.shape) != want:
+            raise ShapeError("basis", f"an output of shape {want} (n_basis * channels basis "
+                             "fields on the input's grid)", values)
+        return values
+
+    @staticmethod
+    def _checked(out: Any, n: int, name: str) -> torch.Tensor:
+        if not isinstance(out, torch.Tensor) or out.ndim not in (1, 2) or out.shape[0] != n:
+            raise ShapeError(name, f"a callable returning shape ({n},) or ({n}, k): one "
+                             "residual per grid node and sample", out)
+        return out.reshape(n, -1)
+
+    def _residuals(self, x: GridCoordinates, u: torch.Tensor, a: torch.Tensor
+                   ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """PDE and condition residuals ``(S, G, k)`` of ``u (S, C, G)``, ``a (S, Cin, G)``."""
+        s, g = u.shape[0], u.shape[-1]
+        u_pts = u.transpose(1, 2).reshape(s * g, -1)
+        a_pts = a.transpose(1, 2).reshape(s * g, -1)
+        pde = self._checked(self.residual(x, u_pts), s * g, "residual").reshape(s, g, -1)
+        conds = [self._checked(c.residual(x, u_pts, a_pts), s * g, "conditions")
+                 .reshape(s, g, -1) for c in self.conditions]
+        return pde, conds
+
+    def _residual_parameters(self) -> list[torch.Tensor]:
+        mods = [self.residual] + [c.residual for c in self.conditions]
+        out: list[torch.Tensor] = []
+        for m in mods:
+            if isinstance(m, nn.Module):
+                out.extend(q for q in m.parameters() if q.requires_grad)
+        return out
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, a: Field) -> Field:
+        """The constrained output for the input ``a``.
+
+        Parameters
+        ----------
+        a : Field, shape (B, in_channels, *grid) or (in_channels, *grid)
+            The input on the space-time grid of the output.
+
+        Returns
+        -------
+        Field, shape (B, channels, *grid) (no batch dimension if ``a`` has none)
+            ``attrs["retcode"]`` and ``attrs["expert_retcodes"]`` record the
+            solves (hard mode).
+        """
+        if not isinstance(a, Field):
+            raise InvalidArgumentError("a", "an opflow.Field on the space-time grid", a)
+        unbatched = a.values.ndim == a.grid.ndim + 1
+        if unbatched:
+            a = a.with_values(a.values.unsqueeze(0))
+        if a.values.ndim != a.grid.ndim + 2:
+            raise ShapeError("a", "a Field of shape (B, in_channels, *grid)", a.values)
+        b = self._basis_values(a)
+        B, grid = b.shape[0], a.grid
+        G = math.prod(grid.shape)
+        basis = b.reshape(B, self.n_basis, self.channels, G)
+        attrs = dict(a.attrs)
+        if not self.hard:
+            w = self.soft_weights.to(b.dtype)
+            u = torch.einsum("n,bncg->bcg", w, basis)
+        else:
+            u, codes = self._solve(a, basis, grid)
+            attrs["retcode"] = str(max(codes, key=_severity)) if codes else "Success"
+            attrs["expert_retcodes"] = ",".join(str(c) for c in codes)
+        out = Field(u.reshape(B, self.channels, *grid.shape), grid, self.names, attrs=attrs)
+        return out[0] if unbatched else out
+
+    def _solve(self, a: Field, basis: torch.Tensor, grid: Grid
+               ) -> tuple[torch.Tensor, list[ReturnCode]]:
+        rows = self._rows(grid)
+        B, n, C, G = basis.shape
+        K = self.n_experts
+        S = B * K
+        b64 = basis.to(torch.float64)
+        a64 = a.values.reshape(B, -1, G).to(torch.float64)
+        bK = b64.unsqueeze(1).expand(B, K, n, C, G).reshape(S, n, C, G)
+        aK = a64.unsqueeze(1).expand(B, K, *a64.shape[1:]).reshape(S, -1, G)
+        x = GridCoordinates(grid, S, dtype=torch.float64, device=basis.device)
+        root_ridge = math.sqrt(self.ridge)
+
+        def r(w: torch.Tensor, p: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+            bs, as_ = p
+            u = torch.einsum("sn,sncg->scg", w, bs)
+            pde, conds = self._residuals(x, u, as_)
+            parts = [rows.take(pde, rows.pde, B)]
+            parts += [rows.take(v, where, B) for v, where in zip(conds, rows.conditions)]
+            if self.ridge > 0:
+                parts.append(root_ridge * w)
+            return torch.cat(parts, dim=1)
+
+        w0 = torch.zeros(S, n, dtype=torch.float64, device=basis.device)
+        prob = NonlinearLeastSquaresProblem(r, w0, (bK, aK), batched=True)
+        sensealg = self.sensealg
+        if sensealg is None:
+            params = [t for t in (bK, aK) if t.requires_grad] + self._residual_parameters()
+            sensealg = ImplicitAdjoint(params=params)
+        sol = solve(prob, self.solver, sensealg=sensealg)
+        self.last_solution = sol
+        codes = list(sol.record["retcodes"])
+        failed = [i for i, c in enumerate(codes) if c != ReturnCode.Success]
+        if failed:
+            warnings.warn(
+                f"HardConstraint: {len(failed)} of {S} expert solves did not converge "
+                f"(sample, expert, retcode: "
+                f"{[(i // K, i % K, str(codes[i])) for i in failed[:8]]}); the output holds "
+                "their last iterates and attrs['expert_retcodes'] records them",
+                RuntimeWarning, stacklevel=3)
+        W = sol.u.reshape(B, K, n)
+        onehot = torch.nn.functional.one_hot(self._labels(grid).reshape(-1), K).to(
+            device=basis.device, dtype=torch.float64).t()            # (K, G)
+        u = torch.einsum("bkn,bncg,kg->bcg", W, b64, onehot)
+        return u.to(basis.dtype), codes
+
+    # ------------------------------------------------------------------ losses
+    def residual_loss(self, pred: Field, true: Field, a: Field) -> torch.Tensor:
+        """The physics loss of PI-HC: mean squared PDE residual plus condition misfits.
+
+        The PDE residual is averaged over every grid node, each condition
+        over its face nodes (times its weight); no solution data is used
+        (``true`` is ignored). Takes the input, so :class:`~opflow.train.Trainer`
+        passes it: ``Trainer(layer, loss=layer.residual_loss)``.
+
+        Parameters
+        ----------
+        pred : Field, shape (B, channels, *grid)
+            The layer's output.
+        true : Field
+            The target (unused).
+        a : Field, shape (B, in_channels, *grid)
+            The layer's input (initial and boundary data).
+
+        Returns
+        -------
+        torch.Tensor
+            A scalar, in ``pred``'s dtype.
+        """
+        if not isinstance(pred, Field):
+            raise InvalidArgumentError("pred", "an opflow.Field (the layer's output)", pred)
+        if not isinstance(a, Field):
+            raise InvalidArgumentError("a", "an opflow.Field (the layer's input)", a)
+        grid = pred.grid
+        G = math.prod(grid.shape)
+        u = pred.values.reshape(-1, self.channels, G).to(torch.float64)
+        v = a.values.reshape(u.shape[0], -1, G).to(torch.float64)
+        x = GridCoordinates(grid, u.shape[0], dtype=torch.float64, device=u.device)
+        pde, conds = self._residuals(x, u, v)
+        loss = pde.square().mean()
+        for c, v in zip(self.conditions, conds):
+            face = c.mask(grid).reshape(-1).to(u.device)
+            loss = loss + c.weight * v[:, face].square().mean()
+        return loss.to(pred.values.dtype)
+
+    def extra_repr(self) -> str:
+        """The settings shown in the module's repr.
+
+        Returns
+        -------
+        str
+        """
+        return (f"n_basis={self.n_basis}, experts={self.n_experts}, hard={self.hard}, "
+                f"points={self.points if not isinstance(self.points, torch.Tensor) else 'mask'}, "
+                f"ridge={self.ridge:g}")
+
+
+_ORDER = [ReturnCode.Success, ReturnCode.MaxIters, ReturnCode.Stalled, ReturnCode.Unstable]
+
+
+def _severity(code: ReturnCode) -> int:
+    return _ORDER.index(code) if code in _ORDER else len(_ORDER)
+
