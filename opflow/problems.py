@@ -22,13 +22,16 @@ __all__ = ["ODEProblem", "SplitODEProblem", "remake", "check_tspan", "check_init
            "check_arity", "state_tensors"]
 
 
-def check_tspan(tspan) -> tuple[float, float]:
+def check_tspan(tspan, reversible: bool = False) -> tuple[float, float]:
     """``(t0, t1)`` as floats with ``t1 > t0``, or an error naming ``tspan``.
 
     Parameters
     ----------
     tspan : pair of numbers
         Start and end time.
+    reversible : bool
+        Also accept ``t1 <= t0`` (ODE problems: solved backwards in time, or
+        an empty span).
 
     Returns
     -------
@@ -40,7 +43,7 @@ def check_tspan(tspan) -> tuple[float, float]:
         raise InvalidArgumentError("tspan", "a pair (t0, t1) of numbers", tspan) from None
     if not (math.isfinite(t0) and math.isfinite(t1)):
         raise InvalidArgumentError("tspan", "finite times", tspan)
-    if not t1 > t0:
+    if not (t1 > t0 or reversible):
         raise InvalidArgumentError("tspan", "t1 > t0 (times in increasing order)", tspan)
     return t0, t1
 
@@ -144,7 +147,8 @@ class ODEProblem:
         Initial state. Floating point, finite, not empty. ``f`` must return
         the same dtype (checked at its first evaluation).
     tspan : (float, float)
-        ``(t0, t1)`` with ``t1 > t0``.
+        ``(t0, t1)``; ``t1 < t0`` is solved backwards in time (every method,
+        adjoints included), ``t1 == t0`` returns ``u0``.
     p : optional
         Parameters passed as third argument to ``f`` (tensors in it may
         require grad).
@@ -175,7 +179,7 @@ class ODEProblem:
         if not callable(self.f):
             raise InvalidArgumentError("f", "a callable f(t, u) or f(t, u, p)", self.f)
         check_arity(self.f, self.p, "f")
-        object.__setattr__(self, "tspan", check_tspan(self.tspan))
+        object.__setattr__(self, "tspan", check_tspan(self.tspan, reversible=True))
         _check_batched_state(self.u0, self.batched)
 
 
@@ -223,7 +227,7 @@ class SplitODEProblem:
                 raise InvalidArgumentError(name, f"a callable {name}(t, u) or {name}(t, u, p)",
                                            fn)
             check_arity(fn, self.p, name)
-        object.__setattr__(self, "tspan", check_tspan(self.tspan))
+        object.__setattr__(self, "tspan", check_tspan(self.tspan, reversible=True))
         _check_batched_state(self.u0, self.batched)
 
     @property

@@ -191,7 +191,8 @@ class Solution:
         tq = torch.as_tensor(t, dtype=self.t.dtype)
         scalar = tq.ndim == 0
         tq = tq.reshape(-1)
-        lo, hi = self.problem.tspan if self.problem is not None else (self.t[0], self.t[-1])
+        ends = self.problem.tspan if self.problem is not None else (self.t[0], self.t[-1])
+        lo, hi = min(ends), max(ends)  # a span solved backwards runs from t0 down to t1
         if bool(((tq < lo - 1e-12) | (tq > hi + 1e-12)).any()):
             raise InvalidArgumentError("t", f"times within the solved span [{lo}, {hi}]", t)
         out = self.interpolant(tq)  # type: ignore[misc]  # None was refused above

@@ -284,8 +284,9 @@ CASES = [
     # ------------------------------------------------------------ solve
     ("solve", "ode-nan-u0", lambda: _ode(u0=(NAN,)), InvalidArgumentError, "u0"),
     ("solve", "ode-inf-u0", lambda: _ode(u0=(math.inf,)), InvalidArgumentError, "u0"),
-    ("solve", "ode-reversed-tspan", lambda: _ode(tspan=(1.0, 0.0)), InvalidArgumentError,
-     "tspan"),
+    ("solve", "ode-reversed-save-times", lambda: solve(_ode(tspan=(1.0, 0.0)), opflow.Tsit5(),
+                                                       saveat=[0.0, 0.5]),
+     InvalidArgumentError, "saveat"),
     ("solve", "ode-nan-tspan", lambda: _ode(tspan=(0.0, NAN)), InvalidArgumentError, "tspan"),
     ("solve", "ode-not-callable", lambda: opflow.ODEProblem(3, torch.ones(1), (0, 1)),
      InvalidArgumentError, "f"),

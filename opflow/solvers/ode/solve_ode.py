@@ -23,6 +23,7 @@ from ...problems import ODEProblem
 from ...solution import ReturnCode, Solution, SolverStats
 from ...solve import register
 from ..saving import save_times_tensor
+from .backwards import solve_reversible
 from .base import AdaptiveRK, FixedStepRK
 from .callbacks import solve_with_callbacks
 from .runge_kutta import (
@@ -198,6 +199,10 @@ def solve_ode(prob: ODEProblem, alg, saveat=None, dense: bool = False, sensealg=
     Solution
         ``sol.u`` stacks the states at ``sol.t`` along a new first dimension.
     """
+    backwards = solve_reversible(solve_ode, prob, alg, saveat, dense, callback, sensealg=sensealg,
+                                 max_steps=max_steps, progress=progress)
+    if backwards is not None:
+        return backwards
     if callback is not None:
         return with_callbacks(solve_ode, prob, alg, callback, saveat, sensealg, max_steps,
                                progress)

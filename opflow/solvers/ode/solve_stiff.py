@@ -11,6 +11,7 @@ from ...problems import ODEProblem, SplitODEProblem
 from ...solution import Solution
 from ...solve import register
 from ..saving import save_times_tensor
+from .backwards import solve_reversible
 from .implicit import AdaptiveImplicit, integrate_implicit
 from .sensitivity import BacksolveAdjoint, DirectBackprop, InterpolatingAdjoint, collect_parameters
 from .solve_ode import with_callbacks
@@ -88,6 +89,10 @@ def solve_stiff(prob: ODEProblem, alg: AdaptiveImplicit, saveat=None, dense: boo
         DtLessThanMin or Unstable (the first failing trajectory's); ``stats``
         with steps (attempts), rejects, nfe (each evaluates the batch).
     """
+    backwards = solve_reversible(solve_stiff, prob, alg, saveat, dense, callback, sensealg=sensealg,
+                                 max_steps=max_steps, progress=progress)
+    if backwards is not None:
+        return backwards
     if callback is not None:
         return with_callbacks(solve_stiff, prob, alg, callback, saveat, sensealg, max_steps,
                               progress)

@@ -176,11 +176,19 @@ class Hierarchy:
         Precision of the levels (smoothing, transfers, coarsest solve);
         default that of ``a``. The finest-level residual that drives the
         iteration (:meth:`exact_residual`) keeps the dtype of ``a``.
+    shift : float or torch.Tensor of shape (B,), optional
+        ``s`` in the operator ``s I + A`` (a Helmholtz-type shift, e.g. ``1/c``
+        for an implicit diffusion step ``I - c Laplacian`` scaled by ``1/c``),
+        added on every level; per sample when a tensor.
     """
 
     def __init__(self, a: torch.Tensor, free: torch.Tensor, spacing, kinds, shapes, smoother: str,
                  jacobi_weight: float, singular: bool, masked: bool = False,
-                 cycle_dtype: Optional[torch.dtype] = None):
+                 cycle_dtype: Optional[torch.dtype] = None, shift=None):
+        if isinstance(shift, torch.Tensor) and shift.numel() > 1:
+            shift = shift.reshape(-1, *([1] * len(kinds))).to(a.dtype)
+            a = a.expand(shift.shape[0], *a.shape[1:])  # a per-sample operator
+            free = free.expand(shift.shape[0], *free.shape[1:])
         self.kinds = tuple(kinds)
         self.ndim = len(self.kinds)
         self.smoother = smoother
@@ -207,6 +215,8 @@ class Hierarchy:
                 free_l = ops.inject(free_l, self.ndim)
                 h = tuple(2 * hd for hd in h)
             coef, diag = ops.stencil(faces, h, self.kinds)
+            if shift is not None:
+                diag = diag + shift
             inv = free_l / diag
             if smoother == "rbgs":
                 red, black = ops.red_black(shape, dtype, device)

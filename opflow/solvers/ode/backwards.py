@@ -1,0 +1,111 @@
+"""ODE solves backwards in time and over an empty span, for every ODE method.
+
+A span ``(t0, t1)`` with ``t1 < t0`` is solved as the forward problem in
+``s = -t``: ``dy/ds = -f(-s, y)`` from ``s = -t0`` to ``-t1``, so every
+solver, its step control, dense output and adjoints serve unchanged; the
+solution's times (and ``sol(t)``) are mapped back. A span with ``t1 == t0``
+returns the initial state without a step (as torchdiffeq does).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from ...errors import InvalidArgumentError
+from ...field import Field
+from ...problems import SplitODEProblem, remake
+from ...solution import ReturnCode, Solution, SolverStats
+
+__all__ = ["solve_reversible"]
+
+
+def _negate(x: Any) -> Any:
+    if isinstance(x, (tuple, list)):
+        return type(x)(_negate(v) for v in x)
+    return -x
+
+
+def _reversed_rhs(f: Callable) -> Callable:
+    def g(t, u, *args):
+        return _negate(f(-t, u, *args))
+
+    return g
+
+
+def _reversed_saveat(saveat):
+    if saveat is None or isinstance(saveat, (int, float)) and not isinstance(saveat, bool):
+        return saveat  # the default (t0, t1), or an interval: the same in s = -t
+    if isinstance(saveat, torch.Tensor):
+        return -saveat if saveat.ndim else saveat
+    try:
+        return [-float(t) for t in saveat]
+    except (TypeError, ValueError):
+        return saveat  # let the solver's checker name what is wrong
+
+
+def _stacked(u0: Any) -> Any:
+    if isinstance(u0, (tuple, list)):
+        return type(u0)(_stacked(v) for v in u0)
+    if isinstance(u0, Field):
+        return u0.with_values(u0.values[None])
+    return torch.as_tensor(u0)[None]
+
+
+def solve_reversible(solver: Callable, prob, alg, saveat=None, dense: bool = False,
+                     callback=None, **kwargs) -> Solution | None:
+    """Solve ``prob`` with ``solver`` when its span is reversed or empty, else None.
+
+    Parameters
+    ----------
+    solver : callable
+        The registered solve function of the pair (called on the reversed
+        problem).
+    prob : ODEProblem or SplitODEProblem
+    alg : algorithm
+    saveat : float, sequence of float or torch.Tensor, optional
+        Save interval, or save times between ``t1`` and ``t0``.
+    dense : bool
+        Keep the dense output (``sol(t)`` for ``t`` in the span).
+    callback : optional
+        Refused with a reversed span.
+    **kwargs
+        Passed to ``solver``.
+
+    Returns
+    -------
+    Solution or None
+        None when the span runs forward (the caller solves it).
+    """
+    t0, t1 = prob.tspan
+    if t1 > t0:
+        return None
+    if callback is not None:
+        raise InvalidArgumentError("callback", "no callback when tspan runs backwards or is "
+                                   "empty", callback)
+    if t1 == t0:
+        dtype = _first_tensor(prob.u0).dtype
+        return Solution(t=torch.tensor([t0], dtype=dtype), u=_stacked(prob.u0),
+                        retcode=ReturnCode.Success, stats=SolverStats(), problem=prob, alg=alg)
+    if isinstance(prob, SplitODEProblem):
+        flipped = remake(prob, f_stiff=_reversed_rhs(prob.f_stiff),
+                         f_nonstiff=_reversed_rhs(prob.f_nonstiff), tspan=(-t0, -t1))
+    else:
+        flipped = remake(prob, f=_reversed_rhs(prob.f), tspan=(-t0, -t1))
+    sol = solver(flipped, alg, saveat=_reversed_saveat(saveat), dense=dense, **kwargs)
+    interpolant = None
+    if sol.interpolant is not None:
+        inner = sol.interpolant
+
+        def interpolant(tq):
+            return inner(-tq)
+
+    return Solution(t=-sol.t, u=sol.u, retcode=sol.retcode, stats=sol.stats, problem=prob,
+                    alg=alg, interpolant=interpolant, record=sol.record)
+
+
+def _first_tensor(u0: Any) -> torch.Tensor:
+    if isinstance(u0, (tuple, list)):
+        return _first_tensor(u0[0])
+    return u0.values if isinstance(u0, Field) else torch.as_tensor(u0)
