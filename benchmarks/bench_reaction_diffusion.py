@@ -36,6 +36,7 @@ from opflow.solvers.ode import KenCarp4  # noqa: E402
 from opflow.solvers.pde import multigrid_preconditioner  # noqa: E402
 
 N, ALPHA, T1 = 128, 10.0, 1.0
+JVP = "autodiff"  # Jacobian-vector products of the stage residual (NewtonKrylov.jvp)
 
 
 def _setup(n: int = N):
@@ -66,7 +67,7 @@ def opflow_solve(rtol: float, n: int = N):
 
     prob = SplitODEProblem(diffusion, reaction, Field(w0, grid), (0.0, T1), batched=True)
     alg = KenCarp4(rtol=rtol, atol=rtol,
-                   stage_solver=NewtonKrylov(linear_rtol=1e-3, jvp="difference",
+                   stage_solver=NewtonKrylov(linear_rtol=1e-3, jvp=JVP,
                                              abstol=1e-2 * rtol, max_linear_iters=200),
                    preconditioner=lambda hg: multigrid_preconditioner(grid, hg * ALPHA,
                                                                       bc="periodic"))
@@ -120,7 +121,8 @@ def main() -> dict:
     torch.set_num_threads(1)
     start = time.perf_counter()
     ref, _, _ = scipy_solve(1e-9, 1e-9)
-    results: dict = {"reference_seconds": time.perf_counter() - start}
+    reference_seconds = time.perf_counter() - start
+    results: dict = {}
     for rtol in (1e-4, 1e-6):
         start = time.perf_counter()
         w, sol = opflow_solve(rtol)
@@ -138,9 +140,9 @@ def main() -> dict:
         ours, theirs = results[f"opflow_kencarp4_rtol{rtol:g}"], results[f"scipy_bdf_rtol{rtol:g}"]
         ours["scipy_seconds_over_opflow"] = theirs["seconds"] / ours["seconds"]
     for case, r in results.items():
-        if isinstance(r, dict):
-            print(f"{case:28s} {r['seconds']:8.1f} s  error {r['error']:.2e}")
-    write_result("reaction_diffusion", {"setup": __doc__.strip(), "results": results})
+        print(f"{case:28s} {r['seconds']:8.1f} s  error {r['error']:.2e}")
+    write_result("reaction_diffusion", {"setup": __doc__.strip(), "results": results,
+                                        "reference_seconds": reference_seconds})
     return results
 
 

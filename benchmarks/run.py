@@ -24,9 +24,11 @@ import bench_multitask  # noqa: E402
 import bench_ode  # noqa: E402
 import bench_operators  # noqa: E402
 import bench_pinn  # noqa: E402
+import bench_reaction_diffusion  # noqa: E402
 import bench_sde  # noqa: E402
 import bench_stable_sde  # noqa: E402
 import bench_stiff  # noqa: E402
+import bench_stiff_gradient  # noqa: E402
 from common import RESULTS_DIR, machine  # noqa: E402
 
 BENCHMARKS = {
@@ -46,6 +48,8 @@ BENCHMARKS = {
     "batch": bench_batch.main,
     "lemon": bench_lemon.main,
     "stiff": bench_stiff.main,
+    "stiff_gradient": bench_stiff_gradient.main,
+    "reaction_diffusion": bench_reaction_diffusion.main,
 }
 
 

@@ -45,9 +45,12 @@ class NewtonKrylov(NonlinearAlgorithm):
         How ``J v`` is formed: forward-mode automatic differentiation (exact;
         the default), or a one-sided difference ``(f(u + e v) - f(u)) / e``
         with ``e = sqrt(machine epsilon) (1 + ||u||) / ||v||`` per sample
-        (Jacobian-free Newton-Krylov: one plain evaluation per product,
-        exact up to rounding when ``f`` is linear; forward-mode AD through
-        stencil operations such as ``roll`` costs tens of evaluations).
+        (Jacobian-free Newton-Krylov: one plain evaluation per product, where
+        forward-mode AD through stencil operations such as ``roll`` costs
+        tens). Its rounding error grows with the Jacobian's norm: on a stiff
+        diffusion stage at 64^2 it stalled GMRES (57 iterations per stage
+        against 3 with exact products), so prefer it for mildly stiff,
+        expensive ``f`` only.
     """
 
     krylov: str = "gmres"
