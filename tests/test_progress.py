@@ -123,3 +123,17 @@ def test_ode_solve_progress(progress, capfd):
     assert sol.success
     err = capfd.readouterr().err
     assert ("100/100%" in err) == progress
+
+
+def test_pinn_training_prints_lines_with_its_loss_terms(capfd, monkeypatch):
+    from opflow.solvers.pinn import PINN, Dirichlet, Interval, PINNProblem, d
+
+    monkeypatch.setattr(progress_module, "LOG_INTERVAL", 0.0)
+    prob = PINNProblem(lambda x, u: -d(u, x, "x", 2) - 1.0, Interval(0.0, 1.0),
+                       conditions=[Dirichlet(0.0)])
+    net = torch.nn.Sequential(torch.nn.Linear(1, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    opflow.solve(prob, PINN(net, n_interior=16, n_boundary=2, iterations=3, seed=0),
+                 progress=True)
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.startswith("PINN")]
+    assert len(lines) >= 2 and "3/3" in lines[-1], lines
+    assert "residual" in lines[-1] and re.search(r"\[[\d.]+ s\]$", lines[-1]), lines

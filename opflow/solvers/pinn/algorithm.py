@@ -18,18 +18,17 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field, replace
 from typing import Mapping, Optional
 
 import torch
-from tqdm.auto import tqdm
 
 from ...errors import InvalidArgumentError
 from ...field import Field
 from ...grid import Grid
+from ...progress import Progress
 from ...solution import ReturnCode, Solution, SolverStats
 from ...solve import AbstractAlgorithm, register
 from .derivatives import Coordinates
@@ -73,7 +72,8 @@ class PINN(AbstractAlgorithm):
     seed : int
         Seed of the point samplers.
     progress : bool or "always"
-        tqdm bar with every loss term (shown on a terminal, or always).
+        a bar with every loss term on a terminal, else a line with them every few
+        seconds (log files); "always": a bar anywhere.
     lra_every, lra_alpha : int, float
         Update period and smoothing of ``adaptive="lra"``.
     refine : RAR, optional
@@ -265,22 +265,6 @@ def lbfgs_refine(params, iterations: int, loss, record) -> int:
     return int(lbfgs.state[lbfgs._params[0]].get("n_iter", 0))
 
 
-class _Bar:
-    def __init__(self, total: int, enabled: bool | str):
-        show = enabled == "always" or (bool(enabled) and sys.stderr.isatty())
-        self.bar = tqdm(total=total, desc="PINN", leave=False) if show else None
-
-    def update(self, terms: Mapping[str, float]) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix({k: f"{v:.2e}" for k, v in terms.items()}, refresh=False)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.refresh()  # show the final loss terms once
-            self.bar.close()
-
-
 def _interior_points(domain, alg: PINN) -> torch.Tensor:
     """``alg.points`` checked against the domain, or ``n_interior`` sampled points."""
     if alg.points is None:
@@ -400,7 +384,7 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
         for k, v in vals.items():
             history[k].append(v)
         history["total"].append(float(total.detach()))
-        bar.update(vals)
+        bar.update(1, **vals)
         return vals
 
     def lra_update(t: dict[str, torch.Tensor]) -> None:
@@ -420,7 +404,9 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
                                     params)
     n_adam = alg.iterations if alg.optimizer == "adam" else 0
     n_lbfgs = alg.lbfgs_iterations + (alg.iterations if alg.optimizer == "lbfgs" else 0)
-    bar = _Bar(n_adam + n_lbfgs, alg.progress if progress is None else progress)
+    # a bar on a terminal, else a line with the loss terms every few seconds (log files)
+    bar = Progress(n_adam + n_lbfgs, "PINN", alg.progress if progress is None else progress,
+                   unit="iteration")
     retcode = ReturnCode.Success
     try:
         if n_adam:

@@ -29,9 +29,10 @@ import torch
 from ...errors import InvalidArgumentError
 from ...field import Field
 from ...grid import Grid
+from ...progress import Progress
 from ...solution import ReturnCode, Solution, SolverStats
 from ...solve import AbstractAlgorithm, register
-from .algorithm import _Bar, lbfgs_refine
+from .algorithm import lbfgs_refine
 from .domains import Interval, TimeSpace
 from .sampling import SAMPLERS, check_count, sample_unit
 
@@ -352,10 +353,10 @@ def solve_lpinn(prob: ConvectionProblem | ViscousBurgersProblem, alg: LPINN,
         for k, v in vals.items():
             history[k].append(v)
         history["total"].append(float(total.detach()))
-        bar.update(vals)
+        bar.update(1, **vals)
 
-    bar = _Bar(alg.iterations + alg.lbfgs_iterations,
-               alg.progress if progress is None else progress)
+    bar = Progress(alg.iterations + alg.lbfgs_iterations, "LPINN",
+                   alg.progress if progress is None else progress, unit="iteration")
     retcode = ReturnCode.Success
     try:
         opt = torch.optim.Adam(params, lr=alg.lr)
