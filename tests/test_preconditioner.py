@@ -79,3 +79,23 @@ def test_difference_products_match_forward_mode():
     torch.testing.assert_close(free.u, exact.u, rtol=1e-8, atol=1e-10)
     with pytest.raises(InvalidArgumentError, match="jvp"):
         NewtonKrylov(jvp="fd")
+
+
+def test_brusselator_example_matches_dense_stages():
+    """examples/brusselator_imex.py at 16^2: matrix-free multigrid-preconditioned stages give
+    the dense-stage solution (the composition of KenCarp4, NewtonKrylov and Multigrid)."""
+    import importlib.util
+    from pathlib import Path
+
+    from opflow.solvers.ode import KenCarp4
+
+    path = Path(__file__).parents[1] / "examples" / "brusselator_imex.py"
+    spec = importlib.util.spec_from_file_location("brusselator_imex", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    free = example.main(16, rtol=1e-7)
+    prob, _ = example.brusselator(16)
+    with torch.no_grad():
+        dense = solve(prob, KenCarp4(rtol=1e-7, atol=1e-7), saveat=[0.0, 0.5, 1.0])
+    assert free.success and dense.success
+    torch.testing.assert_close(free.u.values, dense.u.values, rtol=0, atol=1e-5)
