@@ -1,6 +1,6 @@
 """Gradient through a stiff solve: the implicit methods' adjoint against direct backprop.
 
-Setup (issue "implicit solvers"): 32 Robertson systems, each with its own rate
+Setup (issue "implicit solvers"): 8 Robertson systems, each with its own rate
 constants (0.04, 3e7, 1e4) scaled by U(0.5, 2) (seed 0), float64, solved
 batched by Rodas4 (rtol 1e-6, atol 1e-12) to t = 1e5; loss = sum over the
 samples of y1(1e5) + 1e4 y2(1e5); gradient with respect to every sample's
@@ -11,7 +11,7 @@ Each case runs in its own process, one thread; the memory figure is the
 growth of the peak resident set (ru_maxrss) during the forward + backward
 pass over the peak after a warm-up on t = 1. Error: the largest relative
 error of d loss / d log k over all samples and rates against the adjoint at
-rtol 1e-10, atol 1e-16.
+rtol 1e-8, atol 1e-14.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import opflow
 from opflow.solvers.ode import Rodas4
 torch.set_num_threads(1)
 name, rtol = sys.argv[1], float(sys.argv[2])
-BATCH = 32
+BATCH = 8
 rates = torch.tensor(np.array([0.04, 3e7, 1e4]) *
                      np.random.default_rng(0).uniform(0.5, 2.0, size=(BATCH, 3)))
 def rhs(t, y, k):
@@ -66,7 +66,7 @@ def _max_rel_error(grad, ref) -> float:
 
 
 def main() -> dict:
-    reference = run_child(CHILD, "interpolating", "1e-10")
+    reference = run_child(CHILD, "interpolating", "1e-8")
     results = {}
     for name in ("interpolating", "direct"):
         r = run_child(CHILD, name, "1e-6")
