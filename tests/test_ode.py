@@ -220,7 +220,7 @@ def test_blow_up_is_reported():
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda: ODEProblem(lambda t, u: u, torch.ones(2), (1.0, 0.0)), "tspan"),
+        (lambda: ODEProblem(lambda t, u: u, torch.ones(2), (0.0, math.inf)), "tspan"),
         (lambda: ODEProblem(lambda t, u: u, torch.tensor([1.0, math.nan]), (0.0, 1.0)), "u0"),
         (lambda: ODEProblem(lambda t, u: u, [1.0, 2.0], (0.0, 1.0)), "u0"),
         (lambda: ODEProblem(lambda t, u: u, torch.ones(2), (0.0,)), "tspan"),
