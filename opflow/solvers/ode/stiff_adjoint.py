@@ -113,14 +113,17 @@ class _StiffAdjointRunner:
         self.y0 = y0.detach()
         return self.forward_solve(y0)
 
-    def _solve(self, F, z0: torch.Tensor, s0: float, s1: float, what: str):
+    def _solve(self, F, z0: torch.Tensor, s0: float, s1: float, what: str,
+               interval: tuple[float, float], require_success: bool = True):
+        """Integrate ``z0`` from ``s0`` to ``s1`` with its steps recorded; ``interval``
+        (in the problem's time) names the span in the error."""
         ts = torch.tensor([s1], dtype=z0.dtype, device=z0.device)
         zs, _, code, rec = integrate_implicit(F, self.alg, z0, s0, ts, record=True,
                                               max_steps=self.max_steps)
-        if code != ReturnCode.Success or rec is None:
-            raise SolverError(f"the adjoint's {what} over t in [{-s1:g}, {-s0:g}] stopped "
-                              f"with {code}; loosen the tolerances, raise max_steps or use "
-                              "InterpolatingAdjoint / DirectBackprop")
+        if rec is None or (require_success and code != ReturnCode.Success):
+            raise SolverError(f"the adjoint's {what} over t in [{interval[0]:g}, "
+                              f"{interval[1]:g}] stopped with {code}; loosen the tolerances, "
+                              "raise max_steps or use InterpolatingAdjoint / DirectBackprop")
         return zs[-1], rec
 
     def _interval(self, y_from: torch.Tensor, y_to: torch.Tensor, a: torch.Tensor,
@@ -128,27 +131,20 @@ class _StiffAdjointRunner:
         """Carry ``a`` from ``t_to`` back to ``t_from``; add the interval's parameter gradients."""
         D = a.shape[1]
         if self.interpolating:
-            with torch.no_grad():
-                _, yrec = self._forward_record(y_from, t_from, t_to)
+            with torch.no_grad():  # a failed re-solve is the forward solve's failure, reported
+                _, yrec = self._solve(self.F, y_from, t_from, t_to, "forward re-solve",
+                                      (t_from, t_to), require_success=False)
             G = _reverse_rhs(self.F, D, yrec.at)
-            a_new, arec = self._solve(G, a, -t_to, -t_from, "backward solve")
+            a_new, arec = self._solve(G, a, -t_to, -t_from, "backward solve", (t_from, t_to))
             return a_new, self._quadrature(arec, lambda t, idx, b, xi: yrec.at(t), slice(None), g)
         G = _reverse_rhs(self.F, D)
-        z, zrec = self._solve(G, torch.cat([y_to, a], 1), -t_to, -t_from, "backward solve")
+        z, zrec = self._solve(G, torch.cat([y_to, a], 1), -t_to, -t_from, "backward solve",
+                              (t_from, t_to))
 
         def state(t, idx, b, s):
             return zrec.piece(idx, b, s)[:, :D]
 
         return z[:, D:], self._quadrature(zrec, state, slice(D, None), g)
-
-    def _forward_record(self, y_from, t_from: float, t_to: float):
-        ts = torch.tensor([t_to], dtype=y_from.dtype, device=y_from.device)
-        ys, _, code, rec = integrate_implicit(self.F, self.alg, y_from, t_from, ts,
-                                              record=True, max_steps=self.max_steps)
-        if rec is None:
-            raise SolverError(f"the adjoint's forward re-solve over [{t_from:g}, {t_to:g}] "
-                              f"took no step ({code})")
-        return ys, rec
 
     def _quadrature(self, rec: HermiteRecord, state: Callable, part: slice,
                     g: list[torch.Tensor]) -> list[torch.Tensor]:

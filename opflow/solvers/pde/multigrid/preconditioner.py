@@ -95,20 +95,25 @@ def multigrid_preconditioner(grid: Grid, scale, cycles: int = 2, bc: str = "diri
     return precond
 
 
-@functools.lru_cache(maxsize=8)
-def _poisson_hierarchy(grid: Grid, bc: str, dtype: torch.dtype, device: torch.device):
-    """The multigrid hierarchy of ``-Laplacian`` on ``grid`` and whether it is singular.
-
-    Cached across preconditioners: a stiff solve makes a new preconditioner
-    for every step size, all on the same grid.
-    """
+def _build_hierarchy(grid: Grid, bc: str, dtype: torch.dtype, device: torch.device,
+                     shift=None):
+    """The multigrid hierarchy of ``shift I - Laplacian`` on ``grid`` (``-Laplacian``
+    without a shift) and whether it is singular."""
     zero = Field(torch.zeros(1, 1, *grid.shape, dtype=dtype, device=device), grid)
     prob = PoissonProblem(zero, bc=bc)
     data, alg = _Data(prob), Multigrid()
     shapes = plan_levels(grid, data.kinds, alg.levels)
+    singular = prob.singular and shift is None
     hier = Hierarchy(data.a, data.free, grid.spacing, data.kinds, shapes, alg.smoother,
-                     alg.jacobi_weight, prob.singular)
-    return hier, prob.singular
+                     alg.jacobi_weight, singular, shift=shift)
+    return hier, singular
+
+
+@functools.lru_cache(maxsize=8)
+def _poisson_hierarchy(grid: Grid, bc: str, dtype: torch.dtype, device: torch.device):
+    """:func:`_build_hierarchy` without a shift, cached across preconditioners: a stiff
+    solve makes a new preconditioner for every step size, all on the same grid."""
+    return _build_hierarchy(grid, bc, dtype, device)
 
 
 class _CachedPoisson:
@@ -126,16 +131,10 @@ class _CachedPoisson:
             return _poisson_hierarchy(self.grid, self.bc, dtype, device)
         key = (dtype, device, rows)
         if key not in self.shifted:
-            zero = Field(torch.zeros(1, 1, *self.grid.shape, dtype=dtype, device=device),
-                         self.grid)
-            data, alg = _Data(PoissonProblem(zero, bc=self.bc)), self.alg
-            shapes = plan_levels(self.grid, data.kinds, alg.levels)
             shift = 1.0 / self.scale.to(dtype=dtype, device=device).reshape(-1)
             if shift.numel() > 1:  # per sample: repeated over each sample's channels
                 shift = shift.repeat_interleave(rows // shift.numel())
-            self.shifted[key] = (Hierarchy(data.a, data.free, self.grid.spacing, data.kinds,
-                                           shapes, alg.smoother, alg.jacobi_weight, False,
-                                           shift=shift), False)
+            self.shifted[key] = _build_hierarchy(self.grid, self.bc, dtype, device, shift)
         return self.shifted[key]
 
     def apply(self, r: torch.Tensor, c) -> torch.Tensor:
