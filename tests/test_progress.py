@@ -137,3 +137,17 @@ def test_pinn_training_prints_lines_with_its_loss_terms(capfd, monkeypatch):
     lines = [line for line in capfd.readouterr().err.splitlines() if line.startswith("PINN")]
     assert len(lines) >= 2 and "3/3" in lines[-1], lines
     assert "residual" in lines[-1] and re.search(r"\[[\d.]+ s\]$", lines[-1]), lines
+
+
+@pytest.mark.parametrize("krylov", [None, "cg"])
+def test_multigrid_cycles_print_lines_with_the_residual(krylov, capfd, monkeypatch):
+    monkeypatch.setattr(progress_module, "LOG_INTERVAL", 0.0)
+    grid = opflow.Grid.uniform(x=(0.0, 1.0, 33), y=(0.0, 1.0, 33))
+    prob = opflow.PoissonProblem(opflow.Field(torch.ones(1, 1, 33, 33), grid))
+    sol = opflow.solve(prob, opflow.Multigrid(rtol=1e-5, krylov=krylov), progress=True)
+    assert sol.success
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.startswith("multigrid")]
+    assert len(lines) >= 2 and f"cycle {len(lines)}/50," in lines[-1], lines
+    assert re.search(r"residual=[\d.e+-]+ \[[\d.]+ s\]$", lines[-1]), lines
+    opflow.solve(prob, opflow.Multigrid(rtol=1e-5, krylov=krylov), progress=False)
+    assert "multigrid" not in capfd.readouterr().err

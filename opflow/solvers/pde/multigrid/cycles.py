@@ -21,10 +21,9 @@ correction as the preconditioner of conjugate gradients.
 
 from __future__ import annotations
 
-import sys
-
 import torch
 
+from ....progress import Progress
 from .hierarchy import Hierarchy
 
 __all__ = ["CYCLES", "STALL_WINDOW", "STALL_FACTOR", "cycle", "correction", "iterate",
@@ -75,27 +74,6 @@ def correction(hier: Hierarchy, r: torch.Tensor, kind: str, pre: int, post: int)
     return hier.project_exact(e.to(r.dtype))
 
 
-class _Bar:
-    """tqdm bar over cycles, shown only when asked for and on a terminal."""
-
-    def __init__(self, total: int, enabled, desc: str):
-        show = enabled == "always" or (bool(enabled) and sys.stderr.isatty())
-        self._bar = None
-        if show:
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(total=total, desc=desc, unit="cycle", leave=False)
-
-    def update(self, worst: float) -> None:
-        if self._bar is not None:
-            self._bar.update(1)
-            self._bar.set_postfix_str(f"residual={worst:.2e}", refresh=False)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
 def iterate(hier: Hierarchy, u: torch.Tensor, f: torch.Tensor, scale: torch.Tensor, kind: str,
             pre: int, post: int, rtol: float, max_cycles: int,
             progress=False, desc: str = "multigrid") -> tuple[torch.Tensor, list, int, bool]:
@@ -129,7 +107,7 @@ def iterate(hier: Hierarchy, u: torch.Tensor, f: torch.Tensor, scale: torch.Tens
     """
     r, res = relative_residual(hier, u, f, scale)
     history = [res]
-    bar = _Bar(max_cycles, progress, desc)
+    bar = Progress(max_cycles, desc, progress, unit="cycle", leave=False)
     cycles, stalled = 0, False
     worsts = [float(res.max())]
     try:
@@ -139,7 +117,7 @@ def iterate(hier: Hierarchy, u: torch.Tensor, f: torch.Tensor, scale: torch.Tens
             r, res = relative_residual(hier, u, f, scale)
             history.append(res)
             worsts.append(float(res.max()))
-            bar.update(worsts[-1])
+            bar.update(1, residual=worsts[-1])
             if _stalled(worsts, rtol):
                 stalled = True
                 break
@@ -182,7 +160,7 @@ def iterate_cg(hier: Hierarchy, u: torch.Tensor, f: torch.Tensor, scale: torch.T
     zero = torch.zeros_like(f)
     r, res = relative_residual(hier, u, f, scale)
     history, worsts = [res], [float(res.max())]
-    bar = _Bar(max_cycles, progress, desc)
+    bar = Progress(max_cycles, desc, progress, unit="cycle", leave=False)
     cycles, stalled, restart = 0, False, True
     try:
         while cycles < max_cycles and worsts[-1] > rtol:
@@ -203,7 +181,7 @@ def iterate_cg(hier: Hierarchy, u: torch.Tensor, f: torch.Tensor, scale: torch.T
                 worst, restart = float(res.max()), True
             history.append(res)
             worsts.append(worst)
-            bar.update(worst)
+            bar.update(1, residual=worst)
             if _stalled(worsts, rtol):
                 stalled = True
                 break

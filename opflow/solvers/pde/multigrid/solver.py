@@ -367,7 +367,9 @@ def solve_elliptic(prob, alg: Multigrid, *, u0: Optional[Field] = None,
         Initial guess on the problem's grid (values at fixed nodes are
         replaced by the boundary values). Default: zero.
     progress : bool or "always"
-        tqdm bar over cycles (shown on a terminal only, unless "always").
+        Progress over cycles (:func:`opflow.progress.progress_mode`: a bar
+        on a terminal, lines with the worst residual in a log, nothing when
+        False; default False).
 
     Returns
     -------
