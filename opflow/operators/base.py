@@ -51,6 +51,7 @@ from ..grid import Grid
 
 __all__ = [
     "NeuralOperator",
+    "GridOperator",
     "register_operator",
     "build_operator",
     "registered_operators",
@@ -180,6 +181,59 @@ class NeuralOperator(nn.Module):
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self._config.items())
+
+
+class GridOperator(NeuralOperator):
+    """Base class of operators on uniform grids that may use the grid itself.
+
+    :meth:`forward` takes a Field (or a tensor), checks that the grid is
+    uniform, calls :meth:`forward_values` on the values with the grid, and
+    returns a Field on the same grid (a tensor for a tensor). Subclasses set
+    ``ndim`` and ``in_channels`` and implement :meth:`forward_values`.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        Passed to :class:`torch.nn.Module`.
+    """
+
+    ndim: int
+    in_channels: int
+
+    def forward_values(self, v: torch.Tensor, grid: Grid | None = None) -> torch.Tensor:
+        """The model on a tensor ``(B, in_channels, *spatial)``.
+
+        Parameters
+        ----------
+        v : torch.Tensor, shape (B, in_channels, *spatial)
+            The input values.
+        grid : Grid, optional
+            The input's grid (None for a tensor input): spacing, quadrature
+            weights or coordinates for the layers that use them.
+
+        Returns
+        -------
+        torch.Tensor, shape (B, out_channels, *spatial)
+        """
+        raise NotImplementedError
+
+    def forward(self, x: Field | torch.Tensor) -> Field | torch.Tensor:
+        """Apply the operator.
+
+        Parameters
+        ----------
+        x : Field or torch.Tensor, shape (*batch, in_channels, *spatial)
+            The input; a Field's grid must be uniform.
+
+        Returns
+        -------
+        Field or torch.Tensor, shape (*batch, out_channels, *spatial)
+            A Field on the input's grid for a Field input, else a tensor.
+        """
+        values, grid, batch = split_input(x, self.ndim, self.in_channels)
+        if grid is not None:
+            check_uniform(grid)
+        return to_field(self.forward_values(values, grid), batch, grid)
 
 
 def register_operator(cls: type | None = None, *, name: str | None = None):

@@ -65,15 +65,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import InvalidArgumentError, ShapeError
-from ..field import Field
-from .base import (
-    NeuralOperator,
-    check_uniform,
-    get_activation,
-    register_operator,
-    split_input,
-    to_field,
-)
+from ..grid import Grid
+from .base import GridOperator, get_activation, register_operator
 from .blocks import PADDINGS, _channel_norm, _pad_spatial, _pointwise
 
 __all__ = ["DRIFTNet", "SpectralCoupledBlock", "radial_bands"]
@@ -308,7 +301,7 @@ def _modes(modes: int | Sequence[int], ndim: int) -> tuple[int, ...]:
 
 
 @register_operator
-class DRIFTNet(NeuralOperator):
+class DRIFTNet(GridOperator):
     """DRIFT-Net: spectral-coupled blocks with radial band gating in a U-shaped backbone.
 
     See :mod:`opflow.operators.driftnet` for the block, the bands and the
@@ -446,13 +439,16 @@ class DRIFTNet(NeuralOperator):
                 f"splits them back; got grid shape {tuple(spatial)}",
                 torch.empty(0, *spatial))
 
-    def forward_values(self, v: torch.Tensor) -> torch.Tensor:
+    def forward_values(self, v: torch.Tensor, grid: Grid | None = None) -> torch.Tensor:
         """The model on a tensor ``(B, in_channels, *spatial)``.
 
         Parameters
         ----------
         v : torch.Tensor, shape (B, in_channels, *spatial)
             The input; every axis divisible by ``2^levels``.
+        grid : Grid, optional
+            Not used: DRIFT-Net works in grid points (its spectral parts
+            are resolution-independent by construction).
 
         Returns
         -------
@@ -472,9 +468,3 @@ class DRIFTNet(NeuralOperator):
         h = self.act(_pointwise(h, self.projection[0]))
         return _pointwise(h, self.projection[1])
 
-    def forward(self, x: Field | torch.Tensor) -> Field | torch.Tensor:
-        """Apply the operator; see the class notes for shapes."""
-        values, grid, batch = split_input(x, self.ndim, self.in_channels)
-        if grid is not None:
-            check_uniform(grid)
-        return to_field(self.forward_values(values), batch, grid)

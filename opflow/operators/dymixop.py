@@ -50,17 +50,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import InvalidArgumentError
-from ..field import Field
 from ..grid import Grid
 from ..kernels import spectral_conv, weight_shape
-from .base import (
-    NeuralOperator,
-    check_uniform,
-    get_activation,
-    register_operator,
-    split_input,
-    to_field,
-)
+from .base import GridOperator, get_activation, register_operator
 from .blocks import PADDINGS, LearnableStencil, _pad_spatial, _pointwise, _spacings
 from .fno import positional_channels
 
@@ -171,7 +163,7 @@ class DyMixLayer(nn.Module):
 
 
 @register_operator
-class DyMixOp(NeuralOperator):
+class DyMixOp(GridOperator):
     """DyMixOp: local-global mixing layers with dynamics-informed connections.
 
     See :mod:`opflow.operators.dymixop` for the layer and the connections.
@@ -295,12 +287,6 @@ class DyMixOp(NeuralOperator):
         h = self.act(_pointwise(out, self.projection[0]))
         return _pointwise(h, self.projection[1])
 
-    def forward(self, x: Field | torch.Tensor) -> Field | torch.Tensor:
-        """Apply the operator; see the class notes for shapes."""
-        values, grid, batch = split_input(x, self.ndim, self.in_channels)
-        if grid is not None:
-            check_uniform(grid)
-        return to_field(self.forward_values(values, grid), batch, grid)
 
 
 def _modes(modes: int | Sequence[int], ndim: int | None) -> tuple[int, ...]:

@@ -37,16 +37,8 @@ import torch
 from torch import nn
 
 from ..errors import InvalidArgumentError, ShapeError
-from ..field import Field
 from ..grid import Grid
-from .base import (
-    NeuralOperator,
-    check_uniform,
-    get_activation,
-    register_operator,
-    split_input,
-    to_field,
-)
+from .base import GridOperator, get_activation, register_operator
 from .blocks import (
     PADDINGS,
     AttentionKernelIntegral,
@@ -87,7 +79,7 @@ def _upsample(x: torch.Tensor, sizes: Sequence[int], periodic: bool) -> torch.Te
     return x
 
 
-class _ConvUNet(NeuralOperator):
+class _ConvUNet(GridOperator):
     """The U-Net shared by :class:`UNet` and :class:`FunctionSpaceUNet`."""
 
     def _build(self, in_channels: int, out_channels: int, width: int, levels: int, ndim: int,
@@ -192,12 +184,6 @@ class _ConvUNet(NeuralOperator):
             h = pair(torch.cat([h, skips[lv]], dim=1), self.decoder[lv])
         return _pointwise(h, self.projection)
 
-    def forward(self, x: Field | torch.Tensor) -> Field | torch.Tensor:
-        """Apply the operator; see the class notes for shapes."""
-        values, grid, batch = split_input(x, self.ndim, self.in_channels)
-        if grid is not None:
-            check_uniform(grid)
-        return to_field(self.forward_values(values, grid), batch, grid)
 
 
 @register_operator
@@ -343,7 +329,7 @@ class _AttentionBlock(nn.Module):
 
 
 @register_operator
-class AttentionOperator(NeuralOperator):
+class AttentionOperator(GridOperator):
     """A transformer neural operator: attention kernel integrals and pointwise MLPs.
 
     ``h <- h + K(LN(h))``, ``h <- h + MLP(LN(h))`` per layer, with ``K`` the
@@ -469,9 +455,3 @@ class AttentionOperator(NeuralOperator):
         h = self.act(_pointwise(h, self.projection[0]))
         return _pointwise(h, self.projection[1])
 
-    def forward(self, x: Field | torch.Tensor) -> Field | torch.Tensor:
-        """Apply the operator; see the class notes for shapes."""
-        values, grid, batch = split_input(x, self.ndim, self.in_channels)
-        if grid is not None:
-            check_uniform(grid)
-        return to_field(self.forward_values(values, grid), batch, grid)
