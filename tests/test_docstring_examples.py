@@ -12,6 +12,7 @@ import doctest
 import importlib
 import inspect
 import pkgutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -59,10 +60,14 @@ def test_the_main_names_have_examples():
 @pytest.mark.parametrize("test", EXAMPLES, ids=[t.name for t in EXAMPLES])
 def test_docstring_example(test, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    # verbose=False: doctest would otherwise turn verbose when "-v" is in sys.argv (pytest -v)
+    runner = doctest.DocTestRunner(verbose=False,
+                                   optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     # examples may assume `import torch, numpy as np, opflow` and opflow's top-level names
     test.globs = {**test.globs, "torch": torch, "np": np, "opflow": opflow,
                   **{name: getattr(opflow, name) for name in opflow.__all__}}
-    runner.run(test, out=lambda text: print(text, end=""))
+    # reports go to the stdout pytest captures: doctest swaps sys.stdout for its own
+    # buffer while the examples run, so print() inside `out` would write into it
+    runner.run(test, out=sys.stdout.write)
     result = runner.summarize(verbose=False)
     assert result.failed == 0, f"{test.name}: {result.failed} example(s) failed (output above)"
