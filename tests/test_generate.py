@@ -136,3 +136,24 @@ def test_a_data_set_larger_than_the_disk_or_memory_is_refused_before_work(tmp_pa
     with pytest.raises(InvalidArgumentError, match="fits in memory") as info:
         generate("grf", n=10**12, resolution=64, progress=False)  # 33 PB, no out=
     assert info.value.argument == "n" and not calls and not list(tmp_path.iterdir())
+
+
+def test_navier_stokes_work_is_the_same_for_every_chunk(monkeypatch):
+    """The recipe's cost per chunk is fixed: a fixed step (dt = 1e-3, no CFL control that a
+    fast sample could shrink), so a chunk's solve takes t_end / dt steps whatever its samples,
+    and a small last chunk costs in proportion to its size (#22: "the last chunk is slow")."""
+    import opflow.solvers.pde.spectral.recipes as recipes
+
+    steps = []
+    real_solve = recipes.solve
+
+    def counting_solve(*args, **kwargs):
+        sol = real_solve(*args, **kwargs)
+        steps.append((sol.u.batch_shape[1], sol.stats.steps))
+        return sol
+
+    monkeypatch.setattr(recipes, "solve", counting_solve)
+    generate("navier-stokes", n=5, resolution=16, seed=0, chunk=2, progress=False, n_saves=1,
+             dt=1e-2)
+    assert [b for b, _ in steps] == [2, 2, 1]
+    assert {s for _, s in steps} == {100}
