@@ -4,7 +4,6 @@ non-success retcode; iteration limits stop solvers in bounded time (no hangs).""
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 import torch
@@ -14,7 +13,8 @@ import opflow
 from opflow import Field, Grid, ReturnCode, solve
 from opflow.train import Trainer, TrainingDivergedError, read_checkpoint
 
-LIMIT_S = 20.0  # a solver that should stop on a limit must return within this
+# No wall-clock assertions: bounded work is checked by counts (evaluations, steps, cycles).
+NFE_LIMIT = 10_000
 
 
 class PoisonAfter(Stencil):
@@ -59,19 +59,17 @@ def test_ode_rhs_turning_nan_is_unstable_not_success(alg):
     def f(t, u):
         return torch.where(t > 0.5, torch.full_like(u, math.nan), -u)
 
-    start = time.perf_counter()
     sol = solve(opflow.ODEProblem(f, torch.ones(3), (0.0, 1.0)), alg())
     assert sol.retcode is not ReturnCode.Success
-    assert time.perf_counter() - start < LIMIT_S
+    assert sol.stats.nfe < NFE_LIMIT  # it stopped soon after the NaN, not at a step cap
 
 
 def test_ode_finite_time_blow_up_stops_at_the_step_limit():
     # u' = u^2, u(0) = 1 blows up at t = 1: the adaptive step collapses or hits max_steps
     prob = opflow.ODEProblem(lambda t, u: u * u, torch.ones(1), (0.0, 2.0))
-    start = time.perf_counter()
     sol = solve(prob, opflow.Tsit5(max_steps=500))
     assert sol.retcode in (ReturnCode.MaxIters, ReturnCode.DtLessThanMin, ReturnCode.Unstable)
-    assert time.perf_counter() - start < LIMIT_S
+    assert sol.stats.steps + sol.stats.rejects <= 500 + 1 and sol.stats.nfe < NFE_LIMIT
 
 
 def test_sde_drift_turning_nan_is_reported():
@@ -85,33 +83,29 @@ def test_multigrid_stops_at_max_cycles_with_maxiters():
     g = Grid.uniform(x=(0.0, 1.0, 33), y=(0.0, 1.0, 33))
     coeff = Field(torch.rand(1, 33, 33, generator=torch.Generator().manual_seed(0)) * 1e4 + 1e-4,
                   g)
-    start = time.perf_counter()
     sol = solve(opflow.DarcyProblem(coeff, 1.0), opflow.Multigrid(rtol=1e-14, max_cycles=2))
     assert sol.retcode is ReturnCode.MaxIters
     assert sol.stats.iterations == 2
-    assert time.perf_counter() - start < LIMIT_S
 
 
 def test_spectral_blow_up_is_unstable_with_the_state_reported():
     u0 = Field(3 * torch.sin(2 * math.pi * GRID1.mesh()[0])[None], GRID1)
     prob = opflow.BurgersProblem(u0, 1e-4, tspan=(0.0, 50.0))
-    start = time.perf_counter()
     sol = solve(prob, opflow.PseudoSpectral(dt=0.5, check_every=1))
     assert sol.retcode is ReturnCode.Unstable
-    assert time.perf_counter() - start < LIMIT_S
+    assert sol.stats.steps < 100  # stopped at the blow-up, before the 100 steps to t = 50
 
 
 def test_an_absurd_fixed_step_count_is_refused_before_marching():
-    prob = opflow.ODEProblem(lambda t, u: -u, torch.ones(1), (0.0, 1e12))
-    start = time.perf_counter()
+    calls = []
+    prob = opflow.ODEProblem(lambda t, u: calls.append(t) or -u, torch.ones(1), (0.0, 1e12))
     with pytest.raises(opflow.errors.InvalidArgumentError, match="`dt`"):
         solve(prob, opflow.RK4(dt=1e-3))
-    assert time.perf_counter() - start < 1.0
+    assert calls == []  # refused before the first evaluation
 
 
 def test_wall_clock_limits_end_long_solves_with_maxtime():
     """A solve that would run far longer stops at ``max_seconds`` with ``MaxTime``."""
-    import time
 
     import opflow
     from opflow import Field, Grid, ODEProblem, ReturnCode, solve
@@ -120,9 +114,8 @@ def test_wall_clock_limits_end_long_solves_with_maxtime():
     # stiff enough that Tsit5 would need millions of steps
     prob = ODEProblem(lambda t, u: -1e7 * (u - torch.cos(t)), torch.zeros(4, dtype=torch.float64),
                       (0.0, 100.0))
-    t0 = time.perf_counter()
     sol = solve(prob, opflow.Tsit5(max_steps=10**9, max_seconds=0.3))
-    assert sol.retcode == ReturnCode.MaxTime and time.perf_counter() - t0 < 5
+    assert sol.retcode == ReturnCode.MaxTime
     assert torch.isnan(sol.u[-1]).all()
     batched = ODEProblem(lambda t, u: -1e7 * (u - 1.0),
                          torch.zeros(3, 2, dtype=torch.float64), (0.0, 100.0), batched=True)
@@ -132,9 +125,8 @@ def test_wall_clock_limits_end_long_solves_with_maxtime():
     x = grid.mesh(torch.float64)[0]
     burgers = BurgersProblem(Field(torch.sin(2 * torch.pi * x)[None], grid), nu=0.1,
                              tspan=(0.0, 1e4))
-    t0 = time.perf_counter()
     sol = solve(burgers, PseudoSpectral(dt=1e-4, max_seconds=0.3))
-    assert sol.retcode == ReturnCode.MaxTime and time.perf_counter() - t0 < 5
+    assert sol.retcode == ReturnCode.MaxTime and sol.stats.steps < 10**8
     with pytest.raises(opflow.errors.InvalidArgumentError, match="max_seconds"):
         opflow.Tsit5(max_seconds=0)
     with pytest.raises(opflow.errors.InvalidArgumentError, match="max_seconds"):
