@@ -280,7 +280,7 @@ def test_hard_constraint_trains_on_diffusion_sorption_with_the_residual_loss():
         torch.manual_seed(0)
         basis = FNO(1, 16, modes=(8, 4), width=16, n_layers=2)
         layer = HardConstraint(basis, sorption, 16, points=8, ridge=1e-8, conditions=conditions,
-                               solver=LevenbergMarquardt(), **kw)
+                               solver=LevenbergMarquardt(max_iters=300), **kw)
         trainer = Trainer(layer, loss=layer.residual_loss, epochs=epochs, batch_size=4, lr=3e-3,
                           progress=False, seed=0)
         history = [row["train_loss"] for row in trainer.fit((a, a))]   # the target is unused

@@ -141,6 +141,22 @@ def _as_dataset(data: Any, argument: str) -> Dataset:
     return data
 
 
+def _check_data_dtype(model: nn.Module, data: Dataset, argument: str) -> None:
+    """Refuse floating-point data of another dtype than the model's weights before the first
+    step (a plain ``nn.Module`` would fail deep in a matmul with torch's message)."""
+    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    if len(dtypes) != 1:
+        return  # no weights, or mixed on purpose: nothing to compare with
+    (weights,) = dtypes
+    a, u = data[0]
+    for name, f in (("inputs", a), ("targets", u)):
+        if f.values.is_floating_point() and f.dtype != weights:
+            raise InvalidArgumentError(
+                argument, f"{name} of the model's dtype {weights} (cast the data, e.g. "
+                f"Field.to({weights}), or the model, e.g. model.to({f.dtype}))",
+                f"{name} of dtype {f.dtype}")
+
+
 def _fit_normalizers(data: Dataset, batch_size: int,
                      eps: float = 1e-5) -> tuple[UnitGaussianNormalizer, UnitGaussianNormalizer]:
     """Per-channel statistics of a dataset of Field pairs, accumulated batch by batch."""
@@ -528,6 +544,9 @@ class Trainer:
             raise InvalidArgumentError("resume", "a checkpoint path, or True together with "
                                        "out_dir (to resume from out_dir/last.pt)", resume)
         self._record_data(train)
+        _check_data_dtype(self.model, train, "train")
+        if val is not None:
+            _check_data_dtype(self.model, val, "val")
         self.monitor = "val_loss" if val is not None else "train_loss"
         loader = self._loader(train, shuffle=True, distributed=True)
         val_loader = None if val is None else self._loader(val, shuffle=False, distributed=True)
