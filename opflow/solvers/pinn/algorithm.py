@@ -31,6 +31,7 @@ from ...grid import Grid
 from ...progress import Progress
 from ...solution import ReturnCode, Solution, SolverStats
 from ...solve import AbstractAlgorithm, register
+from ...train.loop import OptimizerStep
 from .derivatives import Coordinates
 from .jet import MLPJet, retained_backward
 from .problem import PINNProblem
@@ -410,11 +411,10 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
     retcode = ReturnCode.Success
     try:
         if n_adam:
-            opt = torch.optim.Adam(params, lr=alg.lr)
+            update = OptimizerStep(torch.optim.Adam(params, lr=alg.lr), params)
             for step in range(n_adam):
                 if alg.refine is not None and alg.refine.due(step, len(added)):
                     refine(step)
-                opt.zero_grad(set_to_none=True)
                 t = terms()
                 if alg.adaptive == "lra" and step % alg.lra_every == 0:
                     with retained_backward():
@@ -423,8 +423,7 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
                 if not torch.isfinite(total):
                     retcode = ReturnCode.Unstable
                     break
-                total.backward()
-                opt.step()
+                update(total)
                 stats.iterations += 1
                 record(t, total)
         if n_lbfgs and retcode == ReturnCode.Success:

@@ -32,6 +32,7 @@ from ...grid import Grid
 from ...progress import Progress
 from ...solution import ReturnCode, Solution, SolverStats
 from ...solve import AbstractAlgorithm, register
+from ...train.loop import OptimizerStep
 from .algorithm import lbfgs_refine
 from .domains import Interval, TimeSpace
 from .sampling import SAMPLERS, check_count, sample_unit
@@ -359,16 +360,14 @@ def solve_lpinn(prob: ConvectionProblem | ViscousBurgersProblem, alg: LPINN,
                    alg.progress if progress is None else progress, unit="iteration")
     retcode = ReturnCode.Success
     try:
-        opt = torch.optim.Adam(params, lr=alg.lr)
+        update = OptimizerStep(torch.optim.Adam(params, lr=alg.lr), params)
         for _ in range(alg.iterations):
-            opt.zero_grad(set_to_none=True)
             tm = terms()
             total = total_of(tm)
             if not torch.isfinite(total):
                 retcode = ReturnCode.Unstable
                 break
-            total.backward()
-            opt.step()
+            update(total)
             stats.iterations += 1
             record(tm, total)
         if alg.lbfgs_iterations and retcode == ReturnCode.Success:
