@@ -40,9 +40,12 @@ def test_every_listed_name_exists_and_is_documented(name):
             assert inspect.getdoc(obj), f"{name}.{item} has no docstring"
 
 
-def _package_of(path: Path) -> str:
-    rel = path.relative_to(ROOT).parts
-    return rel[0] if len(rel) > 1 else ""  # "" for the top-level modules
+def _package_of(path: Path) -> tuple[str, ...]:
+    """The package a module or import target belongs to: its top-level package, and for
+    ``opflow.solvers`` its solver family (``solvers/ode``, ``solvers/sde``, ...)."""
+    rel = path.relative_to(ROOT).parts[:-1] if path.suffix == ".py" else path.relative_to(
+        ROOT).parts
+    return rel[:2] if rel[:1] == ("solvers",) else rel[:1]
 
 
 def _resolve(path: Path, node: ast.ImportFrom) -> Path:
@@ -60,11 +63,10 @@ def test_packages_import_each_others_public_names_only():
             if not isinstance(node, ast.ImportFrom) or node.level == 0:
                 continue
             target = _resolve(path, node)
-            target_pkg = target.relative_to(ROOT).parts[0] if target != ROOT else ""
-            if target_pkg.endswith(".py"):
-                target_pkg = ""
-            if target_pkg == _package_of(path):
-                continue  # inside one package, private helpers are fine
+            module = target if target.is_dir() else target.with_suffix(".py")
+            home, mine = _package_of(module), _package_of(path)
+            if mine[:len(home)] == home:
+                continue  # private helpers serve their package and its subpackages
             private_module = [p for p in target.relative_to(ROOT).parts if p.startswith("_")]
             private_names = [a.name for a in node.names
                              if a.name.startswith("_") and not a.name.endswith("__")]

@@ -28,7 +28,7 @@ from ...errors import InvalidArgumentError
 from .base import check_tolerance
 
 __all__ = ["DirectBackprop", "BacksolveAdjoint", "InterpolatingAdjoint", "collect_parameters",
-           "backsolve", "interpolating_adjoint"]
+           "backsolve", "interpolating_adjoint", "run_with_adjoint"]
 
 
 @dataclass(frozen=True)
@@ -196,6 +196,30 @@ class _Backsolve(torch.autograd.Function):
         return (None, grad_y0, *grad_params)
 
 
+def run_with_adjoint(runner: Any, y0: torch.Tensor) -> torch.Tensor:
+    """Run a solve without a graph; its gradients come from the runner's adjoint.
+
+    The one entry point of every adjoint in opflow (ODE, stiff, SDE): the
+    forward pass runs under ``no_grad``; on the backward pass autograd calls
+    ``runner.backward``.
+
+    Parameters
+    ----------
+    runner : object
+        Has ``forward(y0) -> ys``, ``backward(ys, grad_ys) -> (grad_y0,
+        grad_params)`` and ``params`` (the tensors that get gradients, in the
+        order of ``grad_params``).
+    y0 : torch.Tensor
+        Initial state.
+
+    Returns
+    -------
+    torch.Tensor
+        ``ys``, the saved states, differentiable in ``y0`` and ``runner.params``.
+    """
+    return _Backsolve.apply(runner, y0, *runner.params)
+
+
 class _AdjointRunner:
     """Holds what the forward and backward passes of :class:`_Backsolve` share.
 
@@ -253,7 +277,7 @@ class _AdjointRunner:
 def backsolve(F, y0, t0: float, ts, params, forward_solve, integrate):
     """Run ``forward_solve`` under the backsolve adjoint; returns ``ys (K, *y0.shape)``."""
     runner = _AdjointRunner(F, params, t0, ts, forward_solve, integrate)
-    return _Backsolve.apply(runner, y0, *runner.params)
+    return run_with_adjoint(runner, y0)
 
 
 def _param_grads(grads, params, like: torch.Tensor) -> list[torch.Tensor]:
@@ -359,4 +383,4 @@ def interpolating_adjoint(F, y0, t0: float, ts, params, forward_solve, integrate
     """
     runner = _InterpolatingRunner(F, params, t0, ts, forward_solve, integrate, step, resolve,
                                   interp, total_steps, steps_per_checkpoint)
-    return _Backsolve.apply(runner, y0, *runner.params)
+    return run_with_adjoint(runner, y0)

@@ -37,7 +37,7 @@ import torch
 from ...errors import SolverError
 from ...solution import ReturnCode
 from .implicit import AdaptiveImplicit, HermiteRecord, integrate_implicit
-from .sensitivity import BacksolveAdjoint, InterpolatingAdjoint, _Backsolve, _param_grads
+from .sensitivity import BacksolveAdjoint, InterpolatingAdjoint, _param_grads, run_with_adjoint
 
 __all__ = ["stiff_adjoint"]
 
@@ -96,7 +96,7 @@ def _reverse_rhs(F, dim: int, state=None):
 
 
 class _StiffAdjointRunner:
-    """Forward and backward passes of a stiff adjoint (the interface of ``_Backsolve``).
+    """Forward and backward passes of a stiff adjoint (the interface of ``run_with_adjoint``).
 
     ``F(t (B,), y (B, D))`` is the flat right-hand side; ``forward_solve(y0)``
     the forward solve to the save times ``ts``; ``alg`` the stiff method
@@ -217,4 +217,4 @@ def stiff_adjoint(F, y0: torch.Tensor, t0: float, ts: torch.Tensor, params, forw
         raise TypeError(f"sensealg must be an adjoint, got {sensealg!r}")
     runner = _StiffAdjointRunner(F, params, t0, ts, forward_solve, backward_alg, max_steps,
                                  isinstance(sensealg, InterpolatingAdjoint))
-    return _Backsolve.apply(runner, y0, *runner.params)
+    return run_with_adjoint(runner, y0)

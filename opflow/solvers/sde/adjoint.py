@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..ode.sensitivity import _Backsolve
+from ..ode.sensitivity import run_with_adjoint
 
 __all__ = ["sde_backsolve"]
 
@@ -49,7 +49,7 @@ def _axpy(acc, x, alpha: float = 1.0):
 
 
 class _SDEAdjointRunner:
-    """Forward solve and reverse-time adjoint for :class:`_Backsolve`."""
+    """Forward solve and reverse-time adjoint of an SDE, run by ``run_with_adjoint``."""
 
     def __init__(self, system, forward: Callable, times: Sequence[torch.Tensor],
                  hs: Sequence[float], dws: Sequence[torch.Tensor], saves: Sequence[int],
@@ -105,4 +105,4 @@ class _SDEAdjointRunner:
 def sde_backsolve(system, forward: Callable, y0, times, hs, dws, saves, params):
     """``forward(y0) -> ys (K, B, D)`` with gradients by the stochastic adjoint."""
     runner = _SDEAdjointRunner(system, forward, times, hs, dws, saves, params)
-    return _Backsolve.apply(runner, y0, *runner.params)
+    return run_with_adjoint(runner, y0)
