@@ -180,3 +180,10 @@ def test_fill_values_are_counted_and_warned(reanalysis: Path):
         warnings.simplefilter("error")
         again = full.to_xarray().opflow.to_field()
     assert "opflow_missing_points" not in again.attrs
+
+
+def test_text_coordinates_are_refused_even_when_they_look_like_numbers():
+    ds = xr.Dataset({"u": (("x",), np.arange(4.0))},
+                    coords={"x": np.array(["0.0", "0.25", "0.5", "0.75"])})
+    with pytest.raises(InvalidArgumentError, match="numeric values for the coordinate 'x'"):
+        ds.opflow.to_field(["u"])

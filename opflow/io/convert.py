@@ -72,11 +72,12 @@ def grid_to_coords(grid: Grid) -> dict[str, xr.Variable]:
 
 
 def _coord_values(d: str, coord) -> np.ndarray:
-    try:
-        return np.asarray(coord.values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError("obj", f"numeric values for the coordinate {d!r}",
-                                   coord.values) from None
+    # text that happens to parse as numbers ("0.0625") is refused too: a coordinate
+    # stored as text is a file-writing mistake that should not pass silently
+    if np.asarray(coord.values).dtype.kind not in "biufMm":  # numbers, datetimes
+        raise InvalidArgumentError("obj", f"numeric values for the coordinate {d!r} (got "
+                                   f"dtype {np.asarray(coord.values).dtype})", coord.values)
+    return np.asarray(coord.values, dtype=np.float64)
 
 
 def _periodic_mark(d: str, attrs) -> bool:
