@@ -158,11 +158,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``opflow`` command line with ``argv`` (default ``sys.argv[1:]``).
+    """Run the ``opflow`` command line.
 
-    Returns the exit status: 0 on success, 1 for a refused input or a failed
-    job (one ``opflow <command>: error: ...`` line on stderr), 2 for a usage
-    error from argparse.
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after ``opflow`` (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 1 for a refused input or a failed job
+        (one ``opflow <command>: error: ...`` line on stderr), 2 for a usage
+        error from argparse.
     """
     parser = build_parser()
     args = parser.parse_args(argv)

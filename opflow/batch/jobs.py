@@ -59,7 +59,20 @@ def _check_chunk(chunk: Any) -> int:
 
 
 def file_sha256(path: str | os.PathLike, block: int = 2**20) -> str:
-    """Hex sha256 of a file, read ``block`` bytes at a time."""
+    """Hex sha256 of a file, read ``block`` bytes at a time.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    block : int
+        Bytes read at a time.
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for data in iter(lambda: fh.read(block), b""):
@@ -68,7 +81,18 @@ def file_sha256(path: str | os.PathLike, block: int = 2**20) -> str:
 
 
 def work_dir(out: str | os.PathLike) -> Path:
-    """The folder that holds the finished chunks of a job writing ``out``."""
+    """The folder that holds the finished chunks of a job writing ``out``.
+
+    Parameters
+    ----------
+    out : str or os.PathLike
+        The job's output file.
+
+    Returns
+    -------
+    pathlib.Path
+        ``.<name>.parts`` beside ``out``.
+    """
     out = Path(out)
     return out.parent / f".{out.name}.parts"
 

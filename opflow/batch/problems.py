@@ -89,6 +89,17 @@ class _Failed(Exception):
 
 # ------------------------------------------------------------- validity
 def _finite(values: torch.Tensor) -> torch.Tensor:
+    """Samples whose values are all finite (the default ``valid``).
+
+    Parameters
+    ----------
+    values : torch.Tensor, shape (B, ...)
+        A chunk of input values.
+
+    Returns
+    -------
+    torch.Tensor, shape (B,), bool
+    """
     return torch.isfinite(values).flatten(1).all(dim=1)
 
 
@@ -137,7 +148,7 @@ def _check_heat(grid: Grid, opts: Mapping[str, Any]) -> None:
 class ProblemSpec:
     """How ``opflow solve NAME`` solves a batch of samples.
 
-    Attributes
+    Parameters
     ----------
     name : str
     description : str

@@ -56,6 +56,8 @@ class Scheduler:
         Most chunks in flight (default: ``workers``, twice the cluster's
         threads for ``"distributed"``); memory grows with it.
 
+    Notes
+    -----
     Use it as a context manager: the process pool or cluster starts on
     entry and stops on exit.
     """

@@ -236,13 +236,14 @@ class GridOperator(NeuralOperator):
         return to_field(self.forward_values(values, grid), batch, grid)
 
 
-def register_operator(cls: type | None = None, *, name: str | None = None):
+def register_operator(operator_class: type | None = None, *, name: str | None = None):
     """Class decorator: make ``cls`` buildable by :func:`build_operator`.
 
     Parameters
     ----------
-    cls : type
-        A :class:`NeuralOperator` subclass.
+    operator_class : type
+        A :class:`NeuralOperator` subclass (given when used as a bare
+        ``@register_operator``).
     name : str, optional
         Registry name (default: the class name). Registering another class
         under a taken name raises; re-registering the same class is allowed.
@@ -250,7 +251,7 @@ def register_operator(cls: type | None = None, *, name: str | None = None):
 
     def wrap(c: type) -> type:
         if not (isinstance(c, type) and issubclass(c, NeuralOperator)):
-            raise InvalidArgumentError("cls", "a subclass of NeuralOperator", c)
+            raise InvalidArgumentError("operator_class", "a subclass of NeuralOperator", c)
         key = name or c.__name__
         old = _REGISTRY.get(key)
         if old is not None and (old.__module__, old.__qualname__) != (c.__module__,
@@ -260,7 +261,7 @@ def register_operator(cls: type | None = None, *, name: str | None = None):
         _NAMES[c] = key
         return c
 
-    return wrap if cls is None else wrap(cls)
+    return wrap if operator_class is None else wrap(operator_class)
 
 
 def registered_operators() -> dict[str, type]:
