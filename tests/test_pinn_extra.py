@@ -254,6 +254,38 @@ def test_unknown_boundary_parts_are_refused_when_the_problem_is_built():
         PINNProblem(lambda x, u: u, Interval(0.0, 1.0), [Dirichlet(0.0, on=())])
 
 
+def test_each_condition_may_set_its_number_of_points(monkeypatch):
+    """DeepXDE's num_boundary and num_initial differ: a condition's own ``points`` wins over
+    the PINN's n_boundary, which still serves the conditions that give none."""
+    from opflow.solvers.pinn import Initial
+    from opflow.solvers.pinn.conditions import Condition
+
+    asked = []
+
+    def recording(real):
+        def sample(self, domain, n, *args, **kwargs):
+            asked.append((self.kind, n))
+            return real(self, domain, n, *args, **kwargs)
+        return sample
+
+    for cls in (Condition, Initial):  # Initial samples the t = t0 face itself
+        monkeypatch.setattr(cls, "sample", recording(cls.sample))
+    prob = PINNProblem(lambda x, u: d(u, x, "t") - 0.1 * d(u, x, "x", 2),
+                       TimeSpace((0.0, 1.0), Interval(-1.0, 1.0)),
+                       [Dirichlet(0.0, points=40), Initial(0.0, points=20),
+                        Neumann(0.0, on="x_max")])
+    sol = solve(prob, PINN(mlp(2), n_interior=32, n_boundary=7, iterations=2, seed=0))
+    assert sol.success and asked == [("dirichlet", 40), ("initial", 20), ("neumann", 7)]
+    sol = solve(PINNProblem(prob.residual, prob.domain, [Initial(0.0, points=5)]),
+                PINN(mlp(2), n_interior=32, n_boundary=0, iterations=1))
+    assert sol.success  # n_boundary=0 is fine when every condition has its points
+    with pytest.raises(InvalidArgumentError, match="`n_boundary`.*own `points`"):
+        solve(prob, PINN(mlp(2), n_interior=32, n_boundary=0, iterations=1))
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(InvalidArgumentError, match="`points`"):
+            Dirichlet(0.0, points=bad)
+
+
 # ------------------------------------------------------------------ given points, bad residuals
 def test_given_points_are_used_and_checked():
     seen = []

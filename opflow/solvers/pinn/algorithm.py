@@ -55,7 +55,8 @@ class PINN(AbstractAlgorithm):
     n_interior : int
         Interior collocation points (> 0).
     n_boundary : int
-        Points per condition (>= 0).
+        Points per condition (>= 0), unless the condition gives its own
+        ``points``.
     optimizer : {"adam", "lbfgs"}
         First-phase optimiser (``"lbfgs"`` skips Adam: ``iterations`` L-BFGS iterations).
     lr : float
@@ -337,16 +338,17 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
         ``attrs``.
         ``retcode`` is ``Unstable`` when the loss became NaN or Inf.
     """
-    if prob.conditions and alg.n_boundary == 0:
-        raise InvalidArgumentError("n_boundary", "an integer >= 1 for a problem with conditions",
-                                   alg.n_boundary)
+    counts = [getattr(c, "points", None) or alg.n_boundary for c in prob.conditions]
+    if 0 in counts:
+        raise InvalidArgumentError("n_boundary", "an integer >= 1 for a problem with conditions "
+                                   "that do not give their own `points`", alg.n_boundary)
     given, alg = alg, replace(alg, net=copy.deepcopy(alg.net))  # train a copy
     start = time.perf_counter()
     domain, names = prob.domain, _term_names(prob)
     cols = domain.names
     interior = Coordinates(_interior_points(domain, alg).requires_grad_(True), cols)
-    cond_pts = [Coordinates(c.sample(domain, alg.n_boundary, alg.sampler, alg.seed + 101 * (k + 1)),
-                            cols) for k, c in enumerate(prob.conditions)]
+    cond_pts = [Coordinates(c.sample(domain, n, alg.sampler, alg.seed + 101 * (k + 1)), cols)
+                for k, (c, n) in enumerate(zip(prob.conditions, counts))]
     pdtype = next(iter(alg.net.parameters()), torch.empty(0)).dtype
     if pdtype != interior.values.dtype:
         interior = Coordinates(interior.values.detach().to(pdtype).requires_grad_(True), cols)

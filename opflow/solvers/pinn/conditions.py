@@ -16,6 +16,7 @@ import torch
 from ...errors import InvalidArgumentError, ShapeError
 from .derivatives import Coordinates, d, gradient
 from .domains import Domain, TimeSpace
+from .sampling import check_count
 
 __all__ = ["Condition", "Dirichlet", "Neumann", "Periodic", "Initial", "Model", "Target"]
 
@@ -44,6 +45,11 @@ def _target(value: Target, x: Coordinates, like: torch.Tensor, argument: str) ->
 def _check_weight(weight: object) -> None:
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
         raise InvalidArgumentError("weight", "a number >= 0", weight)
+
+
+def _check_points(points: object) -> None:
+    if points is not None:
+        check_count(points, "points", 1)
 
 
 def _check_on(condition: Condition) -> None:
@@ -132,6 +138,10 @@ class Dirichlet(Condition):
         when repeated: ``dirichlet``, ``dirichlet2``, ...).
     on : str or tuple of str, optional
         Boundary parts (``domain.boundaries``); default the whole boundary.
+    points : int, optional
+        Number of points where this condition is enforced (default: the
+        PINN's ``n_boundary``), as DeepXDE's ``num_boundary`` and
+        ``num_initial`` may differ.
 
     Examples
     --------
@@ -144,10 +154,12 @@ class Dirichlet(Condition):
     weight: float = 1.0
     name: str | None = None
     on: str | tuple[str, ...] | None = None
+    points: int | None = None
     kind: ClassVar[str] = "dirichlet"
 
     def __post_init__(self):
         _check_weight(self.weight)
+        _check_points(self.points)
         _check_on(self)
 
     def loss(self, model: Model, x: Coordinates, domain: Domain) -> torch.Tensor:
@@ -174,16 +186,22 @@ class Neumann(Condition):
         when repeated: ``dirichlet``, ``dirichlet2``, ...).
     on : str or tuple of str, optional
         Boundary parts (``domain.boundaries``); default the whole boundary.
+    points : int, optional
+        Number of points where this condition is enforced (default: the
+        PINN's ``n_boundary``), as DeepXDE's ``num_boundary`` and
+        ``num_initial`` may differ.
     """
 
     value: Target = 0.0
     weight: float = 1.0
     name: str | None = None
     on: str | tuple[str, ...] | None = None
+    points: int | None = None
     kind: ClassVar[str] = "neumann"
 
     def __post_init__(self):
         _check_weight(self.weight)
+        _check_points(self.points)
         _check_on(self)
 
     def loss(self, model: Model, x: Coordinates, domain: Domain) -> torch.Tensor:
@@ -210,16 +228,22 @@ class Periodic(Condition):
         How many derivatives must match too (0 to 3).
     name : str, optional
         Key of the term in ``sol.u.losses`` (default ``periodic``).
+    points : int, optional
+        Number of points where this condition is enforced (default: the
+        PINN's ``n_boundary``), as DeepXDE's ``num_boundary`` and
+        ``num_initial`` may differ.
     """
 
     axis: str = "x"
     weight: float = 1.0
     derivatives: int = 0
     name: str | None = None
+    points: int | None = None
     kind: ClassVar[str] = "periodic"
 
     def __post_init__(self):
         _check_weight(self.weight)
+        _check_points(self.points)
         if isinstance(self.derivatives, bool) or self.derivatives not in range(0, 4):
             raise InvalidArgumentError("derivatives", "an integer in 0..3", self.derivatives)
 
@@ -262,16 +286,22 @@ class Initial(Condition):
         0: the value, 1: the time derivative.
     name : str, optional
         Key of the term in ``sol.u.losses`` (default ``initial``).
+    points : int, optional
+        Number of points where this condition is enforced (default: the
+        PINN's ``n_boundary``), as DeepXDE's ``num_boundary`` and
+        ``num_initial`` may differ.
     """
 
     value: Target = 0.0
     weight: float = 1.0
     derivative: int = 0
     name: str | None = None
+    points: int | None = None
     kind: ClassVar[str] = "initial"
 
     def __post_init__(self):
         _check_weight(self.weight)
+        _check_points(self.points)
         if self.derivative not in (0, 1) or isinstance(self.derivative, bool):
             raise InvalidArgumentError("derivative", "0 or 1", self.derivative)
 
