@@ -24,6 +24,7 @@ import sys
 from typing import Callable
 
 from ._argparse import add_quiet, command_errors, key_value
+from ._smoke import apply_smoke
 from ._version import __version__
 from .batch.commands import add_solve_parser
 from .data.generation import RECIPES
@@ -162,13 +163,15 @@ def main(argv: list[str] | None = None) -> int:
 
     Returns the exit status: 0 on success, 1 for a refused input or a failed
     job (one ``opflow <command>: error: ...`` line on stderr), 2 for a usage
-    error from argparse.
+    error from argparse. With ``OPFLOW_SMOKE=1`` in the environment, sizes
+    are capped to toy values first (:mod:`opflow._smoke`).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    apply_smoke(args)  # OPFLOW_SMOKE=1: toy sizes (opflow/_smoke.py)
     func: Callable = args.func
     return func(args)
 
