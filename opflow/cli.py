@@ -85,7 +85,7 @@ GENERATE_TIMES = {
     "kuramoto-sivashinsky": "--n 1200 --resolution 256: about 20 s",
     "diffusion-sorption": "--n 200 --resolution 128: about 13 min",
     "burgers": "--n 1000 --resolution 1024: about 10 min",
-    "navier-stokes": "--n 100 --resolution 64: about NS_T",
+    "navier-stokes": "--n 100 --resolution 64: about 16 min",
 }
 HELP_TIMES = {
     "demo": f"Time {LAPTOP}: about 2 min for the Darcy demo at its defaults, about 10 s for "
