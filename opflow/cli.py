@@ -24,6 +24,7 @@ import sys
 from typing import Callable
 
 from ._argparse import add_quiet, command_errors, key_value
+from ._smoke import apply_smoke
 from ._version import __version__
 from .batch.commands import add_solve_parser
 from .data.generation import RECIPES
@@ -71,6 +72,38 @@ def _generate(args) -> int:
     return 0
 
 
+# How long each command takes on a 2-core laptop CPU at the size the README shows (CPU
+# time of one thread, measured at a smaller size where the full one takes minutes and
+# extrapolated linearly in the samples; start-up, about 3 s, included). Each subcommand's
+# --help ends with its line (generate's lists GENERATE_TIMES); README.md gives the same
+# figures next to each command.
+LAPTOP = "on a 2-core laptop CPU"
+GENERATE_TIMES = {
+    "multitask": "--n 900 --resolution 33: about 15 s",
+    "darcy": "--n 1000 --resolution 85: about 40 s",
+    "grf": "--n 1000: about 5 s",
+    "kuramoto-sivashinsky": "--n 1200 --resolution 256: about 20 s",
+    "diffusion-sorption": "--n 200 --resolution 128: about 13 min",
+    "burgers": "--n 1000 --resolution 1024: about 10 min",
+    "navier-stokes": "--n 100 --resolution 64: about 16 min",
+}
+HELP_TIMES = {
+    "demo": f"Time {LAPTOP}: about 2 min for the Darcy demo at its defaults, about 10 s for "
+            "`opflow demo heat`.",
+    "train": f"Time {LAPTOP}: about 45 s per epoch for MgNO on 1000 Darcy samples at 85 x 85 "
+             "(--epochs 100: about 75 min); it grows with samples x epochs x grid points.",
+    "predict": f"Time {LAPTOP}: about 8 s for 100 Darcy samples at 85 x 85 with MgNO, most "
+               "of it start-up.",
+    "solve": f"Time {LAPTOP}: darcy about 5 s for 100 samples at 85 x 85; burgers about "
+             "35 s for 1000 samples at 1024 (--scheduler distributed --workers 4: about "
+             "1 min, starting the workers included).",
+    "pretrain": f"Time {LAPTOP}: about 1 min at the defaults (4 families).",
+    "finetune": f"Time {LAPTOP}: about 10 s at the defaults (200 samples of a family, "
+                "200 steps).",
+    "info": f"Time {LAPTOP}: about 3 s (importing torch).",
+}
+
+
 def _recipes_help() -> str:
     """``opflow generate --help``: each recipe, its default resolution and options."""
     lines = ["recipes (PROBLEM), their default --resolution and --option keys (default; "
@@ -87,6 +120,10 @@ def _recipes_help() -> str:
             default = param.default if isinstance(param.default, str) else json.dumps(
                 param.default)
             lines.append(f"      --option {key}={default}{accepts}")
+    lines += ["", f"time {LAPTOP} (grows linearly with --n):"]
+    lines += [f"  {name} {GENERATE_TIMES[name]}" for name in sorted(RECIPES)
+              if name in GENERATE_TIMES]
+    lines += ["", "OPFLOW_SMOKE=1 in the environment: toy sizes for a quick check."]
     return "\n".join(lines)
 
 
@@ -154,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_solve_parser(sub)
     add_pretrain_parser(sub)
     add_finetune_parser(sub)
+    for name, text in HELP_TIMES.items():  # generate's epilog lists them per recipe
+        sub.choices[name].epilog = (f"{text} OPFLOW_SMOKE=1 in the environment: toy sizes "
+                                    "for a quick check.")
     return parser
 
 
@@ -171,12 +211,18 @@ def main(argv: list[str] | None = None) -> int:
         The exit status: 0 on success, 1 for a refused input or a failed job
         (one ``opflow <command>: error: ...`` line on stderr), 2 for a usage
         error from argparse.
+
+    Notes
+    -----
+    With ``OPFLOW_SMOKE=1`` in the environment, sizes are capped to toy
+    values first (``opflow/_smoke.py``).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    apply_smoke(args)  # OPFLOW_SMOKE=1: toy sizes (opflow/_smoke.py)
     func: Callable = args.func
     return func(args)
 

@@ -64,6 +64,8 @@ def test_darcy_demo_trains_both_models_and_writes_outputs(tmp_path, capsys):
                  "--n-test", "4", "--epochs-scale", "0.1"]) == 0
     out = capsys.readouterr().out
     assert "MgNO" in out and "DeepONet" in out and "test rel L2" in out
+    first = out.splitlines()[0]  # says up front how long the demo takes
+    assert first.startswith("Darcy demo:") and "minutes on a 2-core laptop CPU" in first
     for name in ("darcy.nc", "mgno_predictions.nc", "deeponet_predictions.nc",
                  "darcy_predictions.png", "mgno/best.pt"):
         assert (tmp_path / name).exists(), name
