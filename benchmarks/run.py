@@ -29,6 +29,7 @@ import bench_sde  # noqa: E402
 import bench_stable_sde  # noqa: E402
 import bench_stiff  # noqa: E402
 import bench_stiff_gradient  # noqa: E402
+import readme_table  # noqa: E402
 from common import RESULTS_DIR, machine  # noqa: E402
 
 BENCHMARKS = {
@@ -82,7 +83,8 @@ def _summary(name: str, data: dict) -> list[str]:
 
 
 def write_summary() -> None:
-    """Rewrite RESULTS.md from the stored JSON results and NOTES.md."""
+    """Rewrite RESULTS.md from the stored JSON results and NOTES.md, and the README's
+    benchmark table (readme_table.py)."""
     m = machine()
     lines = ["# Benchmark results", "",
              f"Command: `make bench` (python benchmarks/run.py). Date: {dt.date.today()}. "
@@ -100,6 +102,8 @@ def write_summary() -> None:
     tmp.write_text("\n".join(lines))
     os.replace(tmp, out)
     print(f"wrote {out}")
+    if readme_table.update_readme():
+        print(f"updated the benchmark table of {readme_table.README}")
 
 
 def main(argv=None) -> int:

@@ -191,3 +191,20 @@ def test_readme_runs_in_a_shell(tmp_path):
                                   timeout=900)
             assert proc.returncode == 0, f"{section}: {argv} failed:\n{proc.stderr[-3000:]}"
     assert (tmp_path / "pred.nc").exists() and (tmp_path / "u1.nc").exists()
+
+
+def test_the_benchmark_table_is_generated_from_the_stored_results():
+    """No hand-copied figure: the README's table is what benchmarks/readme_table.py makes of
+    benchmarks/results/*.json (`make bench` rewrites it; so does `python
+    benchmarks/readme_table.py`)."""
+    import importlib.util
+
+    path = README.parent / "benchmarks" / "readme_table.py"
+    spec = importlib.util.spec_from_file_location("readme_table", path)
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    text = README.read_text()
+    expected = table.replace_table(text, table.render(table.load_results()))
+    assert text == expected, "run `python benchmarks/readme_table.py` to regenerate the table"
+    assert "not run" not in text.split(table.START)[1].split(table.END)[0]
+    assert "8.7x smaller error" in text  # torchdiffeq's error over opflow's, not a rounded 13x
