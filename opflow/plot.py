@@ -253,11 +253,13 @@ def _stack(field: Any, argument: str) -> Field:
 def comparison_panel(inputs: Field, truth: Field, prediction: Field | Mapping[str, Field],
                      n: int = 3, path: str | os.PathLike | None = None, *,
                      channel: str | int | None = None, input_channel: str | int | None = None,
-                     dpi: int = 90) -> Figure:
+                     dpi: int = 90, title: str | None = None) -> Figure:
     """Rows of samples, columns input | truth | prediction | error.
 
     Truth and predictions of a row share one colour scale, so they compare
-    by eye; the error column shows ``|prediction - truth|``.
+    by eye; the error column shows ``|prediction - truth|``. An error that is
+    the same everywhere (to 1% of its size) would show as one flat colour:
+    its title then gives its value (``= 3.5e-10 everywhere``).
 
     Parameters
     ----------
@@ -277,6 +279,8 @@ def comparison_panel(inputs: Field, truth: Field, prediction: Field | Mapping[st
         Output and input channel to show (default: the first of each).
     dpi : int
         Resolution of the written file.
+    title : str, optional
+        A title over the whole figure (what the columns show, the time).
 
     Returns
     -------
@@ -312,9 +316,21 @@ def comparison_panel(inputs: Field, truth: Field, prediction: Field | Mapping[st
                                    figsize=(size[0] * columns, size[1] * rows))
     for r in range(rows):
         _panel_row(axes[r], r, inputs, truth, preds, errors, c_in, c_out)
+    if title is not None:
+        fig.suptitle(title, fontsize=10)
     if path is not None:
         save_figure(fig, path, dpi=dpi)
     return fig
+
+
+def _uniform_note(values: torch.Tensor) -> str:
+    """A second title line ``"= 3.5e-10 everywhere"`` for a field that is one value to 1%
+    (a flat colour map says nothing by itself), else ``""``."""
+    v = values.detach()[torch.isfinite(values.detach())]
+    if not v.numel():
+        return ""
+    lo, hi = float(v.min()), float(v.max())
+    return f"\n= {hi:.1e} everywhere" if hi - lo <= 0.01 * max(abs(hi), abs(lo)) else ""
 
 
 def _panel_row(axes, r: int, inputs: Field, truth: Field, preds: dict[str, Field],
@@ -331,9 +347,13 @@ def _panel_row(axes, r: int, inputs: Field, truth: Field, preds: dict[str, Field
         cells.append((preds[name], c_out, f"{label}prediction", shared, True))
         cells.append((errors[name], c_out, f"{label}|error|", {"cmap": "inferno", "vmin": 0.0},
                       False))
+    error_ids = {id(e) for e in errors.values()}
     for ax, (field, c, title, kw, same_scale) in zip(axes, cells):
-        _draw(_sample(field, r, c), ax, **(kw if field.grid.ndim == 2 else {}))
-        ax.set_title(f"{title}, sample {r}" if r == 0 else f"sample {r}", fontsize=9)
+        sample = _sample(field, r, c)
+        _draw(sample, ax, **(kw if field.grid.ndim == 2 else {}))
+        note = _uniform_note(sample.values) if id(field) in error_ids else ""
+        ax.set_title(f"{title}, sample {r}{note}" if r == 0 else f"sample {r}{note}",
+                     fontsize=9)
         if same_scale and field.grid.ndim == 1 and hi > lo:  # 1D: the same y range
             pad = 0.05 * (hi - lo)
             ax.set_ylim(lo - pad, hi + pad)

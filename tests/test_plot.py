@@ -161,6 +161,18 @@ def test_comparison_panel_columns_and_error_images(tmp_path):
         assert ax.get_xlabel() == "x [m]" and ax.get_ylabel() == "y [km]"
 
 
+def test_a_flat_error_map_says_its_value_and_the_figure_takes_a_title():
+    truth = field2d(seed=4)["T"]
+    checkerboard = torch.tensor([[(-1.0) ** (i + j) for j in range(truth.grid.shape[1])]
+                                 for i in range(truth.grid.shape[0])], dtype=truth.dtype)
+    pred = truth + 3.5e-10 * checkerboard  # |error| the same everywhere: a flat colour map
+    fig = comparison_panel(truth, truth, {"A": pred, "B": truth * 1.5}, n=1, title="what")
+    axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert axes[3].get_title() == "A |error|, sample 0\n= 3.5e-10 everywhere"
+    assert axes[5].get_title() == "B |error|, sample 0"  # an error that varies: no note
+    assert fig.get_suptitle() == "what"
+
+
 def test_comparison_panel_1d_single_prediction_and_row_count():
     u0, u = field1d(seed=0), field1d(seed=1)
     pred = u * 0.5
