@@ -342,3 +342,52 @@ def test_neumann_on_one_face_of_a_rectangle_and_on_argument_checks():
         Dirichlet(0.0, on=5)
     net, points = mlp(2), torch.rand(4, 2)
     assert PINN(net, points=points) == PINN(net, points=points.clone())  # no tensor compare
+
+
+# ------------------------------------------------------------------ inverse problems
+def test_an_inverse_problem_identifies_an_unknown_coefficient():
+    """u' = -C u on [0, 1], u(0) = 1, C unknown (guess 0.5): ten observations of
+    u = exp(-2 x) identify C = 2 (DeepXDE's dde.Variable examples, at test size)."""
+    from opflow.solvers.pinn import Observation
+
+    torch.manual_seed(0)
+    x_obs = torch.linspace(0.0, 1.0, 10)[:, None]
+    prob = PINNProblem(lambda x, u, p: d(u, x, "x") + p["C"] * u, Interval(0.0, 1.0),
+                       [Observation(x_obs, torch.exp(-2.0 * x_obs))], unknowns={"C": 0.5})
+    sol = solve(prob, PINN(mlp(1), n_interior=64, iterations=1500, lr=3e-3,
+                           lbfgs_iterations=300, seed=0))
+    assert sol.success and set(sol.u.losses) == {"residual", "observation"}
+    assert abs(sol.u.unknowns["C"] - 2.0) < 0.02, sol.u.unknowns
+    history = sol.u.unknown_history["C"]
+    assert history[0] == pytest.approx(0.5, abs=0.01) and len(history) == len(
+        sol.u.history["total"])
+    grid = Grid.uniform(x=(0.0, 1.0, 21))
+    u = sol.u(grid).values[0]
+    assert float((u - torch.exp(-2.0 * grid.mesh()[0])).abs().max()) < 0.01
+    assert prob.unknowns == {"C": 0.5}  # the problem is unchanged: the guess stays a guess
+
+
+def test_inverse_problem_bad_input():
+    from opflow.solvers.pinn import Observation
+
+    def residual(x, u, p):
+        return d(u, x, "x") + p["C"] * u
+
+    for bad in ({}, {"C": float("nan")}, {"1C": 1.0}, {"C": "one"}, [("C", 1.0)]):
+        with pytest.raises(InvalidArgumentError, match="`unknowns`"):
+            PINNProblem(residual, Interval(0.0, 1.0), unknowns=bad)
+    with pytest.raises(InvalidArgumentError, match="`residual`.*third argument"):
+        PINNProblem(lambda x, u: u, Interval(0.0, 1.0), unknowns={"C": 1.0})
+    x = torch.rand(5, 1)
+    with pytest.raises(ShapeError, match="`values`"):
+        Observation(x, torch.rand(4))
+    with pytest.raises(ShapeError, match="`x`"):
+        Observation(torch.rand(5), torch.rand(5))
+    with pytest.raises(ShapeError, match="`values`"):
+        Observation(x, torch.rand(5, 2), channel=0)
+    with pytest.raises(InvalidArgumentError, match="`channel`"):
+        Observation(x, torch.rand(5), channel=-1)
+    prob = PINNProblem(residual, Rectangle({"x": (0, 1), "y": (0, 1)}),
+                       [Observation(x, torch.rand(5))], unknowns={"C": 1.0})
+    with pytest.raises(ShapeError, match="`x`.*2 columns"):
+        solve(prob, PINN(mlp(2), n_interior=8, iterations=1))

@@ -6,7 +6,7 @@ domains from a mask on a Grid (:class:`MaskDomain`), and Taylor-mode derivatives
 MLPs (:class:`MLPJet`, used compiled by ``PINN(compile=True)``)."""
 
 from .algorithm import PINN, PINNFunction, solve_pinn
-from .conditions import Condition, Dirichlet, Initial, Neumann, Periodic
+from .conditions import Condition, Dirichlet, Initial, Neumann, Observation, Periodic
 from .derivatives import Coordinates, GridCoordinates, d, gradient, laplacian
 from .domains import Box, Disk, Domain, Interval, Rectangle, TimeSpace
 from .jet import MLPJet
@@ -26,7 +26,7 @@ __all__ = [
     "Coordinates", "GridCoordinates", "d", "gradient", "laplacian", "MLPJet",
     "Domain", "Interval", "Box", "Rectangle", "Disk", "TimeSpace", "MaskDomain",
     "SAMPLERS", "uniform", "latin_hypercube", "sobol", "sample_unit",
-    "Condition", "Dirichlet", "Neumann", "Periodic", "Initial",
+    "Condition", "Dirichlet", "Neumann", "Periodic", "Initial", "Observation",
     "PINNProblem", "hard_dirichlet", "RAR", "rar_select",
     "PINN", "PINNFunction", "solve_pinn",
     "ConvectionProblem", "ViscousBurgersProblem", "LPINN", "LagrangianFunction", "solve_lpinn",

@@ -180,6 +180,11 @@ class PINNFunction:
         Unweighted loss terms per Adam step / L-BFGS evaluation, plus ``"total"``.
     added_points : torch.Tensor, shape (M, dim)
         Interior points added by residual-based refinement (empty without ``refine``).
+    unknowns : dict of str to float
+        An inverse problem's identified coefficients (the problem's ``unknowns``;
+        empty for a forward problem).
+    unknown_history : dict of str to list of float
+        Their values per Adam step / L-BFGS evaluation.
     """
 
     def __init__(self, net: torch.nn.Module, problem: PINNProblem):
@@ -188,6 +193,8 @@ class PINNFunction:
         self.losses: dict[str, float] = {}
         self.weights: dict[str, float] = {}
         self.history: dict[str, list[float]] = {}
+        self.unknowns: dict[str, float] = {}
+        self.unknown_history: dict[str, list[float]] = {}
 
     def points(self, x: torch.Tensor, requires_grad: bool = False) -> torch.Tensor:
         """Values at ``x`` of shape ``(N, dim)``: a tensor ``(N, channels)``.
@@ -360,8 +367,13 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
         weights[key] = float(w)
     model = prob.model(alg.net)
     forward = _taylor_forward(prob, alg)
-    params = [p for p in alg.net.parameters() if p.requires_grad]
+    # an inverse problem's unknown coefficients, trained with the network
+    unknowns = None if prob.unknowns is None else torch.nn.ParameterDict(
+        {k: torch.nn.Parameter(torch.tensor(v, dtype=pdtype)) for k, v in prob.unknowns.items()})
+    net_params = [p for p in alg.net.parameters() if p.requires_grad]
+    params = net_params + ([] if unknowns is None else list(unknowns.values()))
     history: dict[str, list[float]] = {n: [] for n in [*names, "total"]}
+    unknown_history: dict[str, list[float]] = {k: [] for k in prob.unknowns or {}}
     stats = SolverStats()
 
     added: list[torch.Tensor] = []
@@ -369,14 +381,15 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
     def refine(step: int) -> None:
         nonlocal interior
         rar = alg.refine
-        new = rar_select(lambda p: prob.residual_at(alg.net, Coordinates(p, cols)), domain,
+        new = rar_select(lambda p: prob.residual_at(alg.net, Coordinates(p, cols), None, unknowns),
+                         domain,
                          rar.k, rar.candidates, rar.sampler, alg.seed + 7 * step + 1, pdtype)
         added.append(new)
         interior = Coordinates(torch.cat([interior.values.detach(), new]).requires_grad_(True),
                                cols)
 
     def terms() -> dict[str, torch.Tensor]:
-        out = {"residual": prob.residual_at(alg.net, interior, forward).pow(2).mean()}
+        out = {"residual": prob.residual_at(alg.net, interior, forward, unknowns).pow(2).mean()}
         for name, c, x in zip(names[1:], prob.conditions, cond_pts):
             out[name] = c.loss(model, x, domain)
         stats.nfe += 1
@@ -387,6 +400,8 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
         for k, v in vals.items():
             history[k].append(v)
         history["total"].append(float(total.detach()))
+        for k, v in (unknowns or {}).items():
+            unknown_history[k].append(float(v.detach()))
         bar.update(1, **vals)
         return vals
 
@@ -401,10 +416,10 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
                 hat = g_max / mean
                 weights[name] = (1 - alg.lra_alpha) * weights[name] + alg.lra_alpha * hat
 
-    if params and weights["residual"] != 0:
+    if net_params and weights["residual"] != 0:
         with retained_backward():
-            _check_residual_reaches(prob.residual_at(alg.net, interior, forward).pow(2).mean(),
-                                    params)
+            _check_residual_reaches(prob.residual_at(alg.net, interior, forward, unknowns)
+                                    .pow(2).mean(), net_params)
     n_adam = alg.iterations if alg.optimizer == "adam" else 0
     n_lbfgs = alg.lbfgs_iterations + (alg.iterations if alg.optimizer == "lbfgs" else 0)
     # a bar on a terminal, else a line with the loss terms every few seconds (log files)
@@ -443,6 +458,9 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
     fn = PINNFunction(alg.net, prob)
     fn.losses = {k: float(v) for k, v in final.items()}
     fn.weights, fn.history = dict(weights), history
+    if unknowns is not None:
+        fn.unknowns = {k: float(v.detach()) for k, v in unknowns.items()}
+        fn.unknown_history = unknown_history
     if added:
         fn.added_points = torch.cat(added)
     return Solution(t=torch.empty(0), u=fn, retcode=retcode, stats=stats, problem=prob,

@@ -18,7 +18,8 @@ from .derivatives import Coordinates, d, gradient
 from .domains import Domain, TimeSpace
 from .sampling import check_count
 
-__all__ = ["Condition", "Dirichlet", "Neumann", "Periodic", "Initial", "Model", "Target"]
+__all__ = ["Condition", "Dirichlet", "Neumann", "Periodic", "Initial", "Observation", "Model",
+           "Target"]
 
 Model = Callable[[Coordinates], torch.Tensor]
 """A model maps ``Coordinates`` of ``N`` points to values of shape ``(N, channels)``."""
@@ -321,3 +322,91 @@ class Initial(Condition):
         else:
             u = model(x)
         return (u - _target(self.value, x, u, "value")).pow(2).mean()
+
+
+@dataclass(frozen=True, eq=False)
+class Observation(Condition):
+    """Measured values at given points: the data of an inverse problem (DeepXDE's
+    ``PointSetBC``).
+
+    The points are used as given (no sampling); the term is the mean-square
+    misfit between the network's output there and ``values``.
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (N, dim)
+        The points, columns in the domain's ``names`` order (need not lie on
+        the boundary).
+    values : torch.Tensor, shape (N,) or (N, k)
+        The measurements: one per point for one observed channel, or ``k``
+        (every output channel, or the channels named by ``channel``).
+    channel : int or sequence of int, optional
+        Which output channels are observed (default: all).
+    weight : float
+        Weight of this term in the loss (positive).
+    name : str, optional
+        Key of the term in ``sol.u.losses`` (default ``observation``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from opflow.solvers.pinn import Observation
+    >>> Observation(torch.tensor([[0.25], [0.5]]), torch.tensor([0.1, 0.2])).points
+    2
+    """
+
+    x: torch.Tensor
+    values: torch.Tensor
+    channel: int | tuple[int, ...] | None = None
+    weight: float = 1.0
+    name: str | None = None
+    kind: ClassVar[str] = "observation"
+
+    def __post_init__(self):
+        _check_weight(self.weight)
+        if not (isinstance(self.x, torch.Tensor) and self.x.ndim == 2 and len(self.x) > 0
+                and self.x.is_floating_point() and bool(torch.isfinite(self.x).all())):
+            raise ShapeError("x", "a finite floating-point tensor of shape (N, dim), N >= 1",
+                             self.x)
+        values = self.values
+        if not (isinstance(values, torch.Tensor) and values.is_floating_point()
+                and values.ndim in (1, 2) and values.shape[0] == len(self.x)):
+            raise ShapeError("values", f"a floating-point tensor of shape ({len(self.x)},) or "
+                             f"({len(self.x)}, k): one row per point of x", values)
+        object.__setattr__(self, "values", values.reshape(len(self.x), -1).detach())
+        object.__setattr__(self, "x", self.x.detach())
+        channel = (self.channel,) if isinstance(self.channel, int) else self.channel
+        if channel is not None:
+            channel = tuple(channel)
+            if not channel or any(isinstance(c, bool) or not isinstance(c, int) or c < 0
+                                  for c in channel):
+                raise InvalidArgumentError("channel", "an output channel index or indices >= 0",
+                                           self.channel)
+            if len(channel) != self.values.shape[1]:
+                raise ShapeError("values", f"{len(channel)} value(s) per point, one per "
+                                 f"observed channel {channel}", values)
+        object.__setattr__(self, "channel", channel)
+
+    @property
+    def points(self) -> int:
+        """The number of observation points."""
+        return len(self.x)
+
+    def sample(self, domain: Domain, n: int, method: str = "uniform",
+               seed: int = 0) -> torch.Tensor:
+        if self.x.shape[1] != domain.dim:
+            raise ShapeError("x", f"{domain.dim} columns, one per axis {domain.names}", self.x)
+        return self.x
+
+    def loss(self, model: Model, x: Coordinates, domain: Domain) -> torch.Tensor:
+        u = model(x)
+        channel = self.channel  # a tuple after __post_init__
+        if isinstance(channel, tuple):
+            if max(channel) >= u.shape[1]:
+                raise InvalidArgumentError("channel", f"indices below the {u.shape[1]} output "
+                                           "channels", channel)
+            u = u[:, list(channel)]
+        elif self.values.shape[1] not in (1, u.shape[1]):
+            raise ShapeError("values", f"one value or {u.shape[1]} values per point (or give "
+                             "`channel`)", self.values)
+        return (u - self.values.to(u)).pow(2).mean()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
+import math
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Mapping, Optional
 
 import torch
 
@@ -14,7 +16,7 @@ from .domains import Domain
 
 __all__ = ["PINNProblem", "hard_dirichlet"]
 
-Residual = Callable[[Coordinates, torch.Tensor], torch.Tensor]
+Residual = Callable[..., torch.Tensor]  # (x, u) -> r, or (x, u, p) with unknowns
 Transform = Callable[[Coordinates, torch.Tensor], torch.Tensor]
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
@@ -38,6 +40,13 @@ class PINNProblem:
     transform : callable ``(x: Coordinates, net_out: Tensor) -> Tensor``, optional
         Output transform applied to the network, e.g. a hard constraint built with
         :func:`hard_dirichlet`.
+    unknowns : mapping of str to float, optional
+        An inverse problem: unknown scalar coefficients of the PDE, by name, with
+        their initial guesses. They are trained with the network (from
+        observations, :class:`~opflow.solvers.pinn.Observation`) and the residual
+        takes them as a third argument, ``residual(x, u, p)`` with ``p[name]`` a
+        0-dim tensor; the identified values are ``sol.u.unknowns``. An unknown
+        coefficient *field* is one more output channel of the network.
 
     Examples
     --------
@@ -50,11 +59,13 @@ class PINNProblem:
     conditions: tuple[Condition, ...] = ()
     names: tuple[str, ...] = ("u",)
     transform: Optional[Transform] = None
+    unknowns: Optional[Mapping[str, float]] = None
 
     def __post_init__(self):
         if not callable(self.residual):
             raise InvalidArgumentError("residual", "a callable (x, u) -> residual",
                                        self.residual)
+        object.__setattr__(self, "unknowns", _check_unknowns(self.unknowns, self.residual))
         if not isinstance(self.domain, Domain):
             raise InvalidArgumentError("domain", "an opflow PINN Domain (Interval, Box, ...)",
                                        self.domain)
@@ -111,7 +122,8 @@ class PINNProblem:
         return u
 
     def residual_at(self, net: torch.nn.Module, x: Coordinates,
-                    forward: Optional[Forward] = None) -> torch.Tensor:
+                    forward: Optional[Forward] = None,
+                    unknowns: Optional[Mapping[str, torch.Tensor]] = None) -> torch.Tensor:
         """Residual at ``x`` as ``(N, k)``, checked (``forward`` as in :meth:`model`).
 
         Parameters
@@ -122,16 +134,53 @@ class PINNProblem:
             The points.
         forward : callable, optional
             As in :meth:`model`.
+        unknowns : mapping of str to torch.Tensor, optional
+            The current values of the problem's ``unknowns`` (default: their
+            initial guesses, as constants).
 
         Returns
         -------
         torch.Tensor, shape (N, k)
         """
-        r = self.residual(x, self.model(net, forward)(x))
+        u = self.model(net, forward)(x)
+        if self.unknowns is None:
+            r = self.residual(x, u)
+        else:
+            if unknowns is None:
+                unknowns = {k: torch.tensor(v, dtype=u.dtype, device=u.device)
+                            for k, v in self.unknowns.items()}
+            r = self.residual(x, u, unknowns)
         if not isinstance(r, torch.Tensor) or r.ndim not in (1, 2) or r.shape[0] != len(x):
             raise ShapeError("residual", f"a callable returning shape ({len(x)},) or "
                              f"({len(x)}, k): one residual per collocation point", r)
         return r.reshape(len(x), -1)
+
+
+def _check_unknowns(unknowns: object, residual: Callable) -> Optional[dict[str, float]]:
+    """The unknowns as ``{name: float}`` (None for a forward problem), and a residual that
+    takes them as a third argument."""
+    if unknowns is None:
+        return None
+    if not isinstance(unknowns, Mapping) or not unknowns:
+        raise InvalidArgumentError("unknowns", "a non-empty mapping {name: initial guess}",
+                                   unknowns)
+    out = {}
+    for name, value in unknowns.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise InvalidArgumentError("unknowns", "names that are identifiers", name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
+            raise InvalidArgumentError("unknowns", f"a finite number as the guess of {name!r}",
+                                       value)
+        out[name] = float(value)
+    try:
+        inspect.signature(residual).bind(None, None, None)
+    except TypeError:
+        raise InvalidArgumentError("residual", "a callable (x, u, p) taking the unknowns as a "
+                                   "third argument", residual) from None
+    except ValueError:
+        pass  # no signature to inspect (a builtin): the call will tell
+    return out
 
 
 def hard_dirichlet(distance: Callable[[Coordinates], torch.Tensor],
