@@ -149,7 +149,8 @@ def test_pages_render_in_a_headless_browser(site, page, tmp_path):
 # The others need data or long training (the PINN page's example runs as the
 # README's, in tests/test_readme.py).
 EXAMPLES = [("getting_started.md", [0]), ("guide/fields.md", [0, 1, 2]),
-            ("guide/solve.md", [1, 2, 3]), ("guide/operators.md", [0]), ("guide/layers.md", [0])]
+            ("guide/solve.md", [1, 2, 3]), ("guide/operators.md", [0]), ("guide/layers.md", [0]),
+            ("guide/pinn.md", [1])]
 
 
 @pytest.mark.parametrize("page,blocks", EXAMPLES, ids=[p for p, _ in EXAMPLES])
