@@ -391,3 +391,52 @@ def test_inverse_problem_bad_input():
                        [Observation(x, torch.rand(5))], unknowns={"C": 1.0})
     with pytest.raises(ShapeError, match="`x`.*2 columns"):
         solve(prob, PINN(mlp(2), n_interior=8, iterations=1))
+
+
+# ------------------------------------------------------------------ point clouds
+def test_a_point_cloud_domain_solves_poisson_on_a_disk_given_by_points():
+    """-lap u = 4 on the unit disk, u = 0 on the circle (u = 1 - r^2), the disk known only
+    through 300 interior and 64 boundary points (DeepXDE's PointCloud)."""
+    from opflow.solvers.pinn import PointCloud
+
+    disk = Disk()
+    inside, edge = disk.sample_interior(300, "sobol", 1), disk.sample_boundary(64, "sobol", 2)
+    cloud = PointCloud(inside, boundary_points=edge, boundary_normals=disk.normals(edge))
+    assert cloud.names == ("x", "y") and cloud.box["x"][0] >= -1.0
+    torch.testing.assert_close(cloud.normals(edge[:5]), disk.normals(edge[:5]))
+    assert bool(cloud.contains(inside[:7]).all()) and not bool(
+        cloud.contains(torch.tensor([[5.0, 5.0]])).any())
+    prob = PINNProblem(lambda x, u: -laplacian(u, x) - 4.0, cloud, [Dirichlet(0.0)])
+    sol = solve(prob, PINN(mlp(2), n_interior=300, n_boundary=64, iterations=400, lr=3e-3,
+                           lbfgs_iterations=200, seed=0))
+    test = disk.sample_interior(200, "uniform", 9)
+    exact = 1.0 - test.pow(2).sum(1, keepdim=True)
+    err = float((sol.u.points(test).detach() - exact).norm() / exact.norm())
+    assert sol.success and err < 0.03, err
+
+
+def test_point_cloud_bad_input():
+    from opflow.solvers.pinn import PointCloud
+
+    pts = torch.rand(10, 2)
+    for bad in (torch.rand(10), torch.empty(0, 2), torch.full((3, 2), float("nan")), [[0.0]]):
+        with pytest.raises(InvalidArgumentError, match="`points`"):
+            PointCloud(bad)
+    with pytest.raises(InvalidArgumentError, match="`boundary_points`"):
+        PointCloud(pts, boundary_points=torch.rand(4, 3))
+    with pytest.raises(InvalidArgumentError, match="`boundary_normals`"):
+        PointCloud(pts, boundary_normals=torch.rand(4, 2))
+    with pytest.raises(InvalidArgumentError, match="`boundary_normals`"):
+        PointCloud(pts, boundary_points=torch.rand(4, 2), boundary_normals=torch.zeros(4, 2))
+    with pytest.raises(InvalidArgumentError, match="`names`"):
+        PointCloud(pts, names=("x",))
+    cloud = PointCloud(pts)
+    with pytest.raises(InvalidArgumentError, match="`n`.*at most the 10 interior"):
+        cloud.sample_interior(11)
+    with pytest.raises(InvalidArgumentError, match="`boundary_points`"):
+        cloud.sample_boundary(2)
+    with pytest.raises(InvalidArgumentError, match="`boundary_normals`"):
+        cloud.normals(pts[:2])
+    torch.testing.assert_close(cloud.sample_interior(10), pts)  # all of them, in order
+    a, b = cloud.sample_interior(4, seed=3), cloud.sample_interior(4, seed=3)
+    assert torch.equal(a, b) and len(set(map(tuple, a.tolist()))) == 4

@@ -8,7 +8,7 @@ MLPs (:class:`MLPJet`, used compiled by ``PINN(compile=True)``)."""
 from .algorithm import PINN, PINNFunction, solve_pinn
 from .conditions import Condition, Dirichlet, Initial, Neumann, Observation, Periodic
 from .derivatives import Coordinates, GridCoordinates, d, gradient, laplacian
-from .domains import Box, Disk, Domain, Interval, Rectangle, TimeSpace
+from .domains import Box, Disk, Domain, Interval, PointCloud, Rectangle, TimeSpace
 from .jet import MLPJet
 from .lpinn import (
     LPINN,
@@ -24,7 +24,7 @@ from .sampling import SAMPLERS, latin_hypercube, sample_unit, sobol, uniform
 
 __all__ = [
     "Coordinates", "GridCoordinates", "d", "gradient", "laplacian", "MLPJet",
-    "Domain", "Interval", "Box", "Rectangle", "Disk", "TimeSpace", "MaskDomain",
+    "Domain", "Interval", "Box", "Rectangle", "Disk", "PointCloud", "TimeSpace", "MaskDomain",
     "SAMPLERS", "uniform", "latin_hypercube", "sobol", "sample_unit",
     "Condition", "Dirichlet", "Neumann", "Periodic", "Initial", "Observation",
     "PINNProblem", "hard_dirichlet", "RAR", "rar_select",

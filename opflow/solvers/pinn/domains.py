@@ -16,7 +16,7 @@ import torch
 from ...errors import InvalidArgumentError, UnknownVariableError
 from .sampling import check_count, sample_unit
 
-__all__ = ["Domain", "Interval", "Box", "Rectangle", "Disk", "TimeSpace"]
+__all__ = ["Domain", "Interval", "Box", "Rectangle", "Disk", "PointCloud", "TimeSpace"]
 
 
 def _split(n: int, weights: list[float]) -> list[int]:
@@ -332,6 +332,132 @@ class Disk(Domain):
     def contains(self, points: torch.Tensor, tol: float = 1e-6) -> torch.Tensor:
         v = points - torch.tensor(self.center, dtype=points.dtype)
         return v.norm(dim=1) <= self.radius + tol
+
+
+def _check_cloud(points: object, argument: str, dim: int | None = None) -> torch.Tensor:
+    if not (isinstance(points, torch.Tensor) and points.ndim == 2 and len(points) > 0
+            and points.is_floating_point() and bool(torch.isfinite(points).all())):
+        raise InvalidArgumentError(argument, "a finite floating-point tensor of shape (N, dim), "
+                                   "N >= 1", points)
+    if dim is not None and points.shape[1] != dim:
+        raise InvalidArgumentError(argument, f"{dim} columns, as the interior points", points)
+    return points.detach()
+
+
+def _subset(points: torch.Tensor, n: int, seed: int, argument: str) -> torch.Tensor:
+    """All the points for ``n == len(points)``, else a seeded subset of ``n`` of them."""
+    check_count(n, "n", 1)
+    if n > len(points):
+        raise InvalidArgumentError("n", f"at most the {len(points)} {argument} points of the "
+                                   "cloud (a point cloud cannot make new points)", n)
+    if n == len(points):
+        return points
+    order = torch.randperm(len(points), generator=torch.Generator().manual_seed(int(seed)))
+    return points[order[:n]]
+
+
+@dataclass(frozen=True, eq=False)
+class PointCloud(Domain):
+    """A geometry given by points (DeepXDE's ``PointCloud``): a scanned part, a mesh's
+    nodes, a region known only through samples.
+
+    Collocation points are drawn from the given ones (all of them, or a seeded
+    subset without replacement; the ``method`` of a sampler is not used):
+    ``PINN(n_interior=len(points))`` uses every point.
+
+    Parameters
+    ----------
+    points : torch.Tensor, shape (N, dim)
+        Interior points, columns in the order of ``names``.
+    boundary_points : torch.Tensor, shape (M, dim), optional
+        Boundary points (needed by boundary conditions).
+    boundary_normals : torch.Tensor, shape (M, dim), optional
+        Outward normals at the boundary points (needed by Neumann conditions;
+        normalised here).
+    names : sequence of str
+        Axis names, one per column (default ``("x", "y")`` for 2 columns,
+        ``("x", "y", "z")`` for 3, ``("x",)`` for 1).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from opflow.solvers.pinn import PointCloud
+    >>> cloud = PointCloud(torch.rand(100, 2), boundary_points=torch.rand(20, 2))
+    >>> cloud.sample_interior(10, seed=0).shape
+    torch.Size([10, 2])
+    """
+
+    points: torch.Tensor
+    boundary_points: Optional[torch.Tensor] = None
+    boundary_normals: Optional[torch.Tensor] = None
+    names: tuple[str, ...] = ()  # type: ignore[assignment]
+
+    def __post_init__(self):
+        points = _check_cloud(self.points, "points")
+        dim = points.shape[1]
+        names = tuple(self.names) or {1: ("x",), 2: ("x", "y"), 3: ("x", "y", "z")}.get(dim, ())
+        if len(names) != dim or len(set(names)) != dim or not all(
+                isinstance(n, str) for n in names):
+            raise InvalidArgumentError("names", f"{dim} distinct axis names, one per column",
+                                       self.names)
+        boundary = normals = None
+        if self.boundary_points is not None:
+            boundary = _check_cloud(self.boundary_points, "boundary_points", dim)
+        if self.boundary_normals is not None:
+            if boundary is None:
+                raise InvalidArgumentError("boundary_normals", "normals together with "
+                                           "boundary_points", "normals without points")
+            normals = _check_cloud(self.boundary_normals, "boundary_normals", dim)
+            if normals.shape != boundary.shape or bool((normals.norm(dim=1) == 0).any()):
+                raise InvalidArgumentError("boundary_normals", f"{len(boundary)} non-zero "
+                                           "normals, one per boundary point", normals)
+            normals = normals / normals.norm(dim=1, keepdim=True)
+        object.__setattr__(self, "points", points)
+        object.__setattr__(self, "boundary_points", boundary)
+        object.__setattr__(self, "boundary_normals", normals)
+        object.__setattr__(self, "names", names)
+
+    def _all(self) -> torch.Tensor:
+        if self.boundary_points is None:
+            return self.points
+        return torch.cat([self.points, self.boundary_points.to(self.points.dtype)])
+
+    @property
+    def box(self) -> dict[str, tuple[float, float]]:
+        pts = self._all()
+        lo, hi = pts.min(0).values, pts.max(0).values
+        return {n: (float(a), float(b)) for n, a, b in zip(self.names, lo, hi)}
+
+    def sample_interior(self, n: int, method: str = "uniform", seed: int = 0) -> torch.Tensor:
+        return _subset(self.points, n, seed, "interior")
+
+    def sample_boundary(self, n: int, method: str = "uniform", seed: int = 0,
+                        on: Optional[tuple[str, ...]] = None) -> torch.Tensor:
+        self.boundary_parts(on)  # a cloud's boundary has no named parts
+        if self.boundary_points is None:
+            raise InvalidArgumentError("boundary_points", "boundary points of the PointCloud "
+                                       "(a boundary condition needs them)", None)
+        return _subset(self.boundary_points, n, seed, "boundary")
+
+    def normals(self, points: torch.Tensor) -> torch.Tensor:
+        if self.boundary_normals is None:
+            raise InvalidArgumentError("boundary_normals", "normals of the PointCloud's "
+                                       "boundary points (a Neumann condition needs them)", None)
+        bp = self.boundary_points
+        assert bp is not None  # normals come with points (__post_init__)
+        dist = torch.cdist(points.detach().to(bp.dtype), bp,
+                           compute_mode="donot_use_mm_for_euclid_dist")  # exact distances
+        nearest = dist.min(dim=1)
+        if bool((nearest.values > 1e-6 * (1 + bp.abs().max())).any()):
+            raise InvalidArgumentError("points", "boundary points of the PointCloud (normals "
+                                       "are known there only)", points)
+        return self.boundary_normals[nearest.indices].to(points.dtype)
+
+    def contains(self, points: torch.Tensor, tol: float = 1e-6) -> torch.Tensor:
+        cloud = self._all()
+        dist = torch.cdist(points.detach().to(cloud.dtype), cloud,
+                           compute_mode="donot_use_mm_for_euclid_dist")
+        return dist.min(dim=1).values <= tol
 
 
 @dataclass(frozen=True)
