@@ -106,6 +106,23 @@ def test_burgers_equals_direct_pseudospectral_solve(tmp_path):
     assert np.abs(got - u0.values[:, 0].numpy()).max() > 0.05  # it did evolve
 
 
+def test_kuramoto_sivashinsky_equals_direct_pseudospectral_solve(tmp_path):
+    from opflow.solvers.pde import KuramotoSivashinskyProblem
+
+    grid = Grid.uniform(x=(0.0, 32 * math.pi, 64), periodic=("x",))
+    x = torch.tensor(grid.coords["x"])
+    amp = torch.linspace(0.5, 1.5, 3, dtype=torch.float64)[:, None, None]
+    u0 = Field(amp * torch.cos(x / 16) * (1 + torch.sin(x / 16)), grid, names="u0")
+    path = write_input(tmp_path / "ks.nc", u0)
+    out = solve_file("kuramoto-sivashinsky", path, tmp_path / "ks1.nc", chunk=2,
+                     options={"t_final": 2.0})
+    ref = solve(KuramotoSivashinskyProblem(u0, tspan=(0.0, 2.0)),
+                PseudoSpectral(dt=0.25, scheme="etdrk4"), saveat=[2.0])
+    got = read(out)["u"].values
+    np.testing.assert_allclose(got, ref.u[0].values[:, 0].numpy(), rtol=0, atol=1e-12)
+    assert np.abs(got - u0.values[:, 0].numpy()).max() > 0.01  # it did evolve
+
+
 def test_heat_matches_the_exact_solution_in_1d_and_2d(tmp_path):
     nu, t = 0.1, 0.3
     u0 = periodic_samples(3, 32)

@@ -70,6 +70,18 @@ def _burgers_dt(opts: Mapping[str, Any]) -> float:
     return opts["dt"] if opts["dt"] is not None else opts["t_final"] / 1000
 
 
+def _kuramoto_sivashinsky(u0: Field, opts: Mapping[str, Any]) -> Field:
+    from ..solve import solve
+    from ..solvers.pde import KuramotoSivashinskyProblem, PseudoSpectral
+
+    t1 = opts["t_final"]
+    sol = solve(KuramotoSivashinskyProblem(u0, tspan=(0.0, t1)),
+                PseudoSpectral(dt=opts["dt"], scheme="etdrk4"), saveat=[t1])
+    if not sol.success:
+        raise _Failed(str(sol.retcode))
+    return sol.u[0]
+
+
 def _heat(u0: Field, opts: Mapping[str, Any]) -> Field:
     from ..solve import solve
     from ..solvers.pde import HeatProblem, PseudoSpectral
@@ -131,6 +143,15 @@ def _check_burgers(grid: Grid, opts: Mapping[str, Any]) -> None:
     PseudoSpectral(dt=_burgers_dt(opts), scheme=opts["scheme"])
 
 
+def _check_kuramoto_sivashinsky(grid: Grid, opts: Mapping[str, Any]) -> None:
+    from ..solvers.pde import KuramotoSivashinskyProblem, PseudoSpectral
+
+    _check_time(opts)
+    zeros = Field(torch.zeros((1, 1, *grid.shape), dtype=torch.float64), grid)
+    KuramotoSivashinskyProblem(zeros, tspan=(0.0, opts["t_final"]))
+    PseudoSpectral(dt=opts["dt"], scheme="etdrk4")
+
+
 def _check_heat(grid: Grid, opts: Mapping[str, Any]) -> None:
     _check_time(opts)
     nu = opts["nu"]
@@ -189,6 +210,10 @@ for _spec in (
                 _burgers, _check_burgers),
     ProblemSpec("heat", "heat equation u0 -> u(t_final), periodic, exact in one ETDRK4 step",
                 (1, 2, 3), True, {"nu": 1.0, "t_final": 1.0}, _heat, _check_heat),
+    ProblemSpec("kuramoto-sivashinsky", "Kuramoto-Sivashinsky u0 -> u(t_final), periodic "
+                "1-D, pseudo-spectral ETDRK4 (dt = 0.25, the generate recipe's)", (1,), True,
+                {"t_final": 1.0, "dt": 0.25}, _kuramoto_sivashinsky,
+                _check_kuramoto_sivashinsky),
 ):
     register_solver(_spec)
 

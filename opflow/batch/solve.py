@@ -34,7 +34,7 @@ from .scheduler import Scheduler
 __all__ = ["DEFAULT_VARIABLES", "solve_file"]
 
 # The input variable used when ``var`` is not given.
-DEFAULT_VARIABLES = {"darcy": "a", "burgers": "u0", "heat": "u0"}
+DEFAULT_VARIABLES = {"darcy": "a", "burgers": "u0", "heat": "u0", "kuramoto-sivashinsky": "u0"}
 
 
 def _device(device: str | torch.device | None) -> str:
