@@ -304,7 +304,7 @@ class Field:
             for i in ints:
                 if isinstance(i, bool) or not isinstance(i, numbers.Integral):
                     raise InvalidArgumentError("key", "integers, slices or channel names", key)
-                if not -n <= i < n:
+                if not -n <= int(i) < n:
                     raise InvalidArgumentError("key", f"batch indices in [-{n}, {n})", key)
 
     def __len__(self) -> int:
@@ -335,7 +335,8 @@ class Field:
                                        "torch.as_tensor)", other)
         raise InvalidArgumentError("other", _OPERANDS, other)
 
-    def _binary(op: Callable, name: str, reflected: bool = False):  # noqa: N805
+    @staticmethod  # callable in the class body (Python >= 3.10), deleted below
+    def _binary(op: Callable, name: str, reflected: bool = False):
         def method(self, other):
             ov = self._other_values(other, name)
             out = op(ov, self.values) if reflected else op(self.values, ov)

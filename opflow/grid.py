@@ -48,8 +48,9 @@ def _finite_number(value: Any, argument: str, got: Any) -> float:
 
 def _point_count(n: Any, argument: str, got: Any) -> int:
     """A number of points ``2 <= n <= MAX_AXIS_POINTS`` (an integral number, not a bool)."""
-    ok = (not isinstance(n, (bool, np.bool_)) and isinstance(n, numbers.Real)
-          and math.isfinite(n) and int(n) == n and 2 <= n <= MAX_AXIS_POINTS)
+    # apart: n narrowed to numbers.Real would fail int() and 2 <= n in typeshed's stubs
+    real = not isinstance(n, (bool, np.bool_)) and isinstance(n, numbers.Real)
+    ok = real and math.isfinite(n) and int(n) == n and 2 <= n <= MAX_AXIS_POINTS
     if not ok:
         raise InvalidArgumentError(
             argument, f"an integer number of points n >= 2 (at most {MAX_AXIS_POINTS:,})", got)
@@ -239,6 +240,8 @@ class Grid:
     """
 
     __slots__ = ("_axes", "_hash")
+    _axes: tuple[Axis, ...]
+    _hash: int
 
     def __init__(self, axes: Iterable[Axis]):
         axes = tuple(axes) if isinstance(axes, Iterable) else axes

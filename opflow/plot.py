@@ -73,6 +73,17 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
     return path
 
 
+def _root_figure(ax: Axes) -> Figure:
+    """The Figure holding ``ax``: for an Axes in a SubFigure (which cannot be saved),
+    the Figure the SubFigure belongs to."""
+    from matplotlib.figure import SubFigure
+
+    fig = ax.figure
+    while isinstance(fig, SubFigure):
+        fig = fig.figure
+    return fig
+
+
 def _new_axes(ax: Axes | None, figsize=(5.0, 3.8)) -> Axes:
     if ax is not None:
         from matplotlib.axes import Axes
@@ -180,7 +191,7 @@ def plot_field(field: Field, ax: Axes | None = None, *, index: int | Sequence[in
     if title is not None:
         ax.set_title(title)
     if path is not None:
-        save_figure(ax.figure, path)
+        save_figure(_root_figure(ax), path)
     return ax
 
 
@@ -339,8 +350,10 @@ def _panel_row(axes, r: int, inputs: Field, truth: Field, preds: dict[str, Field
     shown = torch.cat([f.values[r, c_out].detach().flatten() for f in [truth, *preds.values()]])
     shown = shown[torch.isfinite(shown)]  # a diverged prediction must not blank the row
     lo, hi = (float(shown.min()), float(shown.max())) if shown.numel() else (0.0, 1.0)
-    shared = {"cmap": "viridis", "vmin": lo, "vmax": hi} if truth.grid.ndim == 2 else {}
-    cells = [(inputs, c_in, f"input {inputs.names[c_in]}", {"cmap": "viridis"}, False)]
+    shared: dict[str, object] = (
+        {"cmap": "viridis", "vmin": lo, "vmax": hi} if truth.grid.ndim == 2 else {})
+    cells: list[tuple[Field, int, str, dict[str, object], bool]] = [
+        (inputs, c_in, f"input {inputs.names[c_in]}", {"cmap": "viridis"}, False)]
     cells.append((truth, c_out, "truth", shared, True))
     for name in preds:
         label = f"{name} " if name else ""
@@ -389,6 +402,8 @@ def _read_history(metrics: Any) -> tuple[list[dict[str, float]], dict[str, Any]]
 
 
 def _number(text: str | None) -> float:
+    if text is None:  # a short CSV row
+        return math.nan
     try:
         return float(text)
     except (TypeError, ValueError):
@@ -457,6 +472,6 @@ def plot_training(metrics: str | os.PathLike | Mapping[str, Any] | Sequence[Mapp
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     if path is not None:
-        save_figure(ax.figure, path)
+        save_figure(_root_figure(ax), path)
     return ax
 

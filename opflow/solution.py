@@ -139,7 +139,8 @@ class Solution:
     stats: SolverStats
     problem: Any = None
     alg: Any = None
-    interpolant: Optional[Callable[[torch.Tensor], Any]] = field(default=None, repr=False)
+    # t -> state; a function solution's trained function (LPINN's takes a Grid)
+    interpolant: Optional[Callable[..., Any]] = field(default=None, repr=False)
     record: Any = field(default=None, repr=False)  # per-step solver data (dense solves)
 
     @property

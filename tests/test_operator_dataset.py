@@ -182,6 +182,11 @@ def test_normalizer_state_dict_and_fit(dataset):
         UnitGaussianNormalizer.fit(values, dims=[2, 3])
     with pytest.raises(ShapeError, match="values"):
         UnitGaussianNormalizer.fit(torch.zeros(5))
+    # no samples: the statistics are refused (was an AttributeError on the missing mean)
+    with pytest.raises(InvalidArgumentError, match="at least one value"):
+        UnitGaussianNormalizer.fit(torch.zeros(0, 3, 4))
+    with pytest.raises(InvalidArgumentError, match="at least one value"):
+        UnitGaussianNormalizer.from_moments(RunningMoments((0,)), 1, torch.float64)
 
 
 # --------------------------------------------------------------------- errors

@@ -94,6 +94,17 @@ def test_plot_field_draws_on_given_axes_and_writes_atomically(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["f.png"]  # no temporary left
 
 
+def test_axes_in_a_subfigure_save_the_whole_figure(tmp_path):
+    # ax.figure of such an Axes is the SubFigure, which has no savefig: the root Figure is saved
+    fig = plt.figure()
+    left, right = fig.subfigures(1, 2)
+    plot_field(field1d(), left.subplots(), path=tmp_path / "field.png")
+    assert (tmp_path / "field.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    run, _ = write_metrics(tmp_path)
+    plot_training(run, right.subplots(), path=tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 0
+
+
 def test_failed_write_leaves_nothing(tmp_path):
     with pytest.raises(FileNotFoundError):
         plot_field(field1d(), path=tmp_path / "missing_dir" / "f.png")

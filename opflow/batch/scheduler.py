@@ -23,9 +23,12 @@ import collections
 import multiprocessing
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask
+
+if TYPE_CHECKING:  # an optional dependency, imported when a cluster starts
+    from distributed import Client, LocalCluster
 
 from ..errors import InvalidArgumentError, OpflowError
 
@@ -78,8 +81,8 @@ class Scheduler:
         self.workers = _positive_int("workers", workers)
         self.window = None if window is None else _positive_int("window", window)
         self._pool: ProcessPoolExecutor | None = None
-        self._client = None
-        self._cluster = None
+        self._client: Client | None = None
+        self._cluster: LocalCluster | None = None
 
     def __repr__(self) -> str:
         where = f", address={self.address!r}" if self.address else ""
@@ -170,9 +173,11 @@ class Scheduler:
 
     def _map_distributed(self, tasks: Iterable[Any]) -> Iterator[Any]:
         pending: collections.deque = collections.deque()
+        client = self._client
+        assert client is not None  # map() refused a scheduler that was not entered
         try:
             for task in tasks:
-                pending.append(self._client.compute(task))
+                pending.append(client.compute(task))
                 if len(pending) >= self._window():
                     yield pending.popleft().result()
             while pending:

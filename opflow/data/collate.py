@@ -17,11 +17,15 @@ from ..field import SAMPLE_ATTR, Field
 
 __all__ = ["collate_fields"]
 
+_collate_tensors: Callable[..., torch.Tensor] | None = None
+_collate_map: dict[type | tuple[type, ...], Callable] | None = None
 try:  # private module of torch: keep opflow importable if it moves
-    from torch.utils.data._utils.collate import collate_tensor_fn as _collate_tensors
-    from torch.utils.data._utils.collate import default_collate_fn_map as _collate_map
-except ImportError:  # pragma: no cover - depends on the torch version
-    _collate_tensors, _collate_map = None, None
+    from torch.utils.data._utils import collate as _torch_collate
+
+    _collate_tensors, _collate_map = (_torch_collate.collate_tensor_fn,
+                                      _torch_collate.default_collate_fn_map)
+except (ImportError, AttributeError):  # pragma: no cover - depends on the torch version
+    pass
 
 
 def _stack(values: list[torch.Tensor]) -> torch.Tensor:

@@ -82,8 +82,8 @@ def _dataset(fields: dict[str, Field], indices) -> xr.Dataset:
 # ------------------------------------------------------------------ recipes
 def _grf_recipe(indices, resolution: int, seed: int, alpha: float = 2.0, tau: float = 3.0,
                 periodic: bool = False) -> xr.Dataset:
-    axes = {"x": (0.0, 1.0, resolution), "y": (0.0, 1.0, resolution)}
-    grid = Grid.uniform(periodic=("x", "y") if periodic else (), **axes)
+    grid = Grid.uniform(periodic=("x", "y") if periodic else (), x=(0.0, 1.0, resolution),
+                        y=(0.0, 1.0, resolution))
     g = _grf_batch(grid, indices, seed, alpha=alpha, tau=tau)
     return _dataset({"g": g}, indices)
 
@@ -111,8 +111,7 @@ def _burgers_recipe(indices, resolution: int, seed: int, nu: float = 0.1, t_end:
 
     fine = Grid.uniform(x=(0.0, 1.0, resolution * fine_factor), periodic=("x",))
     u0 = _grf_batch(fine, indices, seed, alpha=2.0, tau=5.0, sigma=25.0)
-    kw = {} if dt is None else {"dt": dt}
-    u1 = burgers_recipe_solve(u0, nu=nu, t_end=t_end, **kw)
+    u1 = burgers_recipe_solve(u0, nu=nu, t_end=t_end, dt=dt)  # dt=None: the solver's default
     coarse = Grid.uniform(x=(0.0, 1.0, resolution), periodic=("x",))
     sub = slice(None, None, fine_factor)
     return _dataset({"u0": Field(u0.values[..., sub], coarse, "u0"),
@@ -205,7 +204,7 @@ for _recipe in (
 
 
 # ------------------------------------------------------------------ driver
-def _check_args(problem: str, n: int, resolution: int, chunk: int) -> Recipe:
+def _check_args(problem: str, n: int, resolution: Optional[int], chunk: int) -> Recipe:
     if problem not in RECIPES:
         raise InvalidArgumentError("problem", f"one of {sorted(RECIPES)}", problem)
     if not (isinstance(n, int) and n >= 1):
@@ -295,7 +294,7 @@ def generate(
     n: int,
     resolution: Optional[int] = None,
     seed: int = 0,
-    out: str | Path | None = None,
+    out: str | os.PathLike | None = None,
     chunk: int = 16,
     progress: bool | str = True,
     **options: Any,
@@ -330,6 +329,7 @@ def generate(
     resolution = RECIPES[problem].default_resolution if (
         resolution is None and problem in RECIPES) else resolution
     recipe = _check_args(problem, n, resolution, chunk)
+    assert isinstance(resolution, int)  # _check_args refused anything else
     _check_options(recipe, options)
     _check_size(recipe, n, resolution, options, None if out is None else Path(out))
     key = _job_key(problem, n, resolution, seed, options)

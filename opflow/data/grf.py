@@ -45,13 +45,13 @@ def _axis_basis(axis: Axis, bc: str) -> tuple[np.ndarray, np.ndarray]:
                 cols.append(math.sqrt(2 / L) * np.sin(k * x))
                 mus.append(k * k)
         return np.stack(cols[:n], axis=1), np.asarray(mus[:n])
-    m = np.arange(n)
     if bc == "neumann":
-        phi = np.cos(np.outer(x, m) * math.pi / L) * math.sqrt(2 / L)
+        ms = np.arange(n)
+        phi = np.cos(np.outer(x, ms) * math.pi / L) * math.sqrt(2 / L)
         phi[:, 0] = 1 / math.sqrt(L)
-        return phi, (m * math.pi / L) ** 2
-    m = np.arange(1, n - 1)  # dirichlet: sines vanish at both ends; n - 2 interior modes
-    return np.sin(np.outer(x, m) * math.pi / L) * math.sqrt(2 / L), (m * math.pi / L) ** 2
+        return phi, (ms * math.pi / L) ** 2
+    ms = np.arange(1, n - 1)  # dirichlet: sines vanish at both ends; n - 2 interior modes
+    return np.sin(np.outer(x, ms) * math.pi / L) * math.sqrt(2 / L), (ms * math.pi / L) ** 2
 
 
 def grf_basis(grid: Grid, alpha: float, tau: float, sigma: float = 1.0,

@@ -9,7 +9,8 @@ values laid out as ``(*batch, C, *grid)``, the :class:`~opflow.Field` layout.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import overload
 
 import torch
 
@@ -28,11 +29,11 @@ class RunningMoments:
 
     Parameters
     ----------
-    dims : sequence of int
+    dims : iterable of int
         Dimensions reduced in every :meth:`update` (kept with size 1).
     """
 
-    def __init__(self, dims: Sequence[int]):
+    def __init__(self, dims: Iterable[int]):
         self.dims = tuple(dims)
         self.count = 0
         self.mean: torch.Tensor | None = None
@@ -60,6 +61,7 @@ class RunningMoments:
         if self.count == 0:
             self.count, self.mean, self.m2 = n, mean, m2
             return self
+        assert self.mean is not None and self.m2 is not None  # set by the first chunk
         total = self.count + n
         delta = mean - self.mean
         self.mean = self.mean + delta * (n / total)
@@ -71,6 +73,7 @@ class RunningMoments:
         """Population standard deviation (divides by the count)."""
         if self.count == 0:
             raise InvalidArgumentError("data", "at least one value to fit statistics on", 0)
+        assert self.m2 is not None  # set by the first chunk
         return (self.m2 / self.count).sqrt()
 
 
@@ -152,9 +155,11 @@ class UnitGaussianNormalizer:
         -------
         UnitGaussianNormalizer
         """
+        std_all = moments.std()  # refuses moments of no data
+        assert moments.mean is not None  # there was data
         shape = moments.mean.shape[channel_dim:]
         mean = moments.mean.reshape(shape).to(dtype)
-        std = moments.std().reshape(shape).to(dtype)
+        std = std_all.reshape(shape).to(dtype)
         return cls(mean, std, eps)
 
     # ------------------------------------------------------------- transforms
@@ -162,8 +167,14 @@ class UnitGaussianNormalizer:
         if x.ndim < self.mean.ndim:
             shape = ", ".join(map(str, self.mean.shape))
             raise ShapeError("x", f"values of shape (*batch, {shape}) or broadcastable", x)
-        kw = {"dtype": x.dtype if x.is_floating_point() else None, "device": x.device}
-        return self.mean.to(**kw), self.std.to(**kw)
+        dtype = x.dtype if x.is_floating_point() else None
+        return (self.mean.to(dtype=dtype, device=x.device),
+                self.std.to(dtype=dtype, device=x.device))
+
+    @overload
+    def encode(self, x: torch.Tensor) -> torch.Tensor: ...
+    @overload
+    def encode(self, x: Field) -> Field: ...
 
     def encode(self, x: torch.Tensor | Field) -> torch.Tensor | Field:
         """``(x - mean) / (std + eps)`` for a tensor or Field of shape ``(*batch, C, *grid)``.
@@ -182,6 +193,11 @@ class UnitGaussianNormalizer:
             return x.with_values(self.encode(x.values))
         mean, std = self._stats_like(x)
         return (x - mean) / (std + self.eps)
+
+    @overload
+    def decode(self, x: torch.Tensor) -> torch.Tensor: ...
+    @overload
+    def decode(self, x: Field) -> Field: ...
 
     def decode(self, x: torch.Tensor | Field) -> torch.Tensor | Field:
         """``x * (std + eps) + mean``, the inverse of :meth:`encode`.

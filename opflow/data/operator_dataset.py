@@ -13,7 +13,7 @@ import itertools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -94,7 +94,7 @@ def _variables(ds: xr.Dataset, argument: str, names: Sequence[str], sample_dim: 
     for n in names:
         if n not in ds.data_vars:
             raise UnknownVariableError(argument, n, list(ds.data_vars))
-    dims = ds[names[0]].dims
+    dims = cast("tuple[str, ...]", ds[names[0]].dims)  # xarray types dims Hashable
     for n in names:
         if sample_dim not in ds[n].dims:
             raise UnknownVariableError("sample_dim", sample_dim, ds[n].dims)
@@ -376,4 +376,5 @@ class OperatorDataset(torch.utils.data.Dataset):
             raise InvalidArgumentError("batch_size", "a positive integer", batch_size)
         dtype = self.dtype or torch.float64
         stats = [self._moments(v, positions, pointwise, batch_size) for v in (self._in, self._out)]
-        return tuple(UnitGaussianNormalizer.from_moments(m, 1, dtype, eps) for m in stats)
+        x_norm, y_norm = (UnitGaussianNormalizer.from_moments(m, 1, dtype, eps) for m in stats)
+        return x_norm, y_norm

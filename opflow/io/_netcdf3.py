@@ -38,7 +38,7 @@ class _Header:
         self.count = 8 if version == 5 else 4
         self.offset = 4 if version == 1 else 8
 
-    def int(self, size: int) -> int:
+    def read_int(self, size: int) -> int:
         end = self.pos + size
         if end > len(self.buf):
             raise _NeedMore
@@ -52,16 +52,16 @@ class _Header:
         self.pos += _pad(n)
 
     def name(self) -> None:
-        self.skip(self.int(self.count))
+        self.skip(self.read_int(self.count))
 
     def type_size(self) -> int:
-        code = self.int(4)
+        code = self.read_int(4)
         if code not in _TYPE_SIZES:
             raise ValueError(f"unknown nc_type {code}")
         return _TYPE_SIZES[code]
 
     def list_length(self, tag: int) -> int:
-        found, n = self.int(4), self.int(self.count)
+        found, n = self.read_int(4), self.read_int(self.count)
         if found == _ABSENT and n == 0:
             return 0
         if found != tag:
@@ -72,24 +72,24 @@ class _Header:
         for _ in range(self.list_length(_ATTRIBUTE)):
             self.name()
             size = self.type_size()
-            self.skip(size * self.int(self.count))
+            self.skip(size * self.read_int(self.count))
 
     def parse(self) -> tuple[int, list[tuple[int, int, bool]]]:
         """``numrecs`` and ``(begin, bytes per record or in all, is_record)`` per variable."""
-        numrecs = self.int(self.count)
+        numrecs = self.read_int(self.count)
         dims = []
         for _ in range(self.list_length(_DIMENSION)):
             self.name()
-            dims.append(self.int(self.count))
+            dims.append(self.read_int(self.count))
         self.attributes()
         variables = []
         for _ in range(self.list_length(_VARIABLE)):
             self.name()
-            shape = [dims[self.int(self.count)] for _ in range(self.int(self.count))]
+            shape = [dims[self.read_int(self.count)] for _ in range(self.read_int(self.count))]
             self.attributes()
             size = self.type_size()
-            self.int(self.count)  # vsize: capped for huge variables, recomputed below
-            begin = self.int(self.offset)
+            self.read_int(self.count)  # vsize: capped for huge variables, recomputed below
+            begin = self.read_int(self.offset)
             record = bool(shape) and shape[0] == 0
             variables.append((begin, size * math.prod(shape[1:] if record else shape), record))
         return numrecs, variables

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import sys
 import warnings
-from typing import Any, Iterable, Sequence
+from types import FrameType
+from typing import Any, Iterable, Sequence, cast
 
 import numpy as np
 import torch
@@ -145,7 +146,8 @@ def flip_decreasing(obj: Any, dims: Sequence[str]) -> tuple[Any, list[str]]:
 
 def _warn(message: str) -> None:
     """A UserWarning attributed to the first caller outside opflow."""
-    frame, level = sys._getframe(0), 1
+    frame: FrameType | None = sys._getframe(0)
+    level = 1
     while frame is not None and str(frame.f_globals.get("__name__", "")).startswith("opflow"):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, UserWarning, stacklevel=level)
@@ -464,7 +466,7 @@ def to_field(
         raise InvalidArgumentError("obj", "an xarray.Dataset or xarray.DataArray", obj)
     every = names is None
     names = _select(obj, names)
-    dims = obj[names[0]].dims
+    dims = cast("tuple[str, ...]", obj[names[0]].dims)  # xarray types dims Hashable
     for n in names[1:]:
         if obj[n].dims != dims:
             hint = " (pass `names` to choose the variables)" if every else ""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 import xarray as xr
@@ -108,7 +108,7 @@ def _check_classic_size(path: Path) -> None:
 def _open_xarray(path: Path, engine: str, chunks: Any) -> xr.Dataset:
     # h5netcdf names dimensions of plain HDF5 datasets (h5py files) phony_dim_0, ...
     # as netCDF4 does; say so rather than let it warn that its default changed.
-    extra = {"phony_dims": "access"} if engine == "h5netcdf" else {}
+    extra: dict[str, Any] = {"phony_dims": "access"} if engine == "h5netcdf" else {}
     try:
         return xr.open_dataset(
             path, engine=checked_engine(engine), chunks=chunks, mask_and_scale=True,
@@ -220,13 +220,14 @@ def _as_dataset(obj: Any) -> xr.Dataset:
         "obj", "an opflow.Field, an xarray Dataset/DataArray or an object with to_xarray()", obj)
 
 
-def _engine_for(path: Path, engine: str | None) -> str:
+def _engine_for(path: Path, engine: str | None) -> Literal["netcdf4", "h5netcdf"]:
     suffix = path.suffix.lower()
     if suffix not in SUFFIX_ENGINES:
         raise InvalidArgumentError(
             "path", f"a file name ending in one of {sorted(SUFFIX_ENGINES)}", str(path))
     _check_engine(engine)
-    return engine or SUFFIX_ENGINES[suffix]
+    # the engines _check_engine accepts and SUFFIX_ENGINES names
+    return cast('Literal["netcdf4", "h5netcdf"]', engine or SUFFIX_ENGINES[suffix])
 
 
 def _sample_dim(ds: xr.Dataset, sample_dim: str | None) -> str | None:

@@ -34,7 +34,7 @@ first imported).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Sequence, cast
 
 import torch
 import triton
@@ -175,7 +175,7 @@ class _SpectralMix(torch.autograd.Function):
 
 def _slots(values: Sequence[int], fill: int) -> tuple[int, int, int]:
     """Right-align 1-3 per-axis values into the three slots."""
-    return (fill,) * (3 - len(values)) + tuple(values)
+    return cast("tuple[int, int, int]", (fill,) * (3 - len(values)) + tuple(values))
 
 
 def _check_runnable(x: torch.Tensor) -> None:

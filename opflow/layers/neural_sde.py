@@ -62,6 +62,8 @@ class _SplineSDE(nn.Module):
     """
 
     uses_spline = True
+    zeta: nn.Module  # set by the subclasses
+    sigma_net: nn.Module
 
     def __init__(self, input_channels: int, hidden_channels: int, output_channels: int,
                  width: int = 64, dt: float = 0.05, sigma_max: float = 1.0,

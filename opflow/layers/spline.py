@@ -9,6 +9,8 @@ observations (and to the knot times).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from ..errors import InvalidArgumentError, ShapeError
@@ -26,7 +28,7 @@ class NaturalCubicSpline:
 
     Parameters
     ----------
-    t : torch.Tensor, shape (N,) or (B, N)
+    t : torch.Tensor or sequence of float, shape (N,) or (B, N)
         Knot times, strictly increasing along the last dimension. A 1-D
         tensor is shared by the batch; a 2-D one gives each sample its own
         (irregular) times.
@@ -53,7 +55,7 @@ class NaturalCubicSpline:
     tensor([[0.2500, 0.5000]])
     """
 
-    def __init__(self, t: torch.Tensor, x: torch.Tensor):
+    def __init__(self, t: torch.Tensor | Sequence[float], x: torch.Tensor):
         if not isinstance(x, torch.Tensor) or x.ndim != 3 or not x.is_floating_point():
             raise ShapeError("x", "a floating-point tensor of shape (B, N, C)", x)
         B, N, C = x.shape

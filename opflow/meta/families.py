@@ -44,7 +44,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, Sequence, cast
 
 import numpy as np
 import torch
@@ -192,7 +192,8 @@ class FamilyProblem:
 def family_system(prob: FamilyProblem, dealias: bool = True) -> SemilinearSystem:
     """The semilinear system of a :class:`FamilyProblem`, marched in the frame moving with
     ``c`` (the advection is applied exactly as a Fourier shift when states are saved)."""
-    values, co = prob.u0.values, prob.coefficients
+    values = prob.u0.values
+    co = cast("dict[str, torch.Tensor]", prob.coefficients)  # tensors since __post_init__
     basis = FourierBasis(prob.u0.grid, values.dtype, values.device)
     k2, ik = basis.k2, basis.derivative(0)
     mask = basis.dealias if dealias else torch.ones_like(basis.dealias)
@@ -244,7 +245,8 @@ def solve_family(u0: Field, coefficients: Mapping[str, object], t_end: float = 1
     prob = FamilyProblem(u0, coefficients, (0.0, float(t_end)))
     if dt is None:
         basis = FourierBasis(u0.grid, u0.values.dtype, u0.values.device)
-        dt = _default_dt(u0.values, prob.coefficients, basis, float(t_end))
+        dt = _default_dt(u0.values, cast("dict[str, torch.Tensor]", prob.coefficients), basis,
+                         float(t_end))
     sol = solve(prob, PseudoSpectral(dt=dt, scheme="etdrk4"), saveat=[float(t_end)])
     if not sol.success:
         raise SolverError(f"solve_family: unstable at dt={dt:g} ({sol.retcode}); "

@@ -98,7 +98,7 @@ def _jsonable(value: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=None)
-def _forward_signature(cls: type) -> inspect.Signature:
+def _forward_signature(cls: type[nn.Module]) -> inspect.Signature:
     return inspect.signature(cls.forward)
 
 
@@ -127,7 +127,9 @@ def check_inputs(model: "NeuralOperator", args: tuple, kwargs: dict) -> None:
         Naming the argument, with the expected and the given dtype or size.
     """
     try:
-        bound = _forward_signature(type(model)).bind(model, *args, **kwargs)
+        # classes are hashable: mypy matches the instances' __hash__ against Hashable here
+        signature = _forward_signature(type(model))  # type: ignore[arg-type]
+        bound = signature.bind(model, *args, **kwargs)
     except TypeError:
         return  # a wrong call: forward raises Python's own message
     dtype = _weight_dtype(model)

@@ -44,10 +44,11 @@ class MLP(nn.Module):
 
     def __init__(self, widths: Sequence[int], act, last_act: bool = False):
         super().__init__()
-        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
-        for lin in self.linears:
+        linears = [nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:])]
+        for lin in linears:
             nn.init.xavier_normal_(lin.weight)
             nn.init.zeros_(lin.bias)
+        self.linears = nn.ModuleList(linears)
         self.act, self.last_act = act, last_act
         # ReLU may overwrite the fresh output of its linear layer (whose
         # backward does not need it): one allocation and pass less per layer
@@ -204,6 +205,7 @@ class DeepONet(NeuralOperator):
         self.n_sensors, self.dim, self.p, self.n_outputs = branch[0], trunk[0], branch[-1], \
             n_outputs
         self.stacked = bool(stacked)
+        self.branch: StackedMLP | MLP
         if self.stacked:
             self.branch = StackedMLP(self.p, [*branch[:-1], n_outputs], act_b)
         else:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from typing import Sequence
+from typing import Sequence, Union, cast
 
 import torch
 from torch import nn
@@ -28,6 +28,7 @@ from ..errors import InvalidArgumentError
 __all__ = ["LoRA", "add_lora", "lora_layers", "merge_lora", "remove_lora", "unmerge_lora"]
 
 _CONVS = (nn.Conv1d, nn.Conv2d)
+_Layer = Union[nn.Linear, nn.Conv1d, nn.Conv2d]  # what _check_base accepts
 
 
 def _check_base(base: nn.Module, argument: str = "base") -> tuple[int, int]:
@@ -37,15 +38,16 @@ def _check_base(base: nn.Module, argument: str = "base") -> tuple[int, int]:
     if isinstance(base, nn.Linear):
         return base.in_features, base.out_features
     if type(base) in _CONVS:
-        pointwise = (all(k == 1 for k in base.kernel_size) and all(s == 1 for s in base.stride)
-                     and all(d == 1 for d in base.dilation) and base.groups == 1
-                     and not isinstance(base.padding, str) and not any(base.padding))
+        conv = cast("nn.Conv1d | nn.Conv2d", base)
+        pointwise = (all(k == 1 for k in conv.kernel_size) and all(s == 1 for s in conv.stride)
+                     and all(d == 1 for d in conv.dilation) and conv.groups == 1
+                     and not isinstance(conv.padding, str) and not any(conv.padding))
         if pointwise:
-            return base.in_channels, base.out_channels
+            return conv.in_channels, conv.out_channels
         raise InvalidArgumentError(
             argument, "a 1x1 convolution (kernel 1, stride 1, dilation 1, no padding, groups 1)",
-            f"{type(base).__name__}(kernel_size={base.kernel_size}, stride={base.stride}, "
-            f"padding={base.padding}, groups={base.groups})")
+            f"{type(conv).__name__}(kernel_size={conv.kernel_size}, stride={conv.stride}, "
+            f"padding={conv.padding}, groups={conv.groups})")
     raise InvalidArgumentError(argument, "an nn.Linear or a 1x1 nn.Conv1d / nn.Conv2d layer",
                                type(base).__name__)
 
@@ -99,10 +101,10 @@ class LoRA(nn.Module):
         alpha = float(rank if alpha is None else alpha)
         if not (math.isfinite(alpha) and alpha > 0):
             raise InvalidArgumentError("alpha", "a positive number", alpha)
-        self.base = base
+        self.base = cast(_Layer, base)  # _check_base accepted it
         for p in base.parameters():
             p.requires_grad_(False)
-        w = base.weight
+        w = self.base.weight
         self.rank, self.alpha, self.scaling = rank, alpha, alpha / rank
         a = torch.empty(rank, n_in, dtype=w.dtype)
         bound = 1.0 / math.sqrt(n_in)  # kaiming_uniform_(a=sqrt(5)), nn.Linear's default
@@ -295,7 +297,7 @@ def remove_lora(model: nn.Module, merge: bool = True) -> nn.Module:
     """
     names = [n for n, m in model.named_modules() if isinstance(m, LoRA)]
     for n in names:
-        layer = model.get_submodule(n)
+        layer = cast(LoRA, model.get_submodule(n))  # a name of a LoRA module
         (layer.merge if merge else layer.unmerge)()
         _set_child(model, n, layer.base)
     for p in model.parameters():

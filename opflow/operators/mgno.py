@@ -35,7 +35,7 @@ number of levels.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence, cast
 
 import torch
 from torch import nn
@@ -116,8 +116,10 @@ class VCycle(nn.Module):
             # pad the coarse grid, transpose-convolve without padding, and cut
             # the window a padding=1 transposed convolution would produce
             out = _CONV_T[self.ndim](self._pad(u), w, stride=2)
-            out = out[(..., *(slice(3, 3 + 2 * n) for n in u.shape[2:]))]
-        return out[(..., *(slice(0, n) for n in fine))]
+            window: tuple[Any, ...] = (..., *(slice(3, 3 + 2 * n) for n in u.shape[2:]))
+            out = out[window]
+        cut: tuple[Any, ...] = (..., *(slice(0, n) for n in fine))
+        return out[cut]
 
     def _smooth(self, u, f, level: int, steps: int):
         for _ in range(steps):
@@ -128,7 +130,8 @@ class VCycle(nn.Module):
         return u
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
-        us, fs = [], []
+        us: list[torch.Tensor] = []
+        fs: list[torch.Tensor] = []
         for level in range(self.levels):
             if level > 0:
                 residual = fs[-1] - self._conv(us[-1], self.A[level - 1])
@@ -246,6 +249,7 @@ class MgNO(NeuralOperator):
                 torch.empty(0, *spatial))
         h = v
         for vcycle, lin in zip(self.vcycles, self.pointwise):
+            lin = cast(nn.Linear, lin)  # the ModuleList holds Linear layers
             h3 = h.reshape(b, h.shape[1], -1)
             skip = torch.baddbmm(lin.bias[None, :, None], lin.weight.expand(b, -1, -1), h3)
             h = self.act(vcycle(h) + skip.view(b, self.width, *spatial))

@@ -78,6 +78,9 @@ class POD_DeepONet(NeuralOperator):  # noqa: N801 - the method's published name
     (3, 1, 16)
     """
 
+    modes: torch.Tensor  # buffers, registered in __init__
+    mean: torch.Tensor
+
     def __init__(
         self,
         branch_layers: Sequence[int],
@@ -174,6 +177,7 @@ class POD_DeepONet(NeuralOperator):  # noqa: N801 - the method's published name
         """Evaluate ``G(u)`` on the output grid; see the class notes."""
         values, batch = sensor_values(u, self.n_sensors)
         out = self.forward_values(values)
+        assert self.output_shape is not None  # forward_values refused an operator without modes
         out = out.reshape(*batch, self.out_channels, *self.output_shape)
         if grid is None:
             grid = self.output_grid

@@ -37,7 +37,7 @@ import random
 import struct
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -80,7 +80,7 @@ def _to_cpu(tree: Any) -> Any:
     if isinstance(tree, torch.Tensor):
         return tree.detach().cpu()
     if isinstance(tree, dict):
-        out = type(tree)((k, _to_cpu(v)) for k, v in tree.items())
+        out: Any = type(tree)((k, _to_cpu(v)) for k, v in tree.items())  # may carry _metadata
         if hasattr(tree, "_metadata"):  # state_dict versions, used by load_state_dict
             out._metadata = tree._metadata
         return out
@@ -111,7 +111,8 @@ def _digest_into(h: "hashlib._Hash", obj: Any, where: str) -> None:
             raise InvalidArgumentError(where, "dense tensors (no sparse layouts)", obj)
         t = obj.detach().cpu().contiguous()
         _update(h, b"X", f"{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy())
+        # numpy's stubs declare the buffer protocol of arrays for Python >= 3.12 only
+        h.update(t.reshape(-1).view(torch.uint8).numpy())  # type: ignore[arg-type]
     elif isinstance(obj, Mapping):
         _update(h, b"D", str(len(obj)).encode())
         for k, v in obj.items():
@@ -166,7 +167,9 @@ def rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
         None).
     """
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
-    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    # the global RandomState draws from MT19937, whose legacy state is this tuple
+    kind, keys, pos, has_gauss, cached = cast("tuple[str, np.ndarray, int, int, float]",
+                                              np.random.get_state(legacy=True))
     version, state, gauss_next = random.getstate()
     return {
         "torch": torch.get_rng_state(),

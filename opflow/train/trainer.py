@@ -26,7 +26,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import torch
@@ -184,6 +184,12 @@ def _check_batch(batch: Any, argument: str) -> tuple[Field, Field]:
 
 
 # ---------------------------------------------------------------- helpers
+@overload
+def _positive_int(value: Any, argument: str, allow_none: Literal[False] = False) -> int: ...
+@overload
+def _positive_int(value: Any, argument: str, allow_none: bool) -> int | None: ...
+
+
 def _positive_int(value: Any, argument: str, allow_none: bool = False) -> int | None:
     if value is None and allow_none:
         return None
@@ -207,8 +213,9 @@ def _joined(parts: Sequence[Field], inputs: Sequence[Field] | None = None) -> Fi
     the ``inputs`` (default: of the parts) when every one of them has it."""
     attrs = {k: v for k, v in parts[0].attrs.items() if k != SAMPLE_ATTR}
     labels = [sample_labels(f) for f in (parts if inputs is None else inputs)]
-    if labels and all(lab is not None for lab in labels):
-        joined = np.concatenate(labels)
+    arrays = [lab for lab in labels if lab is not None]
+    if labels and len(arrays) == len(labels):
+        joined = np.concatenate(arrays)
         if joined.shape[0] == sum(p.batch_shape[0] for p in parts):
             attrs[SAMPLE_ATTR] = joined
     return parts[0].with_values(torch.cat([p.values for p in parts]), attrs=attrs)
@@ -691,7 +698,11 @@ class Trainer:
         """Restore from the resume checkpoint if there is one; the epoch restored, or None."""
         if not resume:
             return None
-        path = self.out_dir / "last.pt" if resume is True else Path(resume)
+        if resume is True:
+            assert self.out_dir is not None  # fit() refuses resume=True without out_dir
+            path = self.out_dir / "last.pt"
+        else:
+            path = Path(resume)
         if not path.exists():
             if resume is True:
                 return None
@@ -715,6 +726,7 @@ class Trainer:
         return self.epoch
 
     def _write_metrics(self) -> None:
+        assert self.out_dir is not None  # called for a run with an out_dir only
         summary = {"monitor": self.monitor, "best": self.best, "best_epoch": self.best_epoch,
                    "epochs_done": self.epoch, "epochs": self.epochs,
                    "stopped_early": self.stopped_early, "opflow_version": __version__,

@@ -89,13 +89,14 @@ def trainable_names(model: nn.Module) -> list[str]:
 def _resolve(model: nn.Module, name: str) -> str:
     """``"branch.last"`` -> ``"branch.linears.2"``: ``last`` is the last entry of a
     ModuleList/Sequential, and a module holding only ``linears`` is stepped into."""
-    module, parts = model, []
+    module: nn.Module | nn.Parameter = model
+    parts: list[str] = []
     for part in name.split("."):
         if isinstance(module, (nn.ModuleList, nn.Sequential)) and part in ("last", "first"):
             part = str(len(module) - 1 if part == "last" else 0)
-        elif part in ("last", "first") and isinstance(getattr(module, "linears", None),
-                                                      nn.ModuleList):
-            module = module.linears
+        elif part in ("last", "first") and isinstance(
+                linears := getattr(module, "linears", None), nn.ModuleList):
+            module = linears
             parts.append("linears")
             part = str(len(module) - 1 if part == "last" else 0)
         child = getattr(module, part, None) if not part.isdigit() else (

@@ -14,7 +14,7 @@ that takes a 0-dim time.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -52,6 +52,7 @@ class _Plan:
 
     def __init__(self, prob: ODEProblem, alg):
         self.shared = isinstance(alg, AdaptiveRK) and not prob.batched
+        self.to_user: Callable[[torch.Tensor], Any]  # solver states -> the user's u values
         if self.shared and DirectState.supports(prob.u0, prob.batched):
             state = DirectState(prob.u0)
             self.y0, self.to_user = state.y0, state.to_user

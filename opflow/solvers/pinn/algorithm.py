@@ -21,7 +21,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field, replace
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Protocol, Sequence, cast
 
 import torch
 
@@ -239,9 +239,22 @@ class PINNFunction:
         return f"PINNFunction(names={self.problem.names}, losses={self.losses})"
 
 
+class _Term(Protocol):
+    """What a loss term reads of a Condition: fields of every condition class, which the
+    base class leaves to its subclasses (a dataclass field there would come first)."""
+
+    kind: str
+    weight: float
+    name: str | None
+
+
+def _terms(prob: PINNProblem) -> Sequence[_Term]:
+    return cast("Sequence[_Term]", prob.conditions)
+
+
 def _term_names(prob: PINNProblem) -> list[str]:
     names, seen = ["residual"], {"residual"}
-    for c in prob.conditions:
+    for c in _terms(prob):
         base = c.name or c.kind
         name, k = base, 1
         while name in seen:
@@ -292,7 +305,7 @@ def _interior_points(domain, alg: PINN) -> torch.Tensor:
     return pts.clone()
 
 
-def _check_residual_reaches(residual: torch.Tensor, params: list[torch.Tensor]) -> None:
+def _check_residual_reaches(residual: torch.Tensor, params: Sequence[torch.Tensor]) -> None:
     """Refuse a residual whose loss has no gradient with respect to the network: training
     could not change it (typically a residual not computed from ``u``)."""
     reaches = residual.grad_fn is not None and any(
@@ -360,7 +373,7 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
     if pdtype != interior.values.dtype:
         interior = Coordinates(interior.values.detach().to(pdtype).requires_grad_(True), cols)
         cond_pts = [Coordinates(p.values.to(pdtype), cols) for p in cond_pts]
-    weights = {"residual": 1.0, **{n: float(c.weight) for n, c in zip(names[1:], prob.conditions)}}
+    weights = {"residual": 1.0, **{n: float(c.weight) for n, c in zip(names[1:], _terms(prob))}}
     for key, w in dict(alg.weights or {}).items():
         if key not in weights:
             raise InvalidArgumentError("weights", f"keys among the loss terms {names}", key)
@@ -368,8 +381,8 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
     model = prob.model(alg.net)
     forward = _taylor_forward(prob, alg)
     # an inverse problem's unknown coefficients, trained with the network
-    unknowns = None if prob.unknowns is None else torch.nn.ParameterDict(
-        {k: torch.nn.Parameter(torch.tensor(v, dtype=pdtype)) for k, v in prob.unknowns.items()})
+    unknowns: dict[str, torch.Tensor] | None = None if prob.unknowns is None else {
+        k: torch.nn.Parameter(torch.tensor(v, dtype=pdtype)) for k, v in prob.unknowns.items()}
     net_params = [p for p in alg.net.parameters() if p.requires_grad]
     params = net_params + ([] if unknowns is None else list(unknowns.values()))
     history: dict[str, list[float]] = {n: [] for n in [*names, "total"]}
@@ -381,6 +394,7 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
     def refine(step: int) -> None:
         nonlocal interior
         rar = alg.refine
+        assert rar is not None  # refine() runs with alg.refine set only
         new = rar_select(lambda p: prob.residual_at(alg.net, Coordinates(p, cols), None, unknowns),
                          domain,
                          rar.k, rar.candidates, rar.sampler, alg.seed + 7 * step + 1, pdtype)
@@ -436,7 +450,8 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
                 if alg.adaptive == "lra" and step % alg.lra_every == 0:
                     with retained_backward():
                         lra_update(t)
-                total = sum(weights[k] * v for k, v in t.items())
+                # not the empty sum 0: t holds the residual term
+                total = cast(torch.Tensor, sum(weights[k] * v for k, v in t.items()))
                 if not torch.isfinite(total):
                     retcode = ReturnCode.Unstable
                     break
@@ -446,7 +461,7 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
         if n_lbfgs and retcode == ReturnCode.Success:
             def loss() -> tuple[dict, torch.Tensor]:
                 t = terms()
-                return t, sum(weights[k] * v for k, v in t.items())
+                return t, cast(torch.Tensor, sum(weights[k] * v for k, v in t.items()))
 
             stats.iterations += lbfgs_refine(params, n_lbfgs, loss, record)
     finally:

@@ -153,7 +153,8 @@ def through_compiled_graph(u: torch.Tensor) -> bool:
     differentiate twice). Walks the graph only once a jet was compiled in this process."""
     if _compiled_propagate is None or u.grad_fn is None:
         return False
-    seen, stack = set(), [u.grad_fn]
+    seen: set[torch.autograd.graph.Node] = set()
+    stack: list[Optional[torch.autograd.graph.Node]] = [u.grad_fn]
     while stack:
         node = stack.pop()
         if node is None or node in seen:
@@ -186,13 +187,15 @@ class Jet:
     def __init__(self, points, grad, second,
                  fallback: Optional[Callable[[], torch.Tensor]] = None, compiled: bool = False):
         self.points, self.grad, self.second, self.compiled = points, grad, second, compiled
-        self._fallback, self._value = fallback, None
+        self._fallback = fallback
+        self._value: Optional[torch.Tensor] = None
         self.version = -1  # the output's version when attached
 
     def autograd_value(self) -> torch.Tensor:
         """The output recomputed by an ordinary forward pass (compiled jets only: an
         uncompiled output is differentiated directly)."""
         if self._value is None:
+            assert self._fallback is not None  # compiled jets carry one
             self._value = self._fallback()
         return self._value
 
@@ -200,7 +203,7 @@ class Jet:
 def attach(u: torch.Tensor, jet: Jet) -> torch.Tensor:
     """Hang ``jet`` on ``u`` (returned) for the derivative helpers."""
     jet.version = u._version
-    u._opflow_jet = jet
+    u._opflow_jet = jet  # type: ignore[attr-defined]  # tensors take Python attributes
     return u
 
 

@@ -21,7 +21,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, cast
 
 import numpy as np
 import torch
@@ -43,6 +43,11 @@ __all__ = ["ConvectionProblem", "ViscousBurgersProblem", "LPINN", "LagrangianFun
 
 class _PeriodicProblem:
     """What the problems LPINN solves share: ``u0`` checked, the ``(t, x)`` domain, the period."""
+
+    u0: Callable[[torch.Tensor], torch.Tensor]  # fields of the subclasses
+    xspan: tuple[float, float]
+    tspan: tuple[float, float]
+    domain: TimeSpace  # set by _set_domain
 
     def _set_domain(self) -> None:
         if not callable(self.u0):
@@ -346,8 +351,9 @@ def solve_lpinn(prob: ConvectionProblem | ViscousBurgersProblem, alg: LPINN,
         return out
 
     def total_of(tm: dict[str, torch.Tensor]) -> torch.Tensor:
-        return sum((alg.initial_weight if k.startswith("initial") else 1.0) * v
-                   for k, v in tm.items())
+        total = sum((alg.initial_weight if k.startswith("initial") else 1.0) * v
+                    for k, v in tm.items())
+        return cast(torch.Tensor, total)  # not the empty sum 0: tm holds the PDE terms
 
     def record(tm: dict[str, torch.Tensor], total: torch.Tensor) -> None:
         vals = {k: float(v.detach()) for k, v in tm.items()}

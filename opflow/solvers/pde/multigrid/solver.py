@@ -442,6 +442,7 @@ def discrete_residual(prob, u: Field) -> Field:
     if u is None:
         raise InvalidArgumentError("u", "an opflow.Field", u)
     values = _initial_guess(u, prob, data, detach=False)
+    assert values is not None  # u is not None
     f = data.f
     if prob.singular:
         f = f - ops.weighted_mean(f, ops.boundary_weights(data.shape, data.kinds, data.dtype,
