@@ -381,7 +381,7 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
     model = prob.model(alg.net)
     forward = _taylor_forward(prob, alg)
     # an inverse problem's unknown coefficients, trained with the network
-    unknowns: dict[str, torch.Tensor] | None = None if prob.unknowns is None else {
+    unknowns: dict[str, torch.nn.Parameter] | None = None if prob.unknowns is None else {
         k: torch.nn.Parameter(torch.tensor(v, dtype=pdtype)) for k, v in prob.unknowns.items()}
     net_params = [p for p in alg.net.parameters() if p.requires_grad]
     params = net_params + ([] if unknowns is None else list(unknowns.values()))
@@ -414,8 +414,8 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
         for k, v in vals.items():
             history[k].append(v)
         history["total"].append(float(total.detach()))
-        for k, v in (unknowns or {}).items():
-            unknown_history[k].append(float(v.detach()))
+        for k, c in (unknowns or {}).items():
+            unknown_history[k].append(float(c.detach()))
         bar.update(1, **vals)
         return vals
 
