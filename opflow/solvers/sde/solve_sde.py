@@ -50,6 +50,7 @@ class SDEAlgorithm(AbstractAlgorithm):
 
     dt: float
     levy_area: ClassVar[bool] = False  # whether the step needs space-time Levy areas
+    order: ClassVar[float] = 0.5  # strong order (for general noise)
 
     def __post_init__(self):
         check_step(self.dt)
