@@ -1,11 +1,13 @@
 """SDE methods added for issue #17: RKMil, ReversibleHeun and its exact adjoint,
 adaptive steps, reversed and empty spans."""
 
+import math
 
 import numpy as np
 import pytest
 import torch
 
+import opflow
 from opflow import remake, solve
 from opflow.errors import InvalidArgumentError, SolverError
 from opflow.solvers.sde import BrownianInterval, EulerMaruyama, Milstein, RKMil, SDEProblem
@@ -95,3 +97,108 @@ def test_rkmil_layouts_and_refusals():
         solve(general, RKMil(dt=0.1), seed=0)
     with pytest.raises(InvalidArgumentError, match="dt"):
         RKMil(dt=-1.0)
+
+
+# ---------------------------------------------------------- reversible Heun
+def _levy_exact(bm, n_fine=2**12):
+    """du1 = dW1, du2 = u1 o dW2 from 0: u2(1) = int W1 o dW2, the Stratonovich integral
+    (trapezoidal sums on a fine grid of the same path; needs the Levy area of (W1, W2))."""
+    ts = torch.linspace(0, 1, n_fine + 1, dtype=F64)
+    W = torch.cat([torch.zeros(1, *bm.shape, dtype=F64), bm.on_grid(ts).cumsum(0)])
+    dW2 = W[1:, :, 1] - W[:-1, :, 1]
+    return torch.stack([W[-1, :, 0], (0.5 * (W[1:, :, 0] + W[:-1, :, 0]) * dW2).sum(0)], -1)
+
+
+def test_reversible_heun_strong_order_one_half_on_noncommutative_noise():
+    B, ks = 500, range(2, 8)
+    bm = BrownianInterval(0.0, 1.0, (B, 2), seed=11, dtype=F64)
+
+    def g(t, u):
+        out = torch.zeros(*u.shape, 2, dtype=u.dtype)
+        out[..., 0, 0] = 1.0
+        out[..., 1, 1] = u[..., 0]
+        return out
+
+    prob = SDEProblem(lambda t, u: torch.zeros_like(u), g, torch.zeros(B, 2, dtype=F64),
+                      (0.0, 1.0), noise="general", sde_type="stratonovich")
+    exact = _levy_exact(bm)
+    errors = _strong_errors(prob, opflow.ReversibleHeun, ks, bm, exact)
+    observed = _order(ks, errors)
+    assert 0.35 < observed < 0.7, (errors, observed)
+
+
+def test_reversible_heun_strong_order_one_on_additive_noise():
+    """Ornstein-Uhlenbeck du = -theta u dt + sigma dW against its exact solution."""
+    theta, sigma, B, ks = 2.0, 0.5, 500, range(2, 7)
+    bm = BrownianInterval(0.0, 1.0, (B, 1), seed=77, dtype=F64)
+    u0 = torch.ones(B, 1, dtype=F64)
+    ts = torch.linspace(0, 1, 2**10 + 1, dtype=F64)
+    dW, H = bm.on_grid(ts, levy_area=True)
+    d = 2.0**-10
+    weight = torch.exp(-theta * (1 - ts[:-1]))[:, None, None]
+    exact = math.exp(-theta) * u0 + sigma * (weight * (dW + theta * d * (0.5 * dW - H))).sum(0)
+    prob = SDEProblem(lambda t, u: -theta * u, lambda t, u: sigma * torch.ones_like(u), u0,
+                      (0.0, 1.0), noise="additive")  # Ito = Stratonovich: accepted
+    errors = _strong_errors(prob, opflow.ReversibleHeun, ks, bm, exact)
+    observed = _order(ks, errors)
+    assert 0.8 < observed < 1.3, (errors, observed)
+
+
+def test_reversible_heun_order_on_geometric_brownian_motion():
+    """Scalar (commutative) multiplicative noise: measured order about 1."""
+    mu, sigma, B, ks = 0.5, 1.0, 2000, range(3, 9)
+    bm = BrownianInterval(0.0, 1.0, (B, 1), seed=1234, dtype=F64)
+    exact = _gbm_exact(mu, sigma, bm(1.0), sde_type="stratonovich")
+    errors = _strong_errors(_gbm(mu, sigma, B, "stratonovich"), opflow.ReversibleHeun, ks, bm,
+                            exact)
+    assert _order(ks, errors) > 0.8, errors
+
+
+def _heun_problem(noise, B=16):
+    p = torch.tensor([0.8, 1.0, 0.4], dtype=F64, requires_grad=True)
+    u0 = torch.linspace(-1, 1, 2 * B, dtype=F64).reshape(B, 2).requires_grad_(True)
+    mix = torch.tensor([[0.3, -0.2], [0.1, 0.4]], dtype=F64)
+    diffusions = {
+        "diagonal": lambda t, u, p: p[2] * (1 + 0.5 * torch.sin(u)),
+        "scalar": lambda t, u, p: p[2] * torch.cos(u @ mix),
+        "general": lambda t, u, p: p[2] * torch.tanh(u)[..., None] * mix,
+        "additive": lambda t, u, p: p[2] * (1 + t) * torch.ones_like(u),
+    }
+    prob = SDEProblem(lambda t, u, p: p[0] * torch.tanh(u) - p[1] * u, diffusions[noise], u0,
+                      (0.0, 1.0), p=p, noise=noise, sde_type="stratonovich")
+    return prob, p, u0, (1 if noise == "scalar" else 2)
+
+
+@pytest.mark.parametrize("noise", ["diagonal", "scalar", "general", "additive"])
+def test_reversible_adjoint_equals_direct_backprop(noise):
+    """The backward pass reconstructs the forward states: direct backprop's gradient
+    through the same discretisation, to rounding (float64)."""
+    prob, p, u0, m = _heun_problem(noise)
+    results = []
+    for sensealg in (opflow.DirectBackprop(), opflow.ReversibleAdjoint()):
+        bm = BrownianInterval(0.0, 1.0, (16, m), seed=3, dtype=F64)
+        sol = solve(prob, opflow.ReversibleHeun(dt=2.0**-7), brownian=bm,
+                    saveat=[0.0, 0.3, 1.0], sensealg=sensealg)
+        loss = sol.u.square().mean() + sol.u[-1].sum()
+        results.append((sol.u.detach(), torch.autograd.grad(loss, [p, u0])))
+    (u_direct, g_direct), (u_rev, g_rev) = results
+    assert torch.equal(u_direct, u_rev)
+    for a, b in zip(g_direct, g_rev):
+        assert float((a - b).norm() / a.norm()) < 1e-8
+
+
+def test_reversible_adjoint_with_seed_module_and_refusals():
+    net = torch.nn.Linear(2, 2).double()
+    prob = SDEProblem(lambda t, u: net(u), lambda t, u: 0.2 * torch.sigmoid(u),
+                      torch.ones(4, 2, dtype=F64), (0.0, 1.0), sde_type="stratonovich")
+    grads = []
+    for sensealg in (None, opflow.ReversibleAdjoint()):
+        sol = solve(prob, opflow.ReversibleHeun(dt=0.05), seed=2, sensealg=sensealg)
+        grads.append(torch.autograd.grad(sol.u[-1].sum(), list(net.parameters())))
+        assert sol.stats.nfe == 42
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-13)
+    with pytest.raises(SolverError, match="Stratonovich"):
+        solve(remake(prob, sde_type="ito"), opflow.ReversibleHeun(dt=0.1), seed=0)
+    with pytest.raises(InvalidArgumentError, match="sensealg"):
+        solve(prob, EulerMaruyama(dt=0.1), seed=0, sensealg=opflow.ReversibleAdjoint())

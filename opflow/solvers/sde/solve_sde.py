@@ -31,6 +31,7 @@ from ..saving import save_times_tensor
 from .adjoint import sde_backsolve
 from .brownian import BrownianInterval, grid_increments
 from .problem import SDEProblem
+from .reversible_adjoint import ReversibleAdjoint, reversible_adjoint
 
 __all__ = ["SDEAlgorithm", "SDESystem", "diffusion_derivative", "solve_sde"]
 
@@ -51,6 +52,7 @@ class SDEAlgorithm(AbstractAlgorithm):
     dt: float
     levy_area: ClassVar[bool] = False  # whether the step needs space-time Levy areas
     order: ClassVar[float] = 0.5  # strong order (for general noise)
+    reversible: ClassVar[bool] = False  # whether ReversibleAdjoint can run it backwards
 
     def __post_init__(self):
         check_step(self.dt)
@@ -77,6 +79,20 @@ class SDEAlgorithm(AbstractAlgorithm):
         int
         """
         raise NotImplementedError
+
+    def evals_setup(self, system: "SDESystem") -> int:
+        """Drift plus diffusion evaluations before the first step (none by default).
+
+        Parameters
+        ----------
+        system : SDESystem
+            The problem on flat ``(B, D)`` states.
+
+        Returns
+        -------
+        int
+        """
+        return 0
 
     def stepper(self, system: "SDESystem") -> Step:
         """``step(t, t_next, h, y, dW, H) -> y_next`` (``H`` is None unless ``levy_area``).
@@ -382,7 +398,7 @@ def solve_sde(prob: SDEProblem, alg: SDEAlgorithm, saveat=None, seed: Optional[i
     Parameters
     ----------
     prob : SDEProblem
-    alg : EulerMaruyama, Milstein or SRA1
+    alg : EulerMaruyama, Milstein, RKMil, SRA1 or ReversibleHeun
     saveat : float or sequence of float, optional
         Save interval or save times within ``tspan``; default ``(t0, t1)``.
     seed : int, optional
@@ -394,8 +410,10 @@ def solve_sde(prob: SDEProblem, alg: SDEAlgorithm, saveat=None, seed: Optional[i
         A path of shape ``(B, m)`` to drive the solve instead (use it to
         solve with several ``dt`` on one path, or to compare with an exact
         solution written with that path).
-    sensealg : DirectBackprop or BacksolveAdjoint, optional
-        Direct backprop (default) records every step. ``BacksolveAdjoint()``
+    sensealg : DirectBackprop, BacksolveAdjoint or ReversibleAdjoint, optional
+        Direct backprop (default) records every step. ``ReversibleAdjoint()``
+        (with ``ReversibleHeun`` only) gives direct backprop's gradients
+        without a graph, by running the method backwards (see its class). ``BacksolveAdjoint()``
         is the stochastic adjoint: the forward runs without a graph, and the
         backward pass solves the adjoint SDE in reverse time with the
         *same* Brownian increments, by the stochastic Heun method on the
@@ -421,8 +439,13 @@ def solve_sde(prob: SDEProblem, alg: SDEAlgorithm, saveat=None, seed: Optional[i
     """
     start = time.perf_counter()
     sensealg = DirectBackprop() if sensealg is None else sensealg
-    if not isinstance(sensealg, (DirectBackprop, BacksolveAdjoint)):
-        raise InvalidArgumentError("sensealg", "DirectBackprop() or BacksolveAdjoint()", sensealg)
+    if not isinstance(sensealg, (DirectBackprop, BacksolveAdjoint, ReversibleAdjoint)):
+        raise InvalidArgumentError("sensealg", "DirectBackprop(), BacksolveAdjoint() or "
+                                   "ReversibleAdjoint()", sensealg)
+    if isinstance(sensealg, ReversibleAdjoint) and not alg.reversible:
+        raise InvalidArgumentError("sensealg", "ReversibleAdjoint() with ReversibleHeun only "
+                                   f"(the one reversible method), not {type(alg).__name__}",
+                                   sensealg)
     system = SDESystem(prob)
     alg.check(system)
     t0, t1 = prob.tspan
@@ -435,18 +458,23 @@ def solve_sde(prob: SDEProblem, alg: SDEAlgorithm, saveat=None, seed: Optional[i
     def forward(y0):
         return _march(step, grid, y0, times, dws, Hs, progress)
 
-    if isinstance(sensealg, BacksolveAdjoint):
+    if isinstance(sensealg, (BacksolveAdjoint, ReversibleAdjoint)):
+        params = list(sensealg.params) if sensealg.params is not None else collect_parameters(
+            (prob.drift, prob.diffusion), prob.p)
+    if isinstance(sensealg, ReversibleAdjoint):
+        ys = reversible_adjoint(system, forward, step, system.y0, times, grid.hs, dws,
+                                grid.saves, params)
+    elif isinstance(sensealg, BacksolveAdjoint):
         if prob.sde_type == "ito" and system.matrix and system.state_dependent_noise:
             raise SolverError("BacksolveAdjoint supports general noise in Stratonovich form "
                               "only (sde_type='stratonovich'); use DirectBackprop()")
-        params = list(sensealg.params) if sensealg.params is not None else collect_parameters(
-            (prob.drift, prob.diffusion), prob.p)
         ys = sde_backsolve(system, forward, system.y0, times, grid.hs, dws, grid.saves, params)
     else:
         ys = forward(system.y0)
     retcode = ReturnCode.Success if bool(torch.isfinite(ys).all()) else ReturnCode.Unstable
     N = grid.steps
-    stats = SolverStats(steps=N, rejects=0, nfe=N * alg.evals_per_step(system) + system.nfe_setup,
+    nfe = N * alg.evals_per_step(system) + system.nfe_setup + (alg.evals_setup(system) if N else 0)
+    stats = SolverStats(steps=N, rejects=0, nfe=nfe,
                         iterations=N, wall_time=time.perf_counter() - start)
     return Solution(t=ts, u=system.to_user(ys), retcode=retcode, stats=stats, problem=prob,
                     alg=alg)
