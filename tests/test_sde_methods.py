@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import opflow
-from opflow import remake, solve
+from opflow import ReturnCode, remake, solve
 from opflow.errors import InvalidArgumentError, SolverError
 from opflow.solvers.sde import BrownianInterval, EulerMaruyama, Milstein, RKMil, SDEProblem
 
@@ -202,3 +202,71 @@ def test_reversible_adjoint_with_seed_module_and_refusals():
         solve(remake(prob, sde_type="ito"), opflow.ReversibleHeun(dt=0.1), seed=0)
     with pytest.raises(InvalidArgumentError, match="sensealg"):
         solve(prob, EulerMaruyama(dt=0.1), seed=0, sensealg=opflow.ReversibleAdjoint())
+
+
+# ----------------------------------------------------------- adaptive steps
+def test_adaptive_error_drops_as_rtol_tightens_on_gbm():
+    """The path drawn from ``seed`` is BrownianInterval(seed=...)'s: the closed form
+    written with that path is what the adaptive solves converge to."""
+    mu, sigma, B = 0.5, 1.0, 100
+    prob = _gbm(mu, sigma, B)
+    exact = _gbm_exact(mu, sigma, BrownianInterval(0.0, 1.0, (B, 1), seed=21, dtype=F64)(1.0))
+    errors, steps = [], []
+    for rtol in (1e-1, 1e-2, 1e-3):
+        sol = solve(prob, RKMil(dt=0.1, adaptive=True, rtol=rtol, atol=rtol / 100), seed=21)
+        assert sol.retcode == ReturnCode.Success
+        errors.append(float((sol.u[-1] - exact).abs().mean()))
+        steps.append(sol.stats.steps)
+    assert errors[0] > errors[1] > errors[2] and errors[2] < errors[0] / 5, errors
+    assert steps[0] < steps[1] < steps[2], steps
+
+
+def test_adaptive_rejects_steps_on_a_stiff_problem_and_stays_accurate():
+    B = 20
+    prob = SDEProblem(lambda t, u: -30.0 * (u - torch.sin(4 * t)), lambda t, u: 0.1 * u,
+                      torch.ones(B, 1, dtype=F64), (0.0, 1.0))
+    bm = BrownianInterval(0.0, 1.0, (B, 1), seed=4, dtype=F64)
+    sol = solve(prob, EulerMaruyama(dt=0.5, adaptive=True, rtol=1e-2, atol=1e-4), brownian=bm,
+                saveat=[0.25, 0.5, 1.0])
+    assert sol.retcode == ReturnCode.Success and sol.stats.rejects > 0
+    assert sol.stats.iterations == sol.stats.steps + sol.stats.rejects
+    fine = solve(prob, EulerMaruyama(dt=2.0**-11), brownian=bm, saveat=[0.25, 0.5, 1.0])
+    assert float((sol.u - fine.u).abs().max()) < 0.05
+
+
+def test_adaptive_solution_is_the_fixed_grid_solution_of_its_accepted_steps():
+    """Direct backprop keeps the adaptive march's states; an adjoint re-runs the accepted
+    grid with increments queried afresh: the two agree bit for bit, and so do the
+    gradients of ReversibleHeun's exact adjoint."""
+    prob, p, u0, m = _heun_problem("diagonal")
+    alg = opflow.ReversibleHeun(dt=0.2, adaptive=True, rtol=1e-3, atol=1e-5)
+    results = []
+    for sensealg in (opflow.DirectBackprop(), opflow.ReversibleAdjoint(),
+                     opflow.BacksolveAdjoint()):
+        sol = solve(prob, alg, seed=9, saveat=[0.5, 1.0], sensealg=sensealg)
+        assert sol.stats.rejects > 0
+        results.append((sol.u.detach(), torch.autograd.grad(sol.u.square().sum(), [p, u0])))
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][0],
+                                                                     results[2][0])
+    for a, b in zip(results[0][1], results[1][1]):
+        assert float((a - b).norm() / a.norm()) < 1e-8
+
+
+def test_adaptive_limits_and_bad_options():
+    prob = _gbm(0.5, 1.0, 8)
+    sol = solve(prob, EulerMaruyama(dt=0.5, adaptive=True, rtol=1e-6, atol=1e-8, max_steps=5),
+                seed=0, saveat=[0.0, 0.5, 1.0])
+    assert sol.retcode == ReturnCode.MaxIters and sol.stats.iterations == 5
+    assert torch.isfinite(sol.u[0]).all() and torch.isnan(sol.u[-1]).all()
+    coarse = solve(prob, EulerMaruyama(dt=0.5, adaptive=True, rtol=1e-6, atol=1e-8,
+                                       dtmin=0.25), seed=0)
+    # the first attempt (0.5) is rejected, then steps of dtmin are accepted
+    assert coarse.success and coarse.stats.rejects == 1 and coarse.stats.steps == 4
+    for kw, name in [({"rtol": -1.0}, "rtol"), ({"atol": math.inf}, "atol"),
+                     ({"rtol": 0.0, "atol": 0.0}, "atol"), ({"dtmin": -0.1}, "dtmin"),
+                     ({"max_steps": 0}, "max_steps"), ({"adaptive": 1}, "adaptive")]:
+        with pytest.raises(InvalidArgumentError, match=name):
+            EulerMaruyama(dt=0.1, **kw)
+    with pytest.raises(InvalidArgumentError, match="seed"):
+        solve(prob, EulerMaruyama(dt=0.1, adaptive=True), seed=1,
+              brownian=BrownianInterval(0.0, 1.0, (8, 1), seed=1))

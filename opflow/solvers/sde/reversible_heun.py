@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -76,17 +77,17 @@ class ReversibleHeun(SDEAlgorithm):
 class ReversibleHeunStepper:
     """The step ``(t, t_next, h, y, dW, H) -> y_next`` of :class:`ReversibleHeun`.
 
-    The carried state ``(z, z^, mu, sigma)`` of the last few outputs is kept,
-    keyed by the output tensor, so that a step from a state this stepper made
-    continues it, and a step from any other tensor starts afresh
-    (``z^ = z``). ``last`` is the state after the latest step.
+    The carried state ``(z^, mu, sigma)`` of every output tensor still alive
+    is kept (weakly keyed by the tensor), so that a step from an output of
+    this stepper continues its state, whichever steps were tried from it
+    (adaptive steps try several), and a step from any other tensor starts
+    afresh (``z^ = z``). ``last`` is the full state ``(z, z^, mu, sigma)``
+    after the latest step.
     """
-
-    _KEEP = 8
 
     def __init__(self, system: SDESystem):
         self.system = system
-        self.states: dict[int, tuple[torch.Tensor, ...]] = {}
+        self.states: dict[int, tuple] = {}
         self.last: tuple[torch.Tensor, ...] | None = None
 
     def start(self, t, y) -> tuple[torch.Tensor, ...]:
@@ -105,12 +106,15 @@ class ReversibleHeunStepper:
         return (z_new, zh_new, mu_new, sigma_new)
 
     def __call__(self, t, tn, h, y, dw, H):
-        state = self.states.get(id(y))
-        if state is None or state[0] is not y:
+        entry = self.states.get(id(y))
+        if entry is not None and entry[0]() is y:
+            state = (y, *entry[1:])
+        else:
             state = self.start(t, y)
         new = self.advance(tn, h, state, dw)
-        self.states[id(new[0])] = new
-        while len(self.states) > self._KEEP:
-            self.states.pop(next(iter(self.states)))
+        z = new[0]
+        key = id(z)
+        self.states[key] = (weakref.ref(z), *new[1:])
+        weakref.finalize(z, self.states.pop, key, None)
         self.last = new
-        return new[0]
+        return z
