@@ -270,3 +270,48 @@ def test_adaptive_limits_and_bad_options():
     with pytest.raises(InvalidArgumentError, match="seed"):
         solve(prob, EulerMaruyama(dt=0.1, adaptive=True), seed=1,
               brownian=BrownianInterval(0.0, 1.0, (8, 1), seed=1))
+
+
+# ------------------------------------------------- reversed and empty spans
+def test_empty_span_returns_the_initial_state():
+    u0 = torch.randn(5, 2, dtype=F64)
+    prob = SDEProblem(lambda t, u: -u, lambda t, u: u, u0, (0.5, 0.5))
+    sol = solve(prob, Milstein(dt=0.1), seed=0)
+    assert sol.success and sol.t.tolist() == [0.5] and torch.equal(sol.u[0], u0)
+    assert sol.u.shape == (1, 5, 2) and sol.stats.nfe == 0
+
+
+@pytest.mark.parametrize("alg", [RKMil, Milstein])
+def test_backwards_in_time_on_stratonovich_gbm(alg):
+    """u(t) = u(t0) exp(mu (t - t0) + sigma (W(t) - W(t0))) holds pathwise both ways: from
+    t0 = 1 down to 0 on the same path, the error is order 1 in dt."""
+    mu, sigma, B = 0.5, 0.8, 500
+    bm = BrownianInterval(0.0, 1.0, (B, 1), seed=8, dtype=F64)
+    prob = _gbm(mu, sigma, B, "stratonovich", tspan=(1.0, 0.0))
+    w1 = bm(1.0)
+    exact = torch.exp(-mu - sigma * w1)  # u(0), given u(1) = 1
+    ks = range(3, 8)
+    errors = _strong_errors(prob, alg, ks, bm, exact)
+    assert 0.8 < _order(ks, errors) < 1.3, errors
+    sol = solve(prob, alg(dt=2.0**-6), brownian=bm, saveat=[1.0, 0.75, 0.5, 0.0])
+    assert sol.t.tolist() == [1.0, 0.75, 0.5, 0.0] and torch.equal(sol.u[0], prob.u0)
+    mid = torch.exp(-mu * 0.5 + sigma * (bm(0.5) - w1))
+    assert float((sol.u[2] - mid).abs().mean()) < 0.05
+
+
+def test_backwards_adaptive_seeded_and_gradients():
+    """A reversed span with a seed, adaptive steps and the reversible adjoint."""
+    prob, p, u0, m = _heun_problem("diagonal")
+    prob = remake(prob, tspan=(1.0, -0.5))
+    alg = opflow.ReversibleHeun(dt=0.1, adaptive=True, rtol=1e-3, atol=1e-5)
+    results = []
+    for sensealg in (None, opflow.ReversibleAdjoint()):
+        sol = solve(prob, alg, seed=4, saveat=0.5, sensealg=sensealg)
+        assert sol.success and sol.t.tolist() == [1.0, 0.5, 0.0, -0.5]
+        results.append((sol.u.detach(), torch.autograd.grad(sol.u.square().sum(), [p, u0])))
+    assert torch.equal(results[0][0], results[1][0])
+    for a, b in zip(results[0][1], results[1][1]):
+        assert float((a - b).norm() / a.norm()) < 1e-8
+    short = BrownianInterval(0.0, 1.0, (16, m), seed=0, dtype=F64)
+    with pytest.raises(InvalidArgumentError, match="brownian"):
+        solve(prob, opflow.ReversibleHeun(dt=0.1), brownian=short)

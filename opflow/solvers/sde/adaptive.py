@@ -23,7 +23,6 @@ import torch
 
 from ...progress import TimeProgress
 from ...solution import ReturnCode
-from .brownian import BrownianInterval
 
 __all__ = ["AdaptiveResult", "adaptive_march"]
 
@@ -49,7 +48,7 @@ class AdaptiveResult:
         self.retcode = retcode
 
 
-def _half_increments(bm: BrownianInterval, t: float, tm: float, t1: float, levy: bool,
+def _half_increments(bm, t: float, tm: float, t1: float, levy: bool,
                      dtype, device):
     """``(dW, H)`` of ``[t, t1]`` and of its two halves (``H`` None unless ``levy``)."""
     out = bm.on_grid([t, tm, t1], levy_area=levy)
@@ -71,7 +70,7 @@ def _error_ratio(y, y_full, y_two, rtol: float, atol: float) -> float:
 
 
 def adaptive_march(step: Callable, y0: torch.Tensor, t0: float, save_times: list[float],
-                   bm: BrownianInterval, *, dt: float, rtol: float, atol: float, dtmin: float,
+                   bm, *, dt: float, rtol: float, atol: float, dtmin: float,
                    max_steps: int, order: float, levy: bool, keep_states: bool,
                    progress=False) -> AdaptiveResult:
     """Step-size selection by step doubling; see the module docstring.
@@ -84,7 +83,7 @@ def adaptive_march(step: Callable, y0: torch.Tensor, t0: float, save_times: list
     t0 : float
     save_times : list of float
         Increasing, ``>= t0``; every one is hit exactly.
-    bm : BrownianInterval
+    bm : BrownianInterval or ReversedBrownian
         The path, covering ``[t0, save_times[-1]]``.
     dt : float
         First step.

@@ -30,6 +30,7 @@ from ..ode.state import StateLayout, check_rhs_dtype
 from ..saving import save_times_tensor
 from .adaptive import adaptive_march
 from .adjoint import sde_backsolve
+from .backwards import ReversedBrownian, solve_backwards
 from .brownian import BrownianInterval, grid_increments
 from .problem import SDEProblem
 from .reversible_adjoint import ReversibleAdjoint, reversible_adjoint
@@ -441,6 +442,9 @@ def solve_sde(prob: SDEProblem, alg: SDEAlgorithm, saveat=None, seed: Optional[i
     alg : EulerMaruyama, Milstein, RKMil, SRA1 or ReversibleHeun
     saveat : float or sequence of float, optional
         Save interval or save times within ``tspan``; default ``(t0, t1)``.
+        A reversed span (``t1 < t0``) is solved backwards in time, save times
+        running from ``t0`` down to ``t1`` (see
+        :mod:`opflow.solvers.sde.backwards`); an empty one returns ``u0``.
     seed : int, optional
         Seed of the Brownian increments, drawn for the whole time grid in
         one batched call. The same seed, problem and ``dt`` give the same
@@ -477,6 +481,10 @@ def solve_sde(prob: SDEProblem, alg: SDEAlgorithm, saveat=None, seed: Optional[i
         times); ``retcode`` is ``Unstable`` if a saved state is not finite;
         ``stats.nfe`` counts drift and diffusion evaluations.
     """
+    backwards = solve_backwards(solve_sde, prob, alg, saveat, brownian, sensealg, seed=seed,
+                                progress=progress)
+    if backwards is not None:
+        return backwards
     start = time.perf_counter()
     sensealg = DirectBackprop() if sensealg is None else sensealg
     if not isinstance(sensealg, (DirectBackprop, BacksolveAdjoint, ReversibleAdjoint)):
@@ -549,7 +557,7 @@ def solve_sde(prob: SDEProblem, alg: SDEAlgorithm, saveat=None, seed: Optional[i
 
 
 def _adaptive_path(system: SDESystem, t0: float, t_end: float, seed,
-                   brownian: Optional[BrownianInterval]) -> BrownianInterval:
+                   brownian) -> BrownianInterval | ReversedBrownian:
     """The path adaptive steps read: the user's, or one drawn from ``seed``."""
     shape = (system.B, system.m)
     if brownian is not None:
@@ -565,7 +573,7 @@ def _adaptive_path(system: SDESystem, t0: float, t_end: float, seed,
 
 
 def _check_brownian(brownian, shape, t_first: float, t_last: float) -> None:
-    if not isinstance(brownian, BrownianInterval):
+    if not isinstance(brownian, (BrownianInterval, ReversedBrownian)):
         raise InvalidArgumentError("brownian", "an opflow BrownianInterval", brownian)
     if tuple(brownian.shape) != shape:
         raise ShapeError("brownian", f"a Brownian motion of shape {shape} (B, m)",
