@@ -60,7 +60,8 @@ class SDEProblem:
         and ``general`` ones a tensor ``(*batch, D, m)`` over the flattened
         unknowns. Without ``batched`` the leading ``B`` is absent.
     sde_type : {"ito", "stratonovich"}
-        How ``g dW`` is read. Every algorithm solves both forms.
+        How ``g dW`` is read. Every algorithm solves both forms, except
+        ``ReversibleHeun`` (Stratonovich only, or additive noise).
     batched : bool
         If True (the default), the leading dimension of ``u0`` (all batch
         dims of a Field) indexes independent trajectories, each driven by its
