@@ -11,7 +11,8 @@ The public surface, re-exported here:
   :class:`LevenbergMarquardt`, gradients by :class:`ImplicitAdjoint`
   (:mod:`opflow.solvers.nonlinear`; linear solves in :mod:`opflow.solvers.linear`)
 * SDE solvers: :class:`SDEProblem`, :class:`EulerMaruyama`, :class:`Milstein`,
-  :class:`SRA1`, :class:`BrownianInterval`
+  :class:`RKMil`, :class:`SRA1`, :class:`ReversibleHeun` (exact gradients by
+  :class:`ReversibleAdjoint`), :class:`BrownianInterval`
 * PDE solvers: :class:`Multigrid` (Poisson, Darcy), :class:`PseudoSpectral`
   (Burgers, Navier-Stokes, heat)
 * neural operators: :class:`FNO`, :class:`DeepONet`, :class:`POD_DeepONet`,
@@ -116,7 +117,16 @@ from .solvers.pinn import (
     PINNProblem,
     ViscousBurgersProblem,
 )
-from .solvers.sde import SRA1, BrownianInterval, EulerMaruyama, Milstein, SDEProblem
+from .solvers.sde import (
+    SRA1,
+    BrownianInterval,
+    EulerMaruyama,
+    Milstein,
+    ReversibleAdjoint,
+    ReversibleHeun,
+    RKMil,
+    SDEProblem,
+)
 from .train import Trainer
 
 __all__ = [
@@ -129,7 +139,8 @@ __all__ = [
     "GaussNewton", "LevenbergMarquardt", "ImplicitAdjoint",
     "PoissonProblem", "DarcyProblem", "Multigrid",
     "BurgersProblem", "NavierStokes2DProblem", "HeatProblem", "PseudoSpectral",
-    "SDEProblem", "EulerMaruyama", "Milstein", "SRA1", "BrownianInterval",
+    "SDEProblem", "EulerMaruyama", "Milstein", "RKMil", "SRA1", "ReversibleHeun",
+    "ReversibleAdjoint", "BrownianInterval",
     "PINNProblem", "PINN", "ConvectionProblem", "LPINN", "ViscousBurgersProblem",
     "MaskDomain", "RAR",
     "constraints", "HardConstraint",

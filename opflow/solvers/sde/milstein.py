@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -48,6 +49,7 @@ class Milstein(SDEAlgorithm):
     """
 
     derivative: str = "jvp"
+    order: ClassVar[float] = 1.0
 
     def __post_init__(self):
         super().__post_init__()

@@ -33,7 +33,9 @@ class SDEProblem:
         ``D`` unknowns each. Fields and tuples are flattened to ``(B, D)``
         inside the solver (``D`` is the number of unknowns per trajectory).
     tspan : (float, float)
-        ``(t0, t1)`` with ``t1 > t0``.
+        ``(t0, t1)``. With ``t1 < t0`` the solve runs backwards in time (a
+        step from ``t`` to ``t - h`` takes the increment ``W(t - h) - W(t)``);
+        with ``t1 == t0`` it returns the initial state.
     p : optional
         Parameters passed as third argument to ``drift`` and ``diffusion``.
     noise : {"diagonal", "scalar", "additive", "general"}
@@ -58,7 +60,8 @@ class SDEProblem:
         and ``general`` ones a tensor ``(*batch, D, m)`` over the flattened
         unknowns. Without ``batched`` the leading ``B`` is absent.
     sde_type : {"ito", "stratonovich"}
-        How ``g dW`` is read. Every algorithm solves both forms.
+        How ``g dW`` is read. Every algorithm solves both forms, except
+        ``ReversibleHeun`` (Stratonovich only, or additive noise).
     batched : bool
         If True (the default), the leading dimension of ``u0`` (all batch
         dims of a Field) indexes independent trajectories, each driven by its
@@ -102,7 +105,7 @@ class SDEProblem:
                                        self.diffusion)
         check_arity(self.drift, self.p, "drift")
         check_arity(self.diffusion, self.p, "diffusion")
-        object.__setattr__(self, "tspan", check_tspan(self.tspan))
+        object.__setattr__(self, "tspan", check_tspan(self.tspan, reversible=True))
         if self.noise not in NOISE_TYPES:
             raise InvalidArgumentError("noise", f"one of {NOISE_TYPES}", self.noise)
         if self.sde_type not in SDE_TYPES:

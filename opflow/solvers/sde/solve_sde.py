@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Optional
 
 import torch
@@ -24,13 +24,16 @@ from ...errors import InvalidArgumentError, ShapeError, SolverError
 from ...progress import TimeProgress
 from ...solution import ReturnCode, Solution, SolverStats
 from ...solve import AbstractAlgorithm, register
-from ..ode.base import check_step
+from ..ode.base import check_step, check_tolerance
 from ..ode.sensitivity import BacksolveAdjoint, DirectBackprop, collect_parameters
 from ..ode.state import StateLayout, check_rhs_dtype
 from ..saving import save_times_tensor
+from .adaptive import adaptive_march
 from .adjoint import sde_backsolve
+from .backwards import ReversedBrownian, solve_backwards
 from .brownian import BrownianInterval, grid_increments
 from .problem import SDEProblem
+from .reversible_adjoint import ReversibleAdjoint, reversible_adjoint
 
 __all__ = ["SDEAlgorithm", "SDESystem", "diffusion_derivative", "solve_sde"]
 
@@ -39,20 +42,62 @@ Step = Callable[..., torch.Tensor]
 
 @dataclass(frozen=True)
 class SDEAlgorithm(AbstractAlgorithm):
-    """A fixed-step SDE method.
+    """An SDE method, with fixed or adaptive steps.
 
     Parameters
     ----------
     dt : float
-        Largest step. Each interval between save times is split into equal
-        steps no longer than ``dt``, so save times are hit exactly.
+        Fixed steps: the largest step (each interval between save times is
+        split into equal steps no longer than ``dt``, so save times are hit
+        exactly). Adaptive steps: the first step.
+    adaptive : bool
+        Keyword only. Choose the steps by step doubling on one Brownian path
+        (a :class:`BrownianInterval`: ``brownian=``, or one drawn from
+        ``seed``): each attempt of step ``h`` is compared with two steps of
+        ``h / 2`` on the same path, and an accepted attempt keeps the two
+        half steps, so the solution is the fixed-grid solution on the grid of
+        accepted half steps (see :mod:`opflow.solvers.sde.adaptive`). One step
+        size serves the whole batch. ``stats.steps`` counts accepted attempts,
+        ``stats.rejects`` rejected ones, ``stats.iterations`` all attempts.
+    rtol, atol : float
+        Keyword only; tolerances of the adaptive error estimate (finite,
+        non-negative, not both zero): the RMS over each trajectory of the
+        difference scaled by ``atol + rtol * max(|u|, |u+|)`` must be ``<= 1``.
+    dtmin : float
+        Keyword only; smallest adaptive step: an attempt of ``dtmin`` is
+        accepted whatever its error (as torchsde's ``dt_min``), so a rough
+        stretch of the path cannot stall the solve. Default 0.
+    max_steps : int
+        Keyword only; most adaptive attempts, accepted or rejected; reaching
+        it ends the solve with ``ReturnCode.MaxIters`` (states not reached
+        are NaN).
     """
 
     dt: float
+    adaptive: bool = field(default=False, kw_only=True)
+    rtol: float = field(default=1e-3, kw_only=True)
+    atol: float = field(default=1e-6, kw_only=True)
+    dtmin: float = field(default=0.0, kw_only=True)
+    max_steps: int = field(default=100_000, kw_only=True)
     levy_area: ClassVar[bool] = False  # whether the step needs space-time Levy areas
+    order: ClassVar[float] = 0.5  # strong order (for general noise)
+    reversible: ClassVar[bool] = False  # whether ReversibleAdjoint can run it backwards
 
     def __post_init__(self):
         check_step(self.dt)
+        if not isinstance(self.adaptive, bool):
+            raise InvalidArgumentError("adaptive", "True or False", self.adaptive)
+        check_tolerance(self.rtol, "rtol")
+        check_tolerance(self.atol, "atol")
+        if self.rtol == 0 and self.atol == 0:
+            raise InvalidArgumentError("atol", "rtol and atol not both zero", (self.rtol,
+                                                                                self.atol))
+        if not (isinstance(self.dtmin, (int, float)) and not isinstance(self.dtmin, bool)
+                and math.isfinite(self.dtmin) and self.dtmin >= 0):
+            raise InvalidArgumentError("dtmin", "a finite step size >= 0", self.dtmin)
+        n = self.max_steps
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise InvalidArgumentError("max_steps", "a positive integer", n)
 
     def check(self, system: "SDESystem") -> None:
         """Raise :class:`SolverError` if the method cannot solve ``system``.
@@ -76,6 +121,20 @@ class SDEAlgorithm(AbstractAlgorithm):
         int
         """
         raise NotImplementedError
+
+    def evals_setup(self, system: "SDESystem") -> int:
+        """Drift plus diffusion evaluations before the first step (none by default).
+
+        Parameters
+        ----------
+        system : SDESystem
+            The problem on flat ``(B, D)`` states.
+
+        Returns
+        -------
+        int
+        """
+        return 0
 
     def stepper(self, system: "SDESystem") -> Step:
         """``step(t, t_next, h, y, dW, H) -> y_next`` (``H`` is None unless ``levy_area``).
@@ -317,6 +376,14 @@ class _Grid:
             saves.append(len(hs))
         self.times, self.hs, self.saves = times, hs, saves
 
+    @classmethod
+    def from_times(cls, times: list[float], saves: list[int]) -> "_Grid":
+        """The grid through ``times`` (an adaptive solve's), saving at step counts ``saves``."""
+        grid = cls.__new__(cls)
+        grid.times, grid.saves = list(times), list(saves)
+        grid.hs = [b - a for a, b in zip(times, times[1:])]
+        return grid
+
     @property
     def steps(self) -> int:
         return len(self.hs)
@@ -330,16 +397,7 @@ def _increments(system: SDESystem, grid: _Grid, levy: bool, seed, brownian):
     if brownian is not None:
         if seed is not None:
             raise InvalidArgumentError("seed", "seed or brownian, not both", seed)
-        if not isinstance(brownian, BrownianInterval):
-            raise InvalidArgumentError("brownian", "an opflow BrownianInterval", brownian)
-        if tuple(brownian.shape) != shape:
-            raise ShapeError("brownian", f"a Brownian motion of shape {shape} (B, m)",
-                             f"shape {tuple(brownian.shape)}")
-        eps = 1e-12 * max(1.0, abs(grid.times[-1]))
-        if brownian.t0 > grid.times[0] + eps or brownian.t1 < grid.times[-1] - eps:
-            raise InvalidArgumentError(
-                "brownian", f"a path covering [{grid.times[0]}, {grid.times[-1]}]",
-                f"a path on [{brownian.t0}, {brownian.t1}]")
+        _check_brownian(brownian, shape, grid.times[0], grid.times[-1])
         out = brownian.on_grid(grid.times, levy_area=levy)
         dw, H = out if levy else (out, None)
     else:
@@ -381,9 +439,12 @@ def solve_sde(prob: SDEProblem, alg: SDEAlgorithm, saveat=None, seed: Optional[i
     Parameters
     ----------
     prob : SDEProblem
-    alg : EulerMaruyama, Milstein or SRA1
+    alg : EulerMaruyama, Milstein, RKMil, SRA1 or ReversibleHeun
     saveat : float or sequence of float, optional
         Save interval or save times within ``tspan``; default ``(t0, t1)``.
+        A reversed span (``t1 < t0``) is solved backwards in time, save times
+        running from ``t0`` down to ``t1`` (see
+        :mod:`opflow.solvers.sde.backwards`); an empty one returns ``u0``.
     seed : int, optional
         Seed of the Brownian increments, drawn for the whole time grid in
         one batched call. The same seed, problem and ``dt`` give the same
@@ -393,8 +454,10 @@ def solve_sde(prob: SDEProblem, alg: SDEAlgorithm, saveat=None, seed: Optional[i
         A path of shape ``(B, m)`` to drive the solve instead (use it to
         solve with several ``dt`` on one path, or to compare with an exact
         solution written with that path).
-    sensealg : DirectBackprop or BacksolveAdjoint, optional
-        Direct backprop (default) records every step. ``BacksolveAdjoint()``
+    sensealg : DirectBackprop, BacksolveAdjoint or ReversibleAdjoint, optional
+        Direct backprop (default) records every step. ``ReversibleAdjoint()``
+        (with ``ReversibleHeun`` only) gives direct backprop's gradients
+        without a graph, by running the method backwards (see its class). ``BacksolveAdjoint()``
         is the stochastic adjoint: the forward runs without a graph, and the
         backward pass solves the adjoint SDE in reverse time with the
         *same* Brownian increments, by the stochastic Heun method on the
@@ -418,34 +481,105 @@ def solve_sde(prob: SDEProblem, alg: SDEAlgorithm, saveat=None, seed: Optional[i
         times); ``retcode`` is ``Unstable`` if a saved state is not finite;
         ``stats.nfe`` counts drift and diffusion evaluations.
     """
+    backwards = solve_backwards(solve_sde, prob, alg, saveat, brownian, sensealg, seed=seed,
+                                progress=progress)
+    if backwards is not None:
+        return backwards
     start = time.perf_counter()
     sensealg = DirectBackprop() if sensealg is None else sensealg
-    if not isinstance(sensealg, (DirectBackprop, BacksolveAdjoint)):
-        raise InvalidArgumentError("sensealg", "DirectBackprop() or BacksolveAdjoint()", sensealg)
+    if not isinstance(sensealg, (DirectBackprop, BacksolveAdjoint, ReversibleAdjoint)):
+        raise InvalidArgumentError("sensealg", "DirectBackprop(), BacksolveAdjoint() or "
+                                   "ReversibleAdjoint()", sensealg)
+    if isinstance(sensealg, ReversibleAdjoint) and not alg.reversible:
+        raise InvalidArgumentError("sensealg", "ReversibleAdjoint() with ReversibleHeun only "
+                                   f"(the one reversible method), not {type(alg).__name__}",
+                                   sensealg)
     system = SDESystem(prob)
     alg.check(system)
+    if isinstance(sensealg, BacksolveAdjoint) and prob.sde_type == "ito" and system.matrix \
+            and system.state_dependent_noise:
+        raise SolverError("BacksolveAdjoint supports general noise in Stratonovich form "
+                          "only (sde_type='stratonovich'); use DirectBackprop()")
     t0, t1 = prob.tspan
     ts = save_times_tensor(saveat, t0, t1, system.dtype, system.device, system.y0.numel())
-    grid = _Grid(t0, ts, alg.dt)
-    dws, Hs = _increments(system, grid, alg.levy_area, seed, brownian)
+    direct = isinstance(sensealg, DirectBackprop)
+    retcode, rejects, attempts, ys = ReturnCode.Success, 0, 0, None
+    if alg.adaptive:
+        bm = _adaptive_path(system, t0, float(ts[-1]), seed, brownian)
+        found = adaptive_march(
+            alg.stepper(system), system.y0, t0, ts.tolist(), bm, dt=alg.dt, rtol=alg.rtol,
+            atol=alg.atol, dtmin=alg.dtmin, max_steps=alg.max_steps, order=alg.order,
+            levy=alg.levy_area, keep_states=direct, progress=progress)
+        grid = _Grid.from_times(found.times, found.saves)
+        retcode, rejects, attempts = found.retcode, found.rejected, found.attempts
+        if direct:
+            ys = found.ys
+        else:
+            dws, Hs = _increments(system, grid, alg.levy_area, None, bm)
+    else:
+        grid = _Grid(t0, ts, alg.dt)
+        dws, Hs = _increments(system, grid, alg.levy_area, seed, brownian)
     times = list(torch.tensor(grid.times, dtype=system.dtype, device=system.device).unbind(0))
     step = alg.stepper(system)
 
     def forward(y0):
         return _march(step, grid, y0, times, dws, Hs, progress)
 
-    if isinstance(sensealg, BacksolveAdjoint):
-        if prob.sde_type == "ito" and system.matrix and system.state_dependent_noise:
-            raise SolverError("BacksolveAdjoint supports general noise in Stratonovich form "
-                              "only (sde_type='stratonovich'); use DirectBackprop()")
+    if isinstance(sensealg, (BacksolveAdjoint, ReversibleAdjoint)):
         params = list(sensealg.params) if sensealg.params is not None else collect_parameters(
             (prob.drift, prob.diffusion), prob.p)
+    if ys is not None or not grid.saves:
+        pass  # adaptive with direct backprop: the march kept the states
+    elif isinstance(sensealg, ReversibleAdjoint):
+        ys = reversible_adjoint(system, forward, step, system.y0, times, grid.hs, dws,
+                                grid.saves, params)
+    elif isinstance(sensealg, BacksolveAdjoint):
         ys = sde_backsolve(system, forward, system.y0, times, grid.hs, dws, grid.saves, params)
     else:
         ys = forward(system.y0)
-    retcode = ReturnCode.Success if bool(torch.isfinite(ys).all()) else ReturnCode.Unstable
+    K = ts.shape[0]
+    if ys is None or ys.shape[0] < K:  # an adaptive solve stopped early: NaN where not reached
+        rows = 0 if ys is None else ys.shape[0]
+        missing = system.y0.new_full((K - rows, *system.y0.shape), math.nan)
+        ys = missing if ys is None else torch.cat([ys, missing])
+    elif not bool(torch.isfinite(ys).all()):
+        retcode = ReturnCode.Unstable
     N = grid.steps
-    stats = SolverStats(steps=N, rejects=0, nfe=N * alg.evals_per_step(system) + system.nfe_setup,
-                        iterations=N, wall_time=time.perf_counter() - start)
+    per_step = alg.evals_per_step(system)
+    nfe = N * per_step + system.nfe_setup + (alg.evals_setup(system) if N else 0)
+    if alg.adaptive:  # three steps an attempt, and the final pass unless kept
+        nfe += 3 * attempts * per_step - (N * per_step if direct else 0)
+    stats = SolverStats(steps=N // 2 if alg.adaptive else N, rejects=rejects, nfe=nfe,
+                        iterations=attempts if alg.adaptive else N,
+                        wall_time=time.perf_counter() - start)
     return Solution(t=ts, u=system.to_user(ys), retcode=retcode, stats=stats, problem=prob,
                     alg=alg)
+
+
+def _adaptive_path(system: SDESystem, t0: float, t_end: float, seed,
+                   brownian) -> BrownianInterval | ReversedBrownian:
+    """The path adaptive steps read: the user's, or one drawn from ``seed``."""
+    shape = (system.B, system.m)
+    if brownian is not None:
+        if seed is not None:
+            raise InvalidArgumentError("seed", "seed or brownian, not both", seed)
+        _check_brownian(brownian, shape, t0, t_end)
+        return brownian
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise InvalidArgumentError("seed", "an integer or None", seed)
+    span = max(t_end - t0, 1e-12 * max(1.0, abs(t0)))
+    return BrownianInterval(t0, t0 + span, shape, seed=seed, dtype=system.dtype,
+                            device=system.device)
+
+
+def _check_brownian(brownian, shape, t_first: float, t_last: float) -> None:
+    if not isinstance(brownian, (BrownianInterval, ReversedBrownian)):
+        raise InvalidArgumentError("brownian", "an opflow BrownianInterval", brownian)
+    if tuple(brownian.shape) != shape:
+        raise ShapeError("brownian", f"a Brownian motion of shape {shape} (B, m)",
+                         f"shape {tuple(brownian.shape)}")
+    eps = 1e-12 * max(1.0, abs(t_last))
+    if brownian.t0 > t_first + eps or brownian.t1 < t_last - eps:
+        raise InvalidArgumentError(
+            "brownian", f"a path covering [{t_first}, {t_last}]",
+            f"a path on [{brownian.t0}, {brownian.t1}]")

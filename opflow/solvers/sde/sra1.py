@@ -41,6 +41,7 @@ class SRA1(SDEAlgorithm):
     """
 
     levy_area: ClassVar[bool] = True
+    order: ClassVar[float] = 1.5
 
     def check(self, system: SDESystem) -> None:
         if system.state_dependent_noise:
