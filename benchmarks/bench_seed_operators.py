@@ -1,33 +1,10 @@
 """Seed operators (issue #19): Navier-Stokes rollout, Kuramoto-Sivashinsky, resolution transfer.
 
-Navier-Stokes: vorticity on the unit torus from ``opflow generate navier-stokes``
-(nu = 1e-3, forcing and initial law of Li et al. 2021, saved at t = 1..20),
-solved with time step 1e-2 instead of the recipe's 1e-3 (at 64^2 the two agree
-to 2e-7 relative at t = 20, for a tenth of the cost). Every model maps the 10
-previous snapshots (10 channels) to the next one; it is trained on one-step
-pairs (teacher forcing: windows t..t+9 -> t+10 of every training trajectory)
-and tested by the autoregressive rollout t = 1..10 -> 11..20, feeding its own
-predictions back. The error is the published one: per trajectory the relative
-L2 norm of the whole predicted space-time field (10 steps), averaged over the
-test trajectories. Six models at parameter counts within 10% of the U-Net's
-(their widths chosen to match it), same Adam + OneCycle schedule, batch,
-epochs and seed, per-channel normalisers fitted on the training pairs.
-Throughput: training pairs per second (forward and backward) and rollout
-steps per second (inference), one thread, on a machine shared with other jobs.
-
-Kuramoto-Sivashinsky: ``opflow generate kuramoto-sivashinsky`` (256 points,
-L = 64 pi, burn-in to t = 100, saved every 1 for 20 steps); DyMixOp against FNO
-at matched parameters, one step u(t) -> u(t + 1), and a 10-step rollout from
-the first snapshot.
-
-Resolution transfer: the models trained above are tested, unchanged, on
-trajectories of the same recipe solved at the finest resolution and sampled at
-every coarser one (every 2nd, 4th, ... point): the same trajectories at every
-resolution, so that the differences are the resolution's alone (solves at the
-training grid from the truncated initial vorticity agree with these samples to
-the gap stated below: the flow is smooth at nu = 1e-3 up to t = 20).
-"Persistence" (the last input repeated) is the trivial baseline throughout.
-Sizes: OPFLOW_SEED_* environment variables (see the constants below).
+Three result files: ``seed_operators`` (Navier-Stokes, six models),
+``seed_operators_ks`` (DyMixOp against FNO) and ``seed_operators_resolution``
+(the Navier-Stokes models on other grids; plot
+``seed_operators_resolution.png``). Their ``setup`` texts below say what is
+measured. Sizes: the OPFLOW_SEED_* environment variables (constants below).
 """
 
 from __future__ import annotations
@@ -71,6 +48,42 @@ KS_N_TRAIN = _env("KS_N_TRAIN", 80)        # trajectories (20 pairs each)
 KS_N_TEST = _env("KS_N_TEST", 20)
 KS_EPOCHS = _env("KS_EPOCHS", 8)
 KS_WIDTH = _env("KS_WIDTH", 32)            # FNO width; DyMixOp's is matched to it
+
+NS_SETUP = """\
+Navier-Stokes: vorticity on the unit torus from `opflow generate navier-stokes`
+(nu = 1e-3, forcing and initial law of Li et al. 2021, saved at t = 1..20),
+solved with time step 1e-2 instead of the recipe's 1e-3 (at 64^2 the two agree
+to 2e-7 relative at t = 20, for a tenth of the cost). Every model maps the 10
+previous snapshots (10 channels) to the next one; it is trained on one-step
+pairs (teacher forcing: windows t..t+9 -> t+10 of every training trajectory)
+and tested by the autoregressive rollout t = 1..10 -> 11..20, feeding its own
+predictions back. test_rel_l2 is the published metric: per trajectory the
+relative L2 norm of the whole predicted space-time field (10 steps), averaged
+over the test trajectories; test_first_step / test_last_step: the error of
+step 11 / 20 alone. Six models at parameter counts within 10% of the U-Net's
+(widths chosen to match it), the same Adam + OneCycle schedule, batch, epochs
+and seed, per-channel normalisers fitted on the training pairs. Throughput:
+training pairs per second (forward and backward, train_pairs_per_s) and
+rollout steps per second (inference, batch 8), one thread, on a 2-core machine
+shared with other jobs (load average 6-9 during the run: timings are noisy and
+slow). Persistence (the last input repeated) is the trivial baseline."""
+
+KS_SETUP = """\
+Kuramoto-Sivashinsky: `opflow generate kuramoto-sivashinsky` (256 points,
+L = 64 pi, burn-in to t = 100, saved every 1 for 20 steps). DyMixOp against
+FNO, DyMixOp's width chosen to match FNO's parameter count, same schedule as
+the Navier-Stokes models; one step u(t) -> u(t + 1) (one_step_rel_l2, over
+every test pair) and the 10-step rollout from the first snapshot (space-time
+relative L2, and the last step's). Persistence: u(t + 1) = u(t)."""
+
+TRANSFER_SETUP = """\
+Resolution transfer: the Navier-Stokes models of `seed_operators`, trained at
+the training resolution, tested unchanged on trajectories of the same recipe
+solved at the finest resolution and sampled at every coarser one (every 2nd,
+4th, ... point): the same trajectories at every resolution, so the
+differences are the resolution's alone. Two rows per model: the 10-step
+rollout error and the first step's (columns: test resolution, points per
+axis). Plot: seed_operators_resolution.png."""
 
 NS_DT = 1e-2
 BATCH, LR = 8, 2e-3
@@ -318,28 +331,76 @@ def plot_transfer(transfer: dict, train_res: int, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
     for name, by_res in transfer.items():
         res = sorted(by_res)
         style = {"linestyle": ":", "color": "gray"} if name == "persistence" else {}
         for ax, key in zip(axes, ("rel_l2", "first_step_rel_l2")):
             ax.plot(res, [by_res[r][key] for r in res], marker="o", label=name, **style)
     titles = ("10-step rollout (t = 11..20)", "first predicted step (t = 11)")
-    for ax, title in zip(axes, titles):
+    all_res = sorted({r for by_res in transfer.values() for r in by_res})
+    for ax, title, key in zip(axes, titles, ("rel_l2", "first_step_rel_l2")):
         ax.set_xscale("log", base=2)
+        ax.set_xticks(all_res, [str(r) for r in all_res])
         ax.set_yscale("log")
+        off = sorted({name for name, by_res in transfer.items()
+                      if any(not m[key] <= 10.0 for m in by_res.values())})
+        if off:  # diverged rollouts would flatten every other line
+            ax.set_ylim(top=10.0)
+            ax.text(0.02, 0.98, "above 10 or NaN (off the chart) at some resolutions: "
+                    + ", ".join(off), transform=ax.transAxes, fontsize=7, va="top")
         ax.axvline(train_res, color="k", linewidth=0.8, linestyle="--")
         ax.set_xlabel("test resolution (grid points per axis)")
         ax.set_ylabel("relative L2 error (space-time, mean over trajectories)")
         ax.set_title(f"Navier-Stokes nu=1e-3: {title}")
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
     fig.suptitle(f"Resolution transfer: trained at {train_res}x{train_res} (dashed line)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0.0, 0.07, 1.0, 1.0))
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=120)
     plt.close(fig)
     os.replace(tmp, path)
+
+
+def package(ns: dict, transfer: dict, info: dict, ks: dict, ks_info: dict,
+            total_s: float) -> dict[str, dict]:
+    """The three result files (name -> ``{"setup", "results"}``) of one run."""
+    spread = max(abs(r["params_vs_unet"]) for r in ns.values() if "params_vs_unet" in r)
+    target = ns["U-Net"]["params"]
+    reference = _params(FNO(10, 1, modes=(12, 12), width=20, n_layers=4))
+    run = (f"This run (one thread; whole benchmark {total_s / 60:.1f} min): "
+           f"Navier-Stokes at {NS_RES}x{NS_RES}"
+           + (" (64^2 did not fit the 30-minute single-core budget: one training pair costs "
+              "3-4x more there)" if NS_RES < 64 else ""))
+    ns_setup = (
+        f"{NS_SETUP}\n\n{run}, {NS_N_TRAIN} training trajectories ({info['n_pairs']} "
+        f"pairs), {NS_N_TEST} test trajectories, {NS_EPOCHS} epochs, batch {BATCH}, Adam + "
+        f"OneCycle max lr {LR}, U-Net width {UNET_WIDTH} (3 levels) as the size target, "
+        f"largest parameter gap {spread:.1%}; data generation {info['train_data_s']:.0f} s.\n"
+        f"Published reference (Li et al. 2021, FNO-2D, nu = 1e-3, 64^2, 1000 training "
+        f"trajectories, 500 epochs, trained on the full rollout; that case runs to T = 50, "
+        f"40 predicted steps): 0.0128. This run has {NS_N_TRAIN} trajectories, {NS_EPOCHS} "
+        f"epochs, one-step training and 10 predicted steps, at {target / reference:.0%} of "
+        f"that FNO's size ({reference} real parameters with 10 input steps, width 20, 12 "
+        f"modes): its errors compare the models with each other, not with the paper.")
+    ks_setup = (f"{KS_SETUP}\n\nThis run: {KS_N_TRAIN} / {KS_N_TEST} trajectories "
+                f"({ks_info['n_pairs']} training pairs), {KS_EPOCHS} epochs, FNO width "
+                f"{KS_WIDTH}, 16 modes, 4 layers; data generation {ks_info['data_s']:.0f} s.")
+    tr_setup = (f"{TRANSFER_SETUP}\n\nThis run: trained at {NS_RES}^2; {NS_N_TRANSFER} "
+                f"trajectories solved at {NS_MAX_RES}^2 ({info['fine_data_s']:.0f} s) and "
+                f"sampled at {info['resolutions']}. A solve at {NS_RES}^2 from the same "
+                f"initial vorticity (Fourier-truncated) differs from the samples by "
+                f"{info['coarse_solve_gap']:.1e} relative: the flow is smooth at nu = 1e-3 "
+                f"up to t = 20, so sampled and generated-at-resolution data are the same.")
+    tr_results = {}
+    for name, by_res in transfer.items():
+        for key, label in (("rel_l2", "rollout"), ("first_step_rel_l2", "first step")):
+            tr_results[f"{name}, {label}"] = {f"at_{r:03d}": m[key] for r, m in by_res.items()}
+    return {"seed_operators": {"setup": ns_setup, "results": ns},
+            "seed_operators_ks": {"setup": ks_setup, "results": ks},
+            "seed_operators_resolution": {"setup": tr_setup, "results": tr_results}}
 
 
 def main() -> dict:
@@ -351,43 +412,11 @@ def main() -> dict:
     if spread > PARAM_TOLERANCE:
         raise RuntimeError(f"parameter counts differ by {spread:.1%} (> 10%): {ns}")
     ks, ks_info = run_kuramoto_sivashinsky(KS_N_TRAIN, KS_N_TEST, KS_EPOCHS, KS_WIDTH)
-    target = ns["U-Net"]["params"]
-    reference = _params(FNO(10, 1, modes=(12, 12), width=20, n_layers=4))
-    total_s = time.perf_counter() - t_start
-    results = {f"ns {name}": r for name, r in ns.items()}
-    for name, by_res in transfer.items():
-        for r, m in by_res.items():
-            results[f"ns transfer {name} @{r}"] = {
-                "resolution": r, "rel_l2": m["rel_l2"],
-                "first_step_rel_l2": m["first_step_rel_l2"],
-                "last_step_rel_l2": m["last_step_rel_l2"]}
-    results.update({f"ks {name}": r for name, r in ks.items()})
+    payloads = package(ns, transfer, info, ks, ks_info, time.perf_counter() - t_start)
+    for name, payload in payloads.items():
+        write_result(name, payload)
     plot_transfer(transfer, NS_RES, RESULTS_DIR / "seed_operators_resolution.png")
-    setup = (
-        f"{__doc__.strip()}\n\nThis run (one thread): Navier-Stokes at {NS_RES}x{NS_RES} "
-        + ("(64^2 did not fit the 30-minute single-core budget: one training pair costs "
-           "3-4x more there), " if NS_RES < 64 else "")
-        + f"{NS_N_TRAIN} training trajectories ({info['n_pairs']} pairs), "
-        f"{NS_N_TEST} test trajectories at {NS_RES}^2, {NS_EPOCHS} epochs, batch {BATCH}, "
-        f"Adam + OneCycle max lr {LR}, U-Net width {UNET_WIDTH} (3 levels) as the size "
-        f"target, largest parameter gap {spread:.1%}; resolution study on {NS_N_TRANSFER} "
-        f"trajectories solved at {NS_MAX_RES}^2 and sampled at {info['resolutions']} (a solve at "
-        f"{NS_RES}^2 from the same truncated initial vorticity differs from the samples by "
-        f"{info['coarse_solve_gap']:.1e} relative). "
-        f"KS: {KS_N_TRAIN} / {KS_N_TEST} trajectories ({ks_info['n_pairs']} training pairs), "
-        f"{KS_EPOCHS} epochs, FNO width {KS_WIDTH}, 16 modes. Data generation "
-        f"{info['train_data_s']:.0f} s (NS at {NS_RES}^2), {info['fine_data_s']:.0f} s "
-        f"(NS at {NS_MAX_RES}^2), {ks_info['data_s']:.0f} s (KS); whole benchmark "
-        f"{total_s / 60:.1f} min.\nPublished reference (Li et al. 2021, FNO-2D, nu = 1e-3, "
-        f"64^2, 1000 training trajectories, 500 epochs, trained on the full rollout; that "
-        f"case runs to T = 50, 40 predicted steps): 0.0128. "
-        f"This run has {NS_N_TRAIN} trajectories, {NS_EPOCHS} epochs and one-step training, "
-        f"at {target / reference:.0%} of that FNO's size ({reference} real parameters with "
-        f"10 input steps, width 20, 12 modes): "
-        f"its errors are those of a CPU-sized run, to compare the models with each other, "
-        f"not with the paper.")
-    write_result("seed_operators", {"setup": setup, "results": results})
-    return results
+    return payloads
 
 
 if __name__ == "__main__":

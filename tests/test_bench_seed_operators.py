@@ -43,6 +43,14 @@ def test_seed_operator_benchmark_runs_at_toy_sizes(tmp_path):
                                                  rollout_steps=2)
     assert list(ks) == ["persistence", "FNO", "DyMixOp"] and ks_info["n_pairs"] == 6
     assert all(math.isfinite(r["one_step_rel_l2"]) for r in ks.values())
+    payloads = bench.package(results, transfer, info, ks, ks_info, total_s=1.0)
+    assert sorted(payloads) == ["seed_operators", "seed_operators_ks",
+                                "seed_operators_resolution"]
+    for payload in payloads.values():  # the convention of benchmarks/run.py's summary
+        assert isinstance(payload["setup"], str)
+        assert all(isinstance(r, dict) for r in payload["results"].values())
+    assert payloads["seed_operators_resolution"]["results"]["FNO, rollout"].keys() == {
+        "at_008", "at_016", "at_032"}
     path = tmp_path / "resolution.png"
     bench.plot_transfer(transfer, 16, path)
     assert path.read_bytes()[:4] == b"\x89PNG"
