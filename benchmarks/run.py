@@ -26,6 +26,7 @@ import bench_operators  # noqa: E402
 import bench_pinn  # noqa: E402
 import bench_reaction_diffusion  # noqa: E402
 import bench_sde  # noqa: E402
+import bench_seed_operators  # noqa: E402
 import bench_stable_sde  # noqa: E402
 import bench_stiff  # noqa: E402
 import bench_stiff_gradient  # noqa: E402
@@ -51,6 +52,7 @@ BENCHMARKS = {
     "stiff": bench_stiff.main,
     "stiff_gradient": bench_stiff_gradient.main,
     "reaction_diffusion": bench_reaction_diffusion.main,
+    "seed_operators": bench_seed_operators.main,
 }
 
 
