@@ -100,6 +100,19 @@ def _burgers(r: Results) -> str:
     return f"{_pct(case['test_rel_l2'])} (published {_pct(case['published_rel_l2'])})"
 
 
+def _seed_operators(r: Results) -> str:
+    res = r["seed_operators"]
+    names = ["FNO", "U-Net", "function-space U-Net", "attention operator", "DRIFT-Net"]
+    return ", ".join(f"{n} {_pct(res[n]['test_rel_l2'])}" for n in names) + (
+        f", DyMixOp diverges (first step {_pct(res['DyMixOp']['test_first_step_rel_l2'])})")
+
+
+def _ks(r: Results) -> str:
+    res = r["seed_operators_ks"]
+    return (f"DyMixOp {_pct(res['DyMixOp']['one_step_rel_l2'])} vs FNO "
+            f"{_pct(res['FNO']['one_step_rel_l2'])} (one step)")
+
+
 #: (what is compared, against what, the benchmarks it reads, how the figure reads)
 HEADLINES: list[tuple[str, str, tuple[str, ...], Callable[[Results], str]]] = [
     ("neural ODE fwd+bwd, Dopri5", "torchdiffeq, same tolerance", ("ode_neural_dopri5",), _ode),
@@ -115,6 +128,10 @@ HEADLINES: list[tuple[str, str, tuple[str, ...], Callable[[Results], str]]] = [
     ("stiff adjoint gradient", "direct backprop", ("stiff_gradient",), _stiff_gradient),
     ("Darcy test error (rel. L2)", "MgNO vs FNO", ("darcy_accuracy",), _darcy),
     ("Burgers test error, DeepONet (rel. L2)", "Lu et al. 2022", ("burgers_accuracy",), _burgers),
+    ("Navier-Stokes 32^2, 10-step rollout (rel. L2)", "six operators, ~105k parameters each",
+     ("seed_operators",), _seed_operators),
+    ("Kuramoto-Sivashinsky 256 (rel. L2)", "DyMixOp vs FNO, matched parameters",
+     ("seed_operators_ks",), _ks),
 ]
 
 
