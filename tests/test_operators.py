@@ -591,3 +591,12 @@ def test_fno_options_round_trip_and_validate():
                     ({"domain_padding": 0.1, "padding": 2}, "domain_padding")]:
         with pytest.raises(InvalidArgumentError, match=arg):
             FNO(1, 1, (4,), width=4, **kw)
+
+
+def test_from_neuraloperator_refuses_group_norm_of_several_groups_and_4d():
+    peer = _peer_fno(n_modes=(6, 6), norm="group_norm")
+    peer.fno_blocks.norm = torch.nn.ModuleList(torch.nn.GroupNorm(2, 8) for _ in range(4))
+    with pytest.raises(InvalidArgumentError, match="norm_groups.*one group"):
+        FNO.from_neuraloperator(peer)
+    with pytest.raises(InvalidArgumentError, match="n_modes.*1 to 3 spatial dimensions"):
+        FNO.from_neuraloperator(_peer_fno(n_modes=(4, 4, 4, 4)))

@@ -139,6 +139,9 @@ def _check_supported(model, blocks) -> None:
         if kind == "InstanceNorm" and any(getattr(n, "kwargs", {}) for n in norm):
             raise _refuse_option("norm='instance_norm'", norm[0].kwargs,
                                  "instance_norm with extra arguments")
+        if kind == "GroupNorm" and norm[0].num_groups != 1:
+            raise _refuse_option("norm_groups", norm[0].num_groups, "opflow's group_norm "
+                                 "normalises over all channels at once (one group)")
         if kind not in ("InstanceNorm", "GroupNorm", "BatchNorm"):
             raise _refuse_option("norm", kind, "an unknown normalisation layer")
 
@@ -229,6 +232,9 @@ def fno_from_neuraloperator(model: nn.Module) -> FNO:
     if blocks is None or not hasattr(model, "lifting") or not hasattr(model, "projection"):
         raise InvalidArgumentError("model", "a neuralop.models.FNO", model)
     d = int(model.n_dim)
+    if not 1 <= d <= 3:
+        raise _refuse_option("n_modes", list(model.n_modes),
+                             f"opflow's FNO has 1 to 3 spatial dimensions, not {d}")
     _check_supported(model, blocks)
     stabilizer = getattr(blocks, "stabilizer", None)
     if stabilizer not in (None, "tanh"):
