@@ -480,3 +480,123 @@ def test_from_neuraloperator_mirrors_every_non_linearity(name):
     with torch.no_grad():
         want, got = peer(x), ours(x)
     assert float((got - want).abs().max() / want.abs().max()) < 1e-5
+
+
+# neuraloperator options (#17): each mirrored one compared on random weights and inputs;
+# neuraloperator computes its spectra in complex64 whatever the input dtype, so float32
+# and a relative tolerance of 1e-5 is as tight as the comparison gets
+def _peer_fno(**kw):
+    neuralop = pytest.importorskip("neuralop.models")
+    torch.manual_seed(0)
+    kw = {"in_channels": 2, "out_channels": 1, "hidden_channels": 8, "n_layers": 2, **kw}
+    peer = neuralop.FNO(**kw)
+    with torch.no_grad():  # gates, skips and norm parameters away from their 0/1 start
+        for name, p in peer.named_parameters():
+            if "skips" in name or "norm" in name:
+                p.copy_(torch.randn_like(p))
+    return peer
+
+
+def _assert_mirrors(peer, sizes, train=False):
+    ours = FNO.from_neuraloperator(peer)
+    x = torch.randn(3, 2, *sizes)
+    with torch.set_grad_enabled(train):
+        want, got = peer(x), ours(x)
+    assert float((got - want).detach().abs().max() / want.detach().abs().max()) < 1e-5
+    return ours
+
+
+@pytest.mark.parametrize("n_modes,sizes", [((5, 5), (16, 16)), ((7, 6), (16, 12)),
+                                           ((7, 6), (6, 6)), ((5, 3, 4), (12, 12, 8)),
+                                           ((5,), (16,))])
+def test_from_neuraloperator_odd_n_modes(n_modes, sizes):
+    ours = _assert_mirrors(_peer_fno(n_modes=n_modes), sizes)
+    assert ours.modes == (*((n + 1) // 2 for n in n_modes[:-1]), n_modes[-1] // 2 + 1)
+
+
+@pytest.mark.parametrize("n_modes,max_n_modes,sizes", [((8, 8), (12, 12), (16, 16)),
+                                                       ((5, 5), (10, 9), (16, 16)),
+                                                       ((8, 8), (12, 12), (6, 6))])
+def test_from_neuraloperator_max_n_modes(n_modes, max_n_modes, sizes):
+    _assert_mirrors(_peer_fno(n_modes=n_modes, max_n_modes=max_n_modes), sizes)
+
+
+@pytest.mark.parametrize("fno_skip", ["linear", "identity", "soft-gating", None])
+@pytest.mark.parametrize("channel_mlp_skip", ["linear", "identity", "soft-gating", None])
+def test_from_neuraloperator_skip_types(fno_skip, channel_mlp_skip):
+    ours = _assert_mirrors(_peer_fno(n_modes=(6, 6), fno_skip=fno_skip,
+                                     channel_mlp_skip=channel_mlp_skip), (16, 16))
+    default = fno_skip == "linear" and channel_mlp_skip == "soft-gating"
+    assert ("fno_skip" in ours.config) == (fno_skip != "linear")
+    assert ours.layers[0].general != default  # the defaults keep the fused path
+
+
+@pytest.mark.parametrize("norm", [None, "instance_norm", "group_norm", "batch_norm"])
+@pytest.mark.parametrize("preactivation", [False, True])
+def test_from_neuraloperator_norm_and_preactivation(norm, preactivation):
+    peer = _peer_fno(n_modes=(6, 6), norm=norm, preactivation=preactivation)
+    _assert_mirrors(peer, (16, 16), train=True)  # batch statistics, running ones updated
+    peer.eval()
+    ours = _assert_mirrors(peer, (16, 16))  # running statistics
+    assert not ours.training
+
+
+@pytest.mark.parametrize("kw,sizes", [({"domain_padding": 0.1}, (16, 16)),
+                                      ({"domain_padding": [0.1, 0.25]}, (20, 16)),
+                                      ({"domain_padding": 0.15, "n_modes": (6,)}, (20,)),
+                                      ({"stabilizer": "tanh"}, (16, 16)),
+                                      ({"factorization": "tucker", "rank": 0.5}, (16, 16)),
+                                      ({"factorization": "cp", "rank": 0.5,
+                                        "implementation": "reconstructed"}, (16, 16)),
+                                      ({"separable": True}, (16, 16))])
+def test_from_neuraloperator_padding_stabilizer_factorised(kw, sizes):
+    _assert_mirrors(_peer_fno(**{"n_modes": (6, 6), **kw}), sizes)
+
+
+@pytest.mark.parametrize("kw,option,reason", [
+    ({"resolution_scaling_factor": 2}, "resolution_scaling_factor", "align_corners"),
+    ({"complex_data": True}, "complex_data", "real functions"),
+    ({"channel_mlp_dropout": 0.1}, "channel_mlp_dropout", "dropout"),
+    ({"use_channel_mlp": False}, "use_channel_mlp", "activation twice"),
+    ({"fno_block_precision": "half"}, "fno_block_precision", "half-precision"),
+    ({"norm": "ada_in"}, "ada_in", "set_ada_in_embeddings"),
+])
+def test_from_neuraloperator_refuses_with_the_option_and_reason(kw, option, reason):
+    if kw.get("norm") == "ada_in":  # FNO(norm="ada_in") cannot pass ada_in_features
+        from neuralop.layers.normalization_layers import AdaIN
+
+        peer = _peer_fno(n_modes=(6, 6))
+        peer.fno_blocks.norm = torch.nn.ModuleList(AdaIN(4, 8) for _ in range(4))
+    else:
+        peer = _peer_fno(n_modes=(6, 6), **kw)
+    with pytest.raises(InvalidArgumentError, match=option) as err:
+        FNO.from_neuraloperator(peer)
+    assert reason in str(err.value)
+
+
+def test_fno_options_round_trip_and_validate():
+    model = FNO(1, 1, (4, 4), width=8, channel_mlp_expansion=0.5, fno_skip="soft-gating",
+                channel_mlp_skip="linear", norm="group_norm", preactivation=True,
+                stabilizer="tanh", domain_padding=0.125)
+    clone = build_operator(model.config)
+    clone.load_state_dict(model.state_dict())
+    x = torch.randn(2, 1, 16, 16)
+    torch.testing.assert_close(clone(x), model(x))
+    assert FNO(1, 1, (4,), width=4).config.keys() == FNO(1, 1, (4,), width=4,
+                                                         fno_skip="linear").config.keys()
+    for kw, arg in [({"fno_skip": "gated"}, "fno_skip"), ({"norm": "layer_norm"}, "norm"),
+                    ({"channel_mlp_skip": "linear"}, "channel_mlp_skip"),
+                    ({"stabilizer": "sin"}, "stabilizer"),
+                    ({"domain_padding": -0.1}, "domain_padding"),
+                    ({"domain_padding": 0.1, "padding": 2}, "domain_padding")]:
+        with pytest.raises(InvalidArgumentError, match=arg):
+            FNO(1, 1, (4,), width=4, **kw)
+
+
+def test_from_neuraloperator_refuses_group_norm_of_several_groups_and_4d():
+    peer = _peer_fno(n_modes=(6, 6), norm="group_norm")
+    peer.fno_blocks.norm = torch.nn.ModuleList(torch.nn.GroupNorm(2, 8) for _ in range(4))
+    with pytest.raises(InvalidArgumentError, match="norm_groups.*one group"):
+        FNO.from_neuraloperator(peer)
+    with pytest.raises(InvalidArgumentError, match="n_modes.*1 to 3 spatial dimensions"):
+        FNO.from_neuraloperator(_peer_fno(n_modes=(4, 4, 4, 4)))

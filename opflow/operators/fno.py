@@ -97,6 +97,16 @@ class FourierLayer(nn.Module):
         Kernel backend for the spectral convolution.
     mlp_act : callable, optional
         The activation inside the channel MLP (default: ``act``).
+    fno_skip : {"linear", "soft-gating", "identity", None}
+        The skip path beside the spectral convolution (see :class:`FNO`).
+    channel_mlp_skip : {"soft-gating", "linear", "identity", None}
+        The skip path beside the channel MLP (see :class:`FNO`).
+    norm : {None, "instance_norm", "group_norm", "batch_norm"}
+        Normalisation, two per layer (see :class:`FNO`).
+    preactivation : bool
+        Activation (and the first normalisation) before the convolution.
+    stabilizer : {None, "tanh"}
+        ``"tanh"``: the spectral convolution sees ``tanh(h)``.
 
     Notes
     -----
@@ -108,7 +118,10 @@ class FourierLayer(nn.Module):
     """
 
     def __init__(self, width: int, modes: Sequence[int] | None, act,
-                 mlp_hidden: int | None = None, backend: str | None = None, mlp_act=None):
+                 mlp_hidden: int | None = None, backend: str | None = None, mlp_act=None,
+                 *, fno_skip: str | None = "linear", channel_mlp_skip: str | None = "soft-gating",
+                 norm: str | None = None, preactivation: bool = False,
+                 stabilizer: str | None = None):
         super().__init__()
         self.act = act
         self.mlp_act = act if mlp_act is None else mlp_act
@@ -118,13 +131,35 @@ class FourierLayer(nn.Module):
         self.spectral = UninitializedParameter()
         if modes is not None:
             self.materialize(modes)
-        self.skip = nn.Linear(width, width)
+        self.fno_skip, self.channel_mlp_skip = fno_skip, channel_mlp_skip
+        self.norm, self.preactivation, self.stabilizer = norm, preactivation, stabilizer
+        # the defaults take the fused path of `forward`; any other option the general one
+        self.general = (fno_skip != "linear" or channel_mlp_skip != "soft-gating"
+                        or norm is not None or preactivation or stabilizer is not None)
+        # the spectral convolution's bias: the linear skip's bias when nothing comes
+        # between the two, else a parameter of its own (a norm acts on conv + bias only)
+        own_bias = fno_skip != "linear" or norm is not None
+        self.skip: nn.Linear | None = (nn.Linear(width, width, bias=not own_bias)
+                                       if fno_skip == "linear" else None)
+        self.bias: nn.Parameter | None = None
+        if own_bias:
+            bound = 1.0 / math.sqrt(width)
+            self.bias = nn.Parameter(torch.empty(width).uniform_(-bound, bound))
+        self.skip_gate = nn.Parameter(torch.ones(width)) if fno_skip == "soft-gating" else None
+        self.mlp_skip: nn.Linear | None = None
         if mlp_hidden is None:
             self.mlp1 = self.mlp2 = self.gate = None
         else:
             self.mlp1 = nn.Linear(width, mlp_hidden)
             self.mlp2 = nn.Linear(mlp_hidden, width)
-            self.gate = nn.Parameter(torch.ones(width))
+            self.gate = (nn.Parameter(torch.ones(width)) if channel_mlp_skip == "soft-gating"
+                         else None)
+            if channel_mlp_skip == "linear":
+                self.mlp_skip = nn.Linear(width, width, bias=False)
+        self.norm1: nn.Module | None = None
+        self.norm2: nn.Module | None = None
+        if norm is not None:
+            self.norm1, self.norm2 = _norm_layer(norm, width), _norm_layer(norm, width)
 
     def materialize(self, modes: Sequence[int]) -> None:
         """Give the spectral weight its shape and initial values (a layer built
@@ -167,6 +202,9 @@ class FourierLayer(nn.Module):
         return (*lead, min(self.modes[-1], spatial[-1] // 2 + 1))
 
     def forward(self, h: torch.Tensor, last: bool = False) -> torch.Tensor:
+        if self.general:
+            return self._forward_general(h, last)
+        assert self.skip is not None
         b, c, *spatial = h.shape
         h3 = h.reshape(b, c, -1)
         y = spectral_conv(h, self.spectral_weight(), self.fitted_modes(spatial),
@@ -183,6 +221,69 @@ class FourierLayer(nn.Module):
         if not last:
             y3 = self.act(y3)
         return y3.view(b, -1, *spatial)
+
+    def _forward_general(self, h: torch.Tensor, last: bool) -> torch.Tensor:
+        """The layer with any skip, norm, preactivation or stabilizer option::
+
+            post:  y = N1(K s(h) + b) + S(h);  y = act(y) [if MLP, not last]
+                   y = N2(MLP(y) + G(h));      y = act(y) [not last]
+            pre:   x = N1(act(h));  y = K s(x) + b + S(x);  y = act(y) [not last]
+                   y = MLP(N2(y)) + G(x)
+
+        with ``s`` the stabilizer (identity or tanh), ``S`` and ``G`` the skips
+        beside the convolution and the MLP (each may be absent).
+        """
+        b, c, *spatial = h.shape
+        x = h
+        if self.preactivation:
+            x = self.act(x)
+            if self.norm1 is not None:
+                x = self.norm1(x.reshape(b, c, -1)).view_as(x)
+        x3 = x.reshape(b, c, -1)
+        conv_in = torch.tanh(x) if self.stabilizer == "tanh" else x
+        # without a bias of its own, the convolution's bias is the linear skip's
+        y = spectral_conv(conv_in, self.spectral_weight(), self.fitted_modes(spatial),
+                          bias=self.bias, backend=self.backend)
+        y3 = y.reshape(b, -1, x3.shape[-1])
+        if self.norm1 is not None and not self.preactivation:
+            y3 = self.norm1(y3)
+        if self.skip is not None:
+            y3 = y3 + _linear(x3, self.skip)
+        elif self.skip_gate is not None:
+            y3 = y3 + self.skip_gate[None, :, None] * x3
+        elif self.fno_skip == "identity":
+            y3 = y3 + x3
+        if not last and (self.mlp1 is not None or self.preactivation):
+            y3 = self.act(y3)
+        if self.norm2 is not None and self.preactivation:
+            y3 = self.norm2(y3)
+        if self.mlp1 is not None:
+            assert self.mlp2 is not None
+            y3 = _linear(self.mlp_act(_linear(y3, self.mlp1)), self.mlp2)
+            if self.gate is not None:
+                y3 = y3 + self.gate[None, :, None] * x3
+            elif self.mlp_skip is not None:
+                y3 = y3 + _linear(x3, self.mlp_skip)
+            elif self.channel_mlp_skip == "identity":
+                y3 = y3 + x3
+        if self.norm2 is not None and not self.preactivation:
+            y3 = self.norm2(y3)
+        if not last and not self.preactivation:
+            y3 = self.act(y3)
+        return y3.reshape(b, -1, *spatial)
+
+
+_SKIPS = ("linear", "soft-gating", "identity", None)
+_NORMS = (None, "instance_norm", "group_norm", "batch_norm")
+
+
+def _norm_layer(norm: str, width: int) -> nn.Module:
+    """A normalisation of ``(B, width, P)`` over the points (and the batch or channels)."""
+    if norm == "instance_norm":
+        return nn.InstanceNorm1d(width)  # per sample and channel, no parameters
+    if norm == "group_norm":
+        return nn.GroupNorm(1, width)  # per sample over channels and points, affine
+    return nn.BatchNorm1d(width)  # over batch and points, affine, running statistics
 
 
 @register_operator
@@ -229,6 +330,35 @@ class FNO(NeuralOperator):
     backend : str, optional
         Kernel backend for the spectral convolutions (default: the process
         setting, see :func:`opflow.kernels.use`).
+    fno_skip : {"linear", "soft-gating", "identity", None}
+        The skip path added to the spectral convolution in each layer: a
+        pointwise linear map (default), a per-channel scale, the input itself,
+        or none (neuraloperator's ``fno_skip``).
+    channel_mlp_skip : {"soft-gating", "linear", "identity", None}
+        The skip path added to the channel MLP's output: a per-channel scale
+        (default), a pointwise linear map without bias, the layer's input, or
+        none (neuraloperator's ``channel_mlp_skip``; needs
+        ``channel_mlp_expansion``).
+    norm : {None, "instance_norm", "group_norm", "batch_norm"}
+        Two normalisations per layer, on the spectral convolution's output and
+        after the channel MLP (neuraloperator's ``norm``): per sample and
+        channel without parameters, per sample over all channels with a
+        per-channel scale and shift (``GroupNorm(1, width)``), or batch
+        normalisation with running statistics.
+    preactivation : bool
+        Apply the activation and the first normalisation to a layer's input
+        rather than after its convolution, and no activation at its end
+        (neuraloperator's ``preactivation=True``, ResNet v2 style).
+    stabilizer : {None, "tanh"}
+        ``"tanh"``: the spectral convolution of each layer acts on
+        ``tanh(h)`` (the skips still see ``h``), neuraloperator's
+        ``stabilizer="tanh"``.
+    domain_padding : float or sequence of float, optional
+        Zero padding on both sides of each axis, a fraction of its points:
+        ``round(f * n)`` points before and after (neuraloperator's
+        ``domain_padding``; it scales with the resolution, where ``padding``
+        is a fixed number of points at the end). Not together with a
+        non-zero ``padding``.
 
     Notes
     -----
@@ -279,6 +409,12 @@ class FNO(NeuralOperator):
         channel_mlp_expansion: float | None = None,
         backend: str | None = None,
         channel_mlp_activation: str | None = None,
+        fno_skip: str | None = "linear",
+        channel_mlp_skip: str | None = "soft-gating",
+        norm: str | None = None,
+        preactivation: bool = False,
+        stabilizer: str | None = None,
+        domain_padding: float | Sequence[float] | None = None,
     ):
         super().__init__()
         modes_t = _modes_tuple(modes, ndim)  # None: an int, ndim from the first input
@@ -301,6 +437,16 @@ class FNO(NeuralOperator):
             from ..kernels.backend import resolve_backend
 
             resolve_backend(backend)
+        options = _layer_options(fno_skip, channel_mlp_skip, norm, preactivation, stabilizer,
+                                 channel_mlp_expansion)
+        dpad = _domain_padding(domain_padding, None if modes_t is None else len(modes_t))
+        if dpad is not None and (any(pad) if isinstance(pad, tuple) else pad):
+            raise InvalidArgumentError("domain_padding", "None when `padding` is not 0",
+                                       domain_padding)
+        # options left at their defaults stay out of the config (older configs unchanged)
+        extra = {k: v for k, v in options.items() if v != _LAYER_DEFAULTS[k]}
+        if dpad is not None:
+            extra["domain_padding"] = list(dpad) if isinstance(dpad, tuple) else dpad
         self._set_config(
             in_channels=in_channels, out_channels=out_channels,
             modes=modes if modes_t is None else list(modes_t), width=width,
@@ -309,7 +455,8 @@ class FNO(NeuralOperator):
             projection_channels=projection_channels, activation=activation,
             padding=list(pad) if isinstance(pad, tuple) else pad, positional=positional,
             channel_mlp_expansion=channel_mlp_expansion, backend=backend,
-            channel_mlp_activation=channel_mlp_activation)
+            channel_mlp_activation=channel_mlp_activation, **extra)
+        self.domain_padding: tuple[float, ...] | float | None = dpad
         self.in_channels, self.out_channels, self.width = in_channels, out_channels, width
         self.positional, self.n_layers = positional, n_layers
         # ndim, modes and padding are None until the first input when `modes` is an
@@ -332,7 +479,7 @@ class FNO(NeuralOperator):
         mlp_act = None if channel_mlp_activation is None else get_activation(
             channel_mlp_activation, "channel_mlp_activation")
         self.layers = nn.ModuleList(
-            FourierLayer(width, modes_t, self.act, hidden, backend, mlp_act)
+            FourierLayer(width, modes_t, self.act, hidden, backend, mlp_act, **options)
             for _ in range(n_layers))
         self.projection = nn.ModuleList([nn.Linear(width, projection_channels),
                                          nn.Linear(projection_channels, out_channels)])
@@ -357,6 +504,7 @@ class FNO(NeuralOperator):
         for layer in self.layers:
             layer.materialize(modes_t)
         self.ndim, self.modes, self.padding = d, modes_t, pad
+        self.domain_padding = _domain_padding(self.domain_padding, d)
 
     # ------------------------------------------------------------------ core
     def forward_values(self, v: torch.Tensor, grid: Grid | None = None) -> torch.Tensor:
@@ -386,13 +534,18 @@ class FNO(NeuralOperator):
         if len(self.lifting) == 2:
             h = _linear(self.act(h), self.lifting[1])
         h = h.view(b, self.width, *spatial)
-        if any(self.padding):
+        assert not isinstance(self.padding, int)
+        starts = [0] * len(spatial)
+        if isinstance(self.domain_padding, tuple):
+            starts = [round(f * n) for f, n in zip(self.domain_padding, spatial)]
+            h = F.pad(h, [p for q in reversed(starts) for p in (q, q)])
+        elif any(self.padding):
             pads = [p for q in reversed(self.padding) for p in (0, q)]
             h = F.pad(h, pads)
         for i, layer in enumerate(self.layers):
             h = layer(h, last=i == len(self.layers) - 1)
-        if any(self.padding):
-            h = h[(..., *(slice(0, n) for n in spatial))]
+        if any(self.padding) or any(starts):
+            h = h[(..., *(slice(s, s + n) for s, n in zip(starts, spatial)))]
         h3 = h.reshape(b, self.width, -1)
         out = _linear(self.act(_linear(h3, self.projection[0])), self.projection[1])
         return out.view(b, self.out_channels, *spatial)
@@ -492,6 +645,54 @@ def _padding(padding, d: int | None) -> tuple[int, ...] | int:
             "padding", "a non-negative int or " + ("one per axis" if d is None else
                                                    f"{d} of them (one per axis)"), padding)
     return pad
+
+
+_LAYER_DEFAULTS: dict = {"fno_skip": "linear", "channel_mlp_skip": "soft-gating",
+                         "norm": None, "preactivation": False, "stabilizer": None}
+
+
+def _layer_options(fno_skip, channel_mlp_skip, norm, preactivation, stabilizer,
+                   channel_mlp_expansion) -> dict:
+    """Check the per-layer options of :class:`FNO`; returns them as FourierLayer kwargs."""
+    if fno_skip not in _SKIPS:
+        raise InvalidArgumentError("fno_skip", "'linear', 'soft-gating', 'identity' or None",
+                                   fno_skip)
+    if channel_mlp_skip not in _SKIPS:
+        raise InvalidArgumentError("channel_mlp_skip",
+                                   "'soft-gating', 'linear', 'identity' or None",
+                                   channel_mlp_skip)
+    if channel_mlp_expansion is None and channel_mlp_skip != "soft-gating":
+        raise InvalidArgumentError("channel_mlp_skip", "its default without a channel MLP "
+                                   "(set channel_mlp_expansion)", channel_mlp_skip)
+    if norm not in _NORMS:
+        raise InvalidArgumentError("norm", "None, 'instance_norm', 'group_norm' or 'batch_norm'",
+                                   norm)
+    if not isinstance(preactivation, bool):
+        raise InvalidArgumentError("preactivation", "a bool", preactivation)
+    if stabilizer not in (None, "tanh"):
+        raise InvalidArgumentError("stabilizer", "None or 'tanh'", stabilizer)
+    return {"fno_skip": fno_skip, "channel_mlp_skip": channel_mlp_skip, "norm": norm,
+            "preactivation": preactivation, "stabilizer": stabilizer}
+
+
+def _domain_padding(value, d: int | None) -> tuple[float, ...] | float | None:
+    """Fractions per axis (a number stays a number while ``d`` is unknown); None for none."""
+    if value is None:
+        return None
+    expected = "None, a fraction >= 0 or one per axis"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not value >= 0:
+            raise InvalidArgumentError("domain_padding", expected, value)
+        if value == 0:
+            return None
+        return float(value) if d is None else (float(value),) * d
+    try:
+        fr = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError("domain_padding", expected, value) from None
+    if any(not f >= 0 for f in fr) or (d is not None and len(fr) != d) or not 1 <= len(fr) <= 3:
+        raise InvalidArgumentError("domain_padding", expected, value)
+    return fr if any(fr) else None
 
 
 def _input_ndim(x) -> int:
