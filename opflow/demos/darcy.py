@@ -128,5 +128,8 @@ def _plot(test: OperatorDataset, predictions: dict, path: Path, n_show: int = 3)
     a, u = (Field(torch.stack([p[k].values for p in pairs]), pairs[0][k].grid,
                   pairs[0][k].names, pairs[0][k].units) for k in (0, 1))
     shown = {m: p[:n_show] for m, p in predictions.items()}
-    plt.close(comparison_panel(a, u, shown, n=n_show, path=path, dpi=80))
+    title = ("Darcy flow -div(a grad u) = 1 on the unit square (u = 0 on the boundary), "
+             "test samples: coefficient a, reference u (multigrid), each model's prediction "
+             "and |error| (truth and predictions share one colour scale per row)")
+    plt.close(comparison_panel(a, u, shown, n=n_show, path=path, dpi=80, title=title))
     return path
