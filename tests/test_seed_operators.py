@@ -367,6 +367,9 @@ def test_train_defaults_for_the_new_models():
     assert complete_config({"name": "DRIFTNet"}, (18,), (18,), 4)["levels"] == 1
     cfg = complete_config({"name": "function-space-unet"}, (33, 33), (33, 33), 4)
     assert cfg["levels"] == 3 and cfg["reference_resolution"] == [33, 33]
+    cfg = complete_config({"name": "function-space-unet"}, (33, 33), (33, 33), 4,
+                          in_cells=(32, 32))
+    assert cfg["reference_resolution"] == [32, 32]
     cfg = complete_config({"name": "dymixop", "layers": 3}, (64,), (64,), 4)
     assert cfg["modes"] == [12] and cfg["n_layers"] == 3 and cfg["ndim"] == 1
     assert complete_config({"name": "attention_operator"}, (8, 8), (8, 8), 4)["ndim"] == 2
@@ -403,3 +406,28 @@ def test_opflow_train_and_predict(data, tmp_path, model, capsys):
                  str(data / "train.nc"), "--out", str(pred), "--quiet"]) == 0
     with xr.open_dataset(pred) as ds:
         assert ds["u"].shape == (8, 16, 16) and np.isfinite(ds["u"].values).all()
+
+
+def test_opflow_train_counts_cells_for_the_function_space_unet(tmp_path, capsys):
+    """On a grid with both end points (17 points, 16 cells) the reference resolution is the
+    cell count, so on the training grid the kernels are the stored taps: the model is the
+    plain U-Net with the same weights there."""
+    from opflow.cli import main
+    from opflow.io import save
+
+    grid = Grid.uniform(x=(0.0, 1.0, 17), y=(0.0, 1.0, 17))
+    g = torch.randn(6, 1, 17, 17, generator=torch.Generator().manual_seed(0))
+    ds = Field(g, grid, "g").to_xarray()
+    ds["u"] = ds["g"] ** 2
+    save(ds, tmp_path / "train.nc")
+    run = tmp_path / "run"
+    assert main(["train", "--model", "function-space-unet", "--data", str(tmp_path / "train.nc"),
+                 "--vars", "g", "--targets", "u", "--epochs", "1", "--batch-size", "3",
+                 "--width", "3", "--out", str(run), "--quiet"]) == 0, capsys.readouterr().err
+    config = read_checkpoint(run / "best.pt")["model_config"]
+    assert config["reference_resolution"] == [16, 16]
+    fs = build_operator(config)
+    plain = UNet(**{k: v for k, v in config.items() if k not in ("name", "reference_resolution")})
+    plain.load_state_dict(fs.state_dict())
+    x = Field(g[:2], grid)
+    torch.testing.assert_close(fs(x).values, plain(x).values)

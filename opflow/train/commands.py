@@ -327,7 +327,10 @@ def _train(args: argparse.Namespace, builder: Builder | None) -> int:
         else:
             train_set, val_set = dataset, None
         a0, u0 = dataset[0]
-        model_cfg = complete_config(model_cfg, a0.grid.shape, u0.grid.shape, len(train_set))
+        cells = [round(a.length / a.spacing) if a.is_uniform else a.size - 1
+                 for a in a0.grid.axes]
+        model_cfg = complete_config(model_cfg, a0.grid.shape, u0.grid.shape, len(train_set),
+                                    in_cells=cells)
         settings["model"] = model_cfg
         if builder is None:
             _check_model_options(model_cfg, {key for key, _ in args.option or []})

@@ -63,7 +63,8 @@ def _halvings(shape: Sequence[int], most: int, vertex: bool = False) -> int:
 
 
 def complete_config(config: Mapping[str, Any], in_shape: Sequence[int],
-                    out_shape: Sequence[int], n_train: int) -> dict[str, Any]:
+                    out_shape: Sequence[int], n_train: int,
+                    in_cells: Sequence[int] | None = None) -> dict[str, Any]:
     """Fill in data-dependent and default model settings.
 
     Parameters
@@ -74,6 +75,11 @@ def complete_config(config: Mapping[str, Any], in_shape: Sequence[int],
         Grid shapes of one input and one output sample (no channel axis).
     n_train : int
         Number of training samples (bounds the POD mode count).
+    in_cells : sequence of int, optional
+        Cells per axis of the input grid (``n`` on a periodic axis, ``n - 1``
+        on one with both end points): the function-space U-Net's
+        ``reference_resolution``, so that its kernels sit exactly at their
+        stored taps on the training grid. Default: ``in_shape``.
 
     Returns
     -------
@@ -110,7 +116,8 @@ def complete_config(config: Mapping[str, Any], in_shape: Sequence[int],
         cfg.setdefault("width", 16)
         cfg.setdefault("ndim", len(in_shape))
         if kind == "functionspaceunet":
-            cfg.setdefault("reference_resolution", list(in_shape))
+            cfg.setdefault("reference_resolution",
+                           list(in_shape if in_cells is None else in_cells))
     elif kind == "attentionoperator":
         cfg.setdefault("width", 32)
         cfg.setdefault("n_layers", cfg.pop("layers", 4))
