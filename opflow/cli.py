@@ -67,7 +67,7 @@ def _generate(args) -> int:
     ds = generate(args.problem, n=args.n, resolution=args.resolution, seed=args.seed,
                   out=args.out, chunk=args.chunk, progress=not args.quiet, **options)
     sizes = ", ".join(f"{k}={v}" for k, v in ds.sizes.items())
-    print(f"wrote {args.out}: {', '.join(ds.data_vars)} ({sizes})")
+    print(f"wrote {args.out}: {', '.join(map(str, ds.data_vars))} ({sizes})")
     ds.close()
     return 0
 

@@ -337,8 +337,8 @@ def _train(args: argparse.Namespace, builder: Builder | None) -> int:
         torch.manual_seed(train["seed"])  # the initial weights: same --seed, same model
         model = build_model(model_cfg, builder)
         if getattr(model, "config", None) is None:
-            model.config = dict(model_cfg)
-        normalizers = "auto" if train["normalize"] else None
+            model.config = dict(model_cfg)  # type: ignore[assignment]  # a builder's module
+        normalizers: Any = "auto" if train["normalize"] else None
         if not (args.resume and (Path(args.out) / "last.pt").exists()):
             if normalizers == "auto":  # fitted here: POD modes live in normalised units
                 normalizers = _fit_normalizers(train_set, train["batch_size"])
@@ -382,7 +382,7 @@ def _check_model_options(config: Mapping[str, Any], from_flags: set[str]) -> Non
     cls = registered_operators().get(model_choices().get(str(config.get("name")), ""))
     if cls is None:
         return
-    params = inspect.signature(cls.__init__).parameters
+    params = inspect.signature(cls).parameters  # the constructor's, without self
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
     accepted = sorted(k for k in params if k != "self")

@@ -220,6 +220,7 @@ def _initial_step_shared(F, y0, f0, t0: float, time_of, order: int, opts, span: 
 def _interp_weights(coef: _Coefficients, theta: torch.Tensor) -> torch.Tensor:
     """``b_i(theta)`` for every stage: ``(..., S)`` from ``theta`` of shape ``(...)``."""
     P = coef.interp_t  # (J, S): row j multiplies theta**(j + 1)
+    assert P is not None  # adaptive tableaus have dense output
     th = theta[..., None]
     w = P[-1]
     for j in range(P.shape[0] - 2, -1, -1):  # Horner
@@ -247,6 +248,8 @@ def integrate_adaptive(F: RHS, tab: ButcherTableau, y0, t0: float, t1: float, ts
     start = time.perf_counter()
     B, dtype, device = y0.shape[0], y0.dtype, y0.device
     coef = _Coefficients(tab, dtype, device)
+    b_error = coef.b_error
+    assert b_error is not None  # adaptive tableaus have an error estimate
     ts = ts.to(dtype=dtype, device=device)
     t = torch.full((B,), t0, dtype=dtype, device=device)
     t_end = torch.full((B,), t1, dtype=dtype, device=device)
@@ -276,7 +279,7 @@ def integrate_adaptive(F: RHS, tab: ButcherTableau, y0, t0: float, t1: float, ts
     zero = torch.zeros((), dtype=dtype, device=device)
     one = torch.ones((), dtype=dtype, device=device)
     retcode = ReturnCode.Success
-    records = [] if record else None
+    records: list[tuple] | None = [] if record else None
     bar = TimeProgress(t0, t1, opts.progress)
     it = 0
     while True:
@@ -289,7 +292,7 @@ def integrate_adaptive(F: RHS, tab: ButcherTableau, y0, t0: float, t1: float, ts
         nfe += tab.stages - (1 if tab.fsal else 0)
         slopes = torch.stack(ks, dim=1)  # (B, S, D)
         with torch.no_grad():
-            err = torch.matmul(coef.b_error, slopes.detach()).mul_(h_eff[:, None])
+            err = torch.matmul(b_error, slopes.detach()).mul_(h_eff[:, None])
             scale = torch.maximum(y.detach().abs(), y_new.detach().abs())
             scale.mul_(opts.rtol).add_(opts.atol)
             err_norm = err.div_(scale).square_().mean(dim=-1).sqrt_()
@@ -302,7 +305,7 @@ def integrate_adaptive(F: RHS, tab: ButcherTableau, y0, t0: float, t1: float, ts
                 weights = _interp_weights(coef, theta).mul_(h_eff[:, None])  # (K, B, S)
             incr = torch.bmm(weights.transpose(0, 1), slopes).transpose(0, 1)  # (K, B, D)
             ys = torch.where(inside[..., None], y + incr, ys)
-        if record:
+        if records is not None:
             records.append((t, torch.where(accept, h_eff, zero), y, slopes.transpose(0, 1)))
         with torch.no_grad():
             # PI step-size control on the error ratio.
@@ -383,6 +386,8 @@ def integrate_adaptive_shared(F: RHS, tab: ButcherTableau, y0, t0: float, t1: fl
     dtype, device = y0.dtype, y0.device
     save = ts.tolist()
     K = len(save)
+    b_weights, interp = tab.b_error, tab.interp
+    assert b_weights is not None and interp is not None  # adaptive tableaus have both
 
     def time_of(v: float) -> torch.Tensor:
         return torch.full((), v, dtype=dtype, device=device)
@@ -410,7 +415,7 @@ def integrate_adaptive_shared(F: RHS, tab: ButcherTableau, y0, t0: float, t1: fl
     grow_expo = -(expo - 0.75 * opts.beta)
     t, err_prev, steps, rejects, it = t0, 1.0, 0, 0, 0
     retcode = ReturnCode.Success
-    records = [] if record else None
+    records: list[tuple] | None = [] if record else None
     bar = TimeProgress(t0, t1, opts.progress)
     while t < t1:
         if it >= opts.max_steps:
@@ -429,8 +434,8 @@ def integrate_adaptive_shared(F: RHS, tab: ButcherTableau, y0, t0: float, t1: fl
         nfe += tab.stages - 1
         y_new = yi if tab.fsal else _scalar_combine(y, h_eff, tab.b, ks)
         with torch.no_grad():  # no graph: plain tensors, in-place where possible
-            err = torch.mul(ks[0], h_eff * tab.b_error[0])
-            for c, k in zip(tab.b_error[1:], ks[1:]):
+            err = torch.mul(ks[0], h_eff * b_weights[0])
+            for c, k in zip(b_weights[1:], ks[1:]):
                 if c != 0.0:
                     err.add_(k, alpha=h_eff * c)
             scale = torch.maximum(y.abs(), y_new.abs()).mul_(opts.rtol).add_(opts.atol)
@@ -446,12 +451,12 @@ def integrate_adaptive_shared(F: RHS, tab: ButcherTableau, y0, t0: float, t1: fl
                 slopes = torch.stack(ks)  # (S, *shape)
             if nxt > first:
                 theta = (np.asarray(save[first:nxt]) - t) / h_eff
-                w = _interp_weights_np(tab.interp, theta) * h_eff  # (m, S)
-                w = torch.as_tensor(w, dtype=dtype, device=device)
+                w = torch.as_tensor(_interp_weights_np(interp, theta) * h_eff,  # (m, S)
+                                    dtype=dtype, device=device)
                 y_rows = y.reshape(1, -1).expand(nxt - first, -1)
                 block = torch.addmm(y_rows, w, slopes.reshape(tab.stages, -1))
                 chunks.append(block.view(nxt - first, *y0.shape))
-            if record:
+            if records is not None:
                 records.append((time_of(t).reshape(1), time_of(h_eff).reshape(1),
                                 y.reshape(1, -1), slopes.reshape(tab.stages, 1, -1)))
             y, t, steps = y_new, t_new, steps + 1
