@@ -28,7 +28,7 @@ are truncated to what the grid holds. Coordinates given to the model (option
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence, cast
 
 import torch
 from torch import nn
@@ -213,11 +213,13 @@ class FourierLayer(nn.Module):
         # (the products' backward does not need their outputs)
         y3 = y.view(b, -1, h3.shape[-1]).baddbmm_(self.skip.weight.expand(b, -1, -1), h3)
         if self.mlp1 is not None:
+            mlp2, gate = self.mlp2, self.gate
+            assert mlp2 is not None and mlp2.bias is not None and gate is not None  # fast path
             if not last:
                 y3 = self.act(y3)
             a = self.mlp_act(_linear(y3, self.mlp1))
-            gated = torch.addcmul(self.mlp2.bias[None, :, None], self.gate[None, :, None], h3)
-            y3 = gated.baddbmm_(self.mlp2.weight.expand(b, -1, -1), a)
+            gated = torch.addcmul(mlp2.bias[None, :, None], gate[None, :, None], h3)
+            y3 = gated.baddbmm_(mlp2.weight.expand(b, -1, -1), a)
         if not last:
             y3 = self.act(y3)
         return y3.view(b, -1, *spatial)
@@ -496,13 +498,13 @@ class FNO(NeuralOperator):
         assert modes_t is not None
         pad = _padding(self.padding, d)
         _check_size(self.width, modes_t, self.n_layers)
-        first = self.lifting[0]
+        first = cast(nn.Linear, self.lifting[0])
         first.in_features = self.in_channels + (d if self.positional else 0)
-        with torch.no_grad():
-            first.weight.materialize((first.out_features, first.in_features))
+        with torch.no_grad():  # a lazy weight (UninitializedParameter) until now
+            cast(Any, first.weight).materialize((first.out_features, first.in_features))
             first.reset_parameters()
         for layer in self.layers:
-            layer.materialize(modes_t)
+            cast(FourierLayer, layer).materialize(modes_t)
         self.ndim, self.modes, self.padding = d, modes_t, pad
         self.domain_padding = _domain_padding(self.domain_padding, d)
 
@@ -523,16 +525,16 @@ class FNO(NeuralOperator):
         """
         b, _, *spatial = v.shape
         x3 = v.reshape(b, self.in_channels, -1)
-        first = self.lifting[0]
+        first = cast(nn.Linear, self.lifting[0])
         if self.positional:
-            pos = positional_channels(spatial, grid, v.dtype, v.device).reshape(self.ndim, -1)
+            pos = positional_channels(spatial, grid, v.dtype, v.device).reshape(len(spatial), -1)
             w_data = first.weight[:, : self.in_channels]
             offset = torch.addmm(first.bias[:, None], first.weight[:, self.in_channels:], pos)
             h = torch.baddbmm(offset[None], w_data.expand(b, -1, -1), x3)
         else:
             h = _linear(x3, first)
         if len(self.lifting) == 2:
-            h = _linear(self.act(h), self.lifting[1])
+            h = _linear(self.act(h), cast(nn.Linear, self.lifting[1]))
         h = h.view(b, self.width, *spatial)
         assert not isinstance(self.padding, int)
         starts = [0] * len(spatial)
@@ -545,9 +547,10 @@ class FNO(NeuralOperator):
         for i, layer in enumerate(self.layers):
             h = layer(h, last=i == len(self.layers) - 1)
         if any(self.padding) or any(starts):
-            h = h[(..., *(slice(s, s + n) for s, n in zip(starts, spatial)))]
+            h = h[(Ellipsis,) + tuple(slice(s, s + n) for s, n in zip(starts, spatial))]
         h3 = h.reshape(b, self.width, -1)
-        out = _linear(self.act(_linear(h3, self.projection[0])), self.projection[1])
+        proj = cast(Sequence[nn.Linear], self.projection)
+        out = _linear(self.act(_linear(h3, proj[0])), proj[1])
         return out.view(b, self.out_channels, *spatial)
 
     def forward(self, x: Field | torch.Tensor) -> Field | torch.Tensor:
