@@ -39,7 +39,7 @@ chromium:
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
-# ruff, then mypy over opflow/ (settings and the exempt modules: pyproject.toml [tool.mypy])
+# ruff, then mypy over all of opflow/ (settings: pyproject.toml [tool.mypy]; no module exempt)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check opflow tests benchmarks examples notebooks
 	$(PY) -m mypy

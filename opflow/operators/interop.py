@@ -8,6 +8,8 @@ function. The peers are imported lazily; opflow does not depend on them.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -91,7 +93,7 @@ def _active_modes(conv) -> tuple[torch.Tensor, list[int]]:
     # the same slices as neuraloperator's SpectralConv.forward on a large grid
     slices = [slice(st // 2, -st // 2) if st else slice(None) for st in starts[:-1]]
     slices.append(slice(None, -starts[-1]) if starts[-1] else slice(None))
-    w = w[(slice(None), slice(None), *slices)]
+    w = w[(slice(None), slice(None)) + tuple(slices)]
     kept = list(w.shape[2:])
     modes = [k - k // 2 for k in kept[:-1]] + [kept[-1]]
     out = w.new_zeros((*w.shape[:2], *(2 * m for m in modes[:-1]), modes[-1]))
@@ -101,7 +103,7 @@ def _active_modes(conv) -> tuple[torch.Tensor, list[int]]:
         index.append(torch.where(freqs >= 0, freqs, freqs + 2 * m))
     if index:
         grids = torch.meshgrid(*index, indexing="ij")
-        out[(slice(None), slice(None), *grids)] = w
+        out[(slice(None), slice(None)) + tuple(grids)] = w
     else:
         out = w
     return out, modes
@@ -167,7 +169,7 @@ def _skip_kind(module) -> str | None:
     return kind
 
 
-def _copy_norm(dst: nn.Module, src: nn.Module) -> None:
+def _copy_norm(dst: Any, src: Any) -> None:
     if isinstance(dst, nn.InstanceNorm1d):
         return  # no parameters (checked: no extra arguments)
     if type(src).__name__ == "BatchNorm":
@@ -179,7 +181,7 @@ def _copy_norm(dst: nn.Module, src: nn.Module) -> None:
 
 
 @torch.no_grad()
-def fno_from_neuraloperator(model: nn.Module) -> FNO:
+def fno_from_neuraloperator(model: Any) -> FNO:
     """Mirror a ``neuralop.models.FNO`` (neuraloperator 1.x/2.x) as an opflow :class:`FNO`.
 
     Mirrored: 1-3 dimensions; any ``n_modes`` (odd counts too), ``max_n_modes``
@@ -271,13 +273,14 @@ def fno_from_neuraloperator(model: nn.Module) -> FNO:
         domain_padding=None if dpad is None else (
             [float(f) for f in dpad] if isinstance(dpad, (list, tuple)) else float(dpad)),
     )
-    if len(model.projection.fcs) != 2 or out.layers[0].mlp1.out_features != hidden:
+    layers: list[Any] = list(out.layers)  # FourierLayers (typed loosely: duck-typed copies)
+    if len(model.projection.fcs) != 2 or layers[0].mlp1.out_features != hidden:
         raise _refuse("a two-layer projection and a matching channel MLP width", model)
     for dst, src in zip(out.lifting, lifting):
-        _copy_linear(dst, src.weight, src.bias)
+        _copy_linear(cast(nn.Linear, dst), src.weight, src.bias)
     for dst, src in zip(out.projection, model.projection.fcs):
-        _copy_linear(dst, src.weight, src.bias)
-    for i, layer in enumerate(out.layers):
+        _copy_linear(cast(nn.Linear, dst), src.weight, src.bias)
+    for i, layer in enumerate(layers):
         conv = blocks.convs[i]
         w, layer_modes = weights[i]
         if layer_modes != modes:
@@ -286,7 +289,7 @@ def fno_from_neuraloperator(model: nn.Module) -> FNO:
         wr.copy_(w.real)
         wi.copy_(w.imag)
         conv_bias = None if conv.bias is None else conv.bias.reshape(-1)
-        skip = None if fno_skips is None else fno_skips[i]
+        skip: Any = None if fno_skips is None else fno_skips[i]
         if fno_skip == "linear":
             skip_bias = skip.conv.bias
             if layer.bias is None:  # the skip's bias holds the convolution's
@@ -311,7 +314,7 @@ def fno_from_neuraloperator(model: nn.Module) -> FNO:
         fc1, fc2 = blocks.channel_mlp[i].fcs
         _copy_linear(layer.mlp1, fc1.weight, fc1.bias)
         _copy_linear(layer.mlp2, fc2.weight, fc2.bias)
-        mskip = None if mlp_skips is None else mlp_skips[i]
+        mskip: Any = None if mlp_skips is None else mlp_skips[i]
         if mlp_skip == "soft-gating":
             if mskip.bias is not None:
                 raise _refuse("soft-gating channel_mlp_skip without bias", mskip)
@@ -328,7 +331,7 @@ def fno_from_neuraloperator(model: nn.Module) -> FNO:
 
 
 @torch.no_grad()
-def deeponet_from_deepxde(net: nn.Module) -> DeepONet:
+def deeponet_from_deepxde(net: Any) -> DeepONet:
     """Mirror DeepXDE's ``DeepONetCartesianProd`` (PyTorch backend) as a :class:`DeepONet`.
 
     Supported: fully connected branch and trunk nets with one activation
@@ -371,11 +374,12 @@ def deeponet_from_deepxde(net: nn.Module) -> DeepONet:
                                                                "trunk": act_trunk}
     out = DeepONet([*b_sizes[:-1], p], t_sizes, n_outputs=n_outputs, bias=True,
                    activation=activation, trunk_last_activation=True)
-    for dst, src in zip(out.branch.linears, branch.linears):
+    mirror: Any = out  # its MLPs' layers are copied by position
+    for dst, src in zip(mirror.branch.linears, branch.linears):
         _copy_linear(dst, src.weight, src.bias)
-    for dst, src in zip(out.trunk.linears, trunk.linears):
+    for dst, src in zip(mirror.trunk.linears, trunk.linears):
         _copy_linear(dst, src.weight, src.bias)
-    out.b0.copy_(torch.stack([b.reshape(()) for b in net.b]))
+    mirror.b0.copy_(torch.stack([b.reshape(()) for b in net.b]))
     return out
 
 
