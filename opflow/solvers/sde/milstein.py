@@ -38,6 +38,10 @@ class Milstein(SDEAlgorithm):
         evaluation, two for scalar noise); ``"fd"`` by a forward difference
         along ``g`` (one more evaluation of ``g``, error about ``sqrt(eps)``;
         for a ``g`` whose operations lack forward-mode autograd).
+    adaptive, rtol, atol, dtmin, max_steps : bool, float, float, float, int
+        Keyword only: adaptive steps by step doubling on one Brownian path
+        (``dt`` is then the first step), as for every
+        :class:`~opflow.solvers.sde.solve_sde.SDEAlgorithm`.
 
     Examples
     --------

@@ -41,6 +41,10 @@ class ReversibleHeun(SDEAlgorithm):
     ----------
     dt : float
         Step.
+    adaptive, rtol, atol, dtmin, max_steps : bool, float, float, float, int
+        Keyword only: adaptive steps by step doubling on one Brownian path
+        (``dt`` is then the first step), as for every
+        :class:`~opflow.solvers.sde.solve_sde.SDEAlgorithm`.
 
     Examples
     --------
