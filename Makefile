@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-time test test-all bench lint docs dist clean chromium
+.PHONY: demo demo-time test test-all bench lint docs notebooks dist clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -50,6 +50,11 @@ docs: $(STAMP)
 	rm -rf docs/_build
 	$(PY) -m sphinx -W --keep-going -E -j auto -b html docs docs/_build/html
 	$(PY) docs/check_links.py docs/_build/html
+
+# Run every notebook in notebooks/ at full size and store its outputs (the docs
+# gallery shows them); after changing a notebook: `make notebooks` (a few minutes each)
+notebooks: $(STAMP)
+	$(PY) docs/execute_notebooks.py
 
 # An sdist and a wheel in dist/
 dist: $(STAMP)

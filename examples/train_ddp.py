@@ -36,7 +36,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, default=None,
                    help="Darcy netCDF file with variables a and u (made if missing; "
                         "default OUT/darcy.nc)")
-    p.add_argument("--out", type=Path, default=Path("runs/ddp"), help="run folder")
+    p.add_argument("--out", type=Path, default=Path("runs/ddp"),
+                   help="run folder (default runs/ddp; git ignores runs/)")
     p.add_argument("--n-train", type=int, default=256)
     p.add_argument("--n-test", type=int, default=64)
     p.add_argument("--resolution", type=int, default=33)

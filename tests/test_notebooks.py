@@ -1,14 +1,19 @@
-"""The tutorials in notebooks/ run top to bottom (small sizes) and are stored without outputs.
+"""The tutorials in notebooks/: they run top to bottom (small sizes), and are stored
+with the outputs of a complete full-size run (the docs gallery renders those).
 
 Each notebook runs in a fresh kernel started from this interpreter (a
 kernelspec written to a temporary folder, so no user-level Jupyter install
 is involved), in a temporary working directory, with
-``OPFLOW_NOTEBOOK_SMALL=1`` to shrink its sizes. The distributed-training
-example runs under torchrun with two CPU processes in a slow test.
+``OPFLOW_NOTEBOOK_SMALL=1`` to shrink its sizes; the executed copy stays in
+memory (the stored file is never written). ``docs/execute_notebooks.py``
+(``make notebooks``) runs them the same way at full size and stores the
+outputs. The distributed-training example runs under torchrun with two CPU
+processes in a slow test.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
@@ -25,59 +30,60 @@ pytest.importorskip("ipykernel")
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 CELL_TIMEOUT = 240  # seconds per cell at the small sizes (they take a few seconds)
-KERNEL = "opflow-test-python"
+MAX_BYTES = 1_000_000  # a stored notebook with its outputs (figures at the inline default dpi)
 
 
-def _kernel_manager(tmp: Path, env: dict[str, str]):
-    """A KernelManager for a kernelspec that runs ``sys.executable`` with ``env``."""
-    from jupyter_client import KernelManager
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    spec_dir = tmp / "kernels" / KERNEL
-    spec_dir.mkdir(parents=True)
-    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "opflow tests", "language": "python", "env": env}
-    (spec_dir / "kernel.json").write_text(json.dumps(spec))
-    ksm = KernelSpecManager(kernel_dirs=[str(tmp / "kernels")], ensure_native_kernel=False)
-    return KernelManager(kernel_name=KERNEL, kernel_spec_manager=ksm)
+def _executor():
+    spec = importlib.util.spec_from_file_location(
+        "execute_notebooks", ROOT / "docs" / "execute_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_notebook(path: Path, workdir: Path, small: bool = True, timeout: int = CELL_TIMEOUT):
-    """Execute the notebook at ``path`` in ``workdir``; returns the executed notebook."""
-    nb = nbformat.read(path, as_version=4)
-    env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
-           "IPYTHONDIR": str(workdir / ".ipython"), "MPLBACKEND": "module://matplotlib_inline."
-           "backend_inline", "OPFLOW_NOTEBOOK_SMALL": "1" if small else "0",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH"))
-                                         if p)}
-    km = _kernel_manager(workdir / ".jupyter", env)
-    client = nbclient.NotebookClient(nb, km=km, kernel_name=KERNEL, timeout=timeout,
-                                     resources={"metadata": {"path": str(workdir)}})
-    client.execute()
-    return nb
+    """Execute the notebook at ``path`` in ``workdir`` (``path`` is only read)."""
+    return _executor().run_notebook(path, workdir, small=small, timeout=timeout)
+
+
+def _outputs(nb, kind: str) -> list:
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+            if o.get("output_type") == kind]
+
+
+def _images(nb) -> int:
+    return sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
+               for o in c.get("outputs", []))
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom(path, tmp_path):
+    stored = path.read_bytes()
     nb = run_notebook(path, tmp_path)
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-              if o.get("output_type") == "error"]
-    assert not errors
-    images = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
-                 for o in c.get("outputs", []))
-    assert images >= 1, "every tutorial shows at least one figure"
+    assert not _outputs(nb, "error")
+    assert _images(nb) >= 1, "every tutorial shows at least one figure"
+    assert path.read_bytes() == stored, "the run wrote to the stored notebook"
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name not in (".ipython", ".jupyter"))
+    assert not left, f"files left in the working folder (write under a temporary one): {left}"
 
 
-def test_notebooks_exist_and_are_stored_without_outputs():
+def test_stored_notebooks_hold_outputs_of_a_complete_full_size_run():
     assert len(NOTEBOOKS) >= 5
     for path in NOTEBOOKS:
+        size = path.stat().st_size
+        assert size < MAX_BYTES, f"{path.name}: {size} bytes stored"
         nb = nbformat.read(path, as_version=4)
         nbformat.validate(nb)
-        for cell in nb.cells:
-            if cell.cell_type == "code":
-                assert cell.outputs == [], f"{path.name}: a code cell has outputs"
-                assert cell.execution_count is None, f"{path.name}: an execution count"
-        first = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        run = nb.metadata.get("opflow", {})
+        assert run.get("executed") == "full size", (
+            f"{path.name}: not stored from a full-size run (python docs/execute_notebooks.py)")
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        counts = [c.execution_count for c in code]
+        assert counts == list(range(1, len(code) + 1)), (
+            f"{path.name}: code cells not all executed, in order, in one kernel: {counts}")
+        assert not _outputs(nb, "error"), f"{path.name}: an error output"
+        assert _images(nb) >= 1, f"{path.name}: no figure stored"
+        first = "\n".join(c.source for c in code)
         assert "OPFLOW_NOTEBOOK_SMALL" in first, f"{path.name}: no SMALL switch"
 
 
