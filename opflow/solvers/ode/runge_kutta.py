@@ -474,6 +474,9 @@ def integrate_adaptive_shared(F: RHS, tab: ButcherTableau, y0, t0: float, t1: fl
                 break
         if opts.dtmax is not None:
             h = min(h, opts.dtmax)
+        if h < dtmin and t < t1:  # the step wanted after an accepted one (as the batched loop)
+            retcode = ReturnCode.DtLessThanMin
+            break
     bar.close()
     if nxt < K:  # save points never reached (a failed solve) are NaN, not a silent value
         chunks.append(torch.full((K - nxt, *y0.shape), math.nan, dtype=dtype, device=device))
