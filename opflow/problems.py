@@ -28,7 +28,9 @@ def check_tspan(tspan, reversible: bool = False) -> tuple[float, float]:
     Parameters
     ----------
     tspan : pair of numbers
-        Start and end time.
+        Start and end time: Python numbers or tensors that do not require
+        grad (gradients with respect to the span are not computed, so a time
+        tensor in a graph is refused rather than silently cut from it).
     reversible : bool
         Also accept ``t1 <= t0`` (ODE problems: solved backwards in time, or
         an empty span).
@@ -38,6 +40,10 @@ def check_tspan(tspan, reversible: bool = False) -> tuple[float, float]:
     tuple of float
     """
     try:
+        if any(isinstance(t, torch.Tensor) and t.requires_grad for t in tspan):
+            raise InvalidArgumentError(
+                "tspan", "times that do not require grad (gradients with respect to the "
+                "span are not supported: pass float(t) or t.detach())", tspan)
         t0, t1 = (float(t) for t in tspan)
     except (TypeError, ValueError):
         raise InvalidArgumentError("tspan", "a pair (t0, t1) of numbers", tspan) from None

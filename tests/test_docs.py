@@ -55,7 +55,7 @@ def test_build_has_every_page(site):
     for page in ["index", "getting_started", "guide/index", "guide/fields", "guide/solve",
                  "guide/operators", "guide/pinn", "guide/constraints", "guide/layers",
                  "guide/batch", "distributed", "reliability", "benchmarks", "gallery",
-                 "api/index", "changelog", "contributing"]:
+                 "api/index", "changelog", "contributing", "peers"]:
         assert (site / f"{page}.html").exists(), page
     notebooks = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
     built = sorted(p.stem for p in (site / "_generated" / "notebooks").glob("*.html"))

@@ -8,8 +8,9 @@ import torch
 from torch import nn
 
 import opflow
-from opflow import Field, Grid, ODEProblem, ReturnCode, remake, solve
+from opflow import Field, Grid, ODEProblem, ReturnCode, Tsit5, remake, solve
 from opflow.errors import InvalidArgumentError, ShapeError
+from opflow.solvers.ode import Rodas4
 from opflow.solvers.ode.runge_kutta import integrate_fixed
 
 ALL_TABLEAUS = [(opflow.Euler, 1), (opflow.RK4, 4), (opflow.Tsit5, 5), (opflow.Dopri5, 5)]
@@ -308,3 +309,42 @@ def test_adjoint_of_a_vector_field_that_does_not_depend_on_the_state(sensealg):
                 opflow.Tsit5(rtol=1e-9, atol=1e-12), sensealg=sensealg)
     (grad,) = torch.autograd.grad(sol.u[-1].sum(), p)
     assert abs(float(grad) - (math.e - 1)) < 1e-6
+
+
+def test_time_span_requiring_grad_is_refused():
+    """A span of tensors in a graph (torchdiffeq users write ``t[0], t[-1]`` of a time
+    tensor requiring grad) used to be read as floats silently, its gradient dropped."""
+    t = torch.linspace(0.0, 1.0, 3, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(InvalidArgumentError, match="tspan"):
+        ODEProblem(lambda t, u: -u, torch.ones(2, dtype=torch.float64), (t[0], t[-1]))
+    sol = solve(ODEProblem(lambda t, u: -u, torch.ones(2, dtype=torch.float64),
+                           (t[0].detach(), t[-1].detach())), Tsit5())
+    assert sol.success
+
+
+def test_dtmin_ends_an_unbatched_solve_as_a_batched_one():
+    """Dopri5(dtmin=...) was ignored on the unbatched path while every accepted step was
+    below it (torchdiffeq's min_step case: 266 evaluations and Success)."""
+    A = torch.tensor([[0.0, 1.0], [-1.0, 0.0]], dtype=torch.float64)
+    u0 = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    alg = opflow.Dopri5(rtol=1e-7, atol=1e-9, dtmin=2.0)
+    single = solve(ODEProblem(lambda t, u: A @ u, u0, (1.0, 8.0)), alg)
+    batch = solve(ODEProblem(lambda t, u: u @ A.T, u0[None], (1.0, 8.0), batched=True), alg)
+    assert single.retcode == batch.retcode == ReturnCode.DtLessThanMin
+    assert single.stats.nfe < 50
+    ok = solve(ODEProblem(lambda t, u: A @ u, u0, (1.0, 8.0)),
+               opflow.Dopri5(rtol=1e-7, atol=1e-9, dtmin=1e-3))
+    assert ok.success
+
+
+@pytest.mark.parametrize("alg", [opflow.Tsit5(), Rodas4()], ids=["tsit5", "rodas4"])
+@pytest.mark.parametrize("sensealg", [opflow.BacksolveAdjoint(), opflow.InterpolatingAdjoint()],
+                         ids=["backsolve", "interpolating"])
+def test_adjoint_of_a_rhs_using_neither_state_nor_parameters(alg, sensealg):
+    """y' = -0.1 exp(-0.1 t) (torchdiffeq's ExpODE): the adjoint's products had nothing to
+    differentiate and autograd raised 'element 0 of tensors does not require grad'."""
+    y0 = torch.tensor(0.9, dtype=torch.float64, requires_grad=True)
+    sol = solve(ODEProblem(lambda t, y: -0.1 * torch.exp(-0.1 * t) * torch.ones_like(y), y0,
+                           (1.0, 8.0)), alg, sensealg=sensealg)
+    (grad,) = torch.autograd.grad(sol.u[-1], y0)
+    assert float(grad) == pytest.approx(1.0, abs=1e-9)

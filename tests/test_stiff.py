@@ -140,6 +140,21 @@ def test_direct_backprop_gradient_matches_finite_differences():
         assert abs(float(grad[i]) - float(fd)) < 1e-7
 
 
+@pytest.mark.parametrize("alg", [Rosenbrock23(), Rodas4()], ids=["rosenbrock23", "rodas4"])
+def test_float32_scalar_state_under_direct_backprop(alg):
+    """A float32 0-dim state requiring grad whose f scales t-dependent 0-dim tensors by a
+    Python number: forward-mode AD gave a float64 df/dt and the linear solve failed with
+    torch's raw dtype error (found porting torchdiffeq's ExpODE)."""
+    y0 = torch.tensor(0.9, requires_grad=True)
+    sol = solve(ODEProblem(lambda t, y: -0.1 * torch.exp(-0.1 * t) * torch.ones_like(y), y0,
+                           (1.0, 8.0)), alg)
+    assert sol.success and sol.u.dtype == torch.float32
+    want = 0.9 + math.exp(-0.8) - math.exp(-0.1)
+    assert abs(float(sol.u[-1]) - want) < 1e-4
+    (grad,) = torch.autograd.grad(sol.u[-1], y0)
+    assert abs(float(grad) - 1.0) < 1e-5
+
+
 def test_bad_input():
     prob = ODEProblem(_linear, _Y0, (0.0, 1.0))
     with pytest.raises(InvalidArgumentError, match="sensealg"):

@@ -34,8 +34,11 @@ def jacobian_rows(out: torch.Tensor, inputs: tuple[torch.Tensor, ...],
     list of torch.Tensor
         One per input, shape ``(B, M, ...)`` (zeros where ``out`` does not use it).
     """
-    rows = [torch.autograd.grad(out[:, i].sum(), inputs, retain_graph=True,
-                                create_graph=create_graph, allow_unused=True)
-            for i in range(out.shape[1])]
+    if not out.requires_grad:  # uses none of the inputs (e.g. an adjoint a' = 0)
+        rows = [(None,) * len(inputs)] * out.shape[1]
+    else:
+        rows = [torch.autograd.grad(out[:, i].sum(), inputs, retain_graph=True,
+                                    create_graph=create_graph, allow_unused=True)
+                for i in range(out.shape[1])]
     return [torch.stack([torch.zeros_like(x) if r[k] is None else r[k] for r in rows], dim=1)
             for k, x in enumerate(inputs)]

@@ -177,7 +177,10 @@ def jacobians(F: RHS, t: torch.Tensor, y: torch.Tensor,
         try:
             J = torch.func.jacfwd(lambda z: F(t, z).sum(0))(y).permute(1, 0, 2)
             dfdt = torch.func.jvp(lambda tt: F(tt, y), (t,), (torch.ones_like(t),))[1]
-            return J, dfdt
+            # forward mode may promote a tangent that the primal keeps in the state's
+            # dtype (torch 2.x: a Python scalar times 0-dim tensors gives a float64
+            # tangent of a float32 f); the linear solves need one dtype
+            return J.to(y.dtype), dfdt.to(y.dtype)
         except (RuntimeError, NotImplementedError, TypeError):  # ops without forward AD
             pass
     return _jacobians_by_rows(F, t, y, keep_graph)

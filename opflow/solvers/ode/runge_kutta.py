@@ -479,6 +479,11 @@ def integrate_adaptive_shared(F: RHS, tab: ButcherTableau, y0, t0: float, t1: fl
                 break
         if opts.dtmax is not None:
             h = min(h, opts.dtmax)
+        if opts.dtmin is not None and h < dtmin and t < t1:
+            # a user's dtmin also bounds the step wanted after an accepted one (as the
+            # batched loop); the default floor only ends a cascade of rejections
+            retcode = ReturnCode.DtLessThanMin
+            break
     bar.close()
     if nxt < K:  # save points never reached (a failed solve) are NaN, not a silent value
         chunks.append(torch.full((K - nxt, *y0.shape), math.nan, dtype=dtype, device=device))

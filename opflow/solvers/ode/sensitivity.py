@@ -174,6 +174,14 @@ def collect_parameters(f: Any, p: Any) -> list[torch.Tensor]:
     return unique
 
 
+def _vjp(fy: torch.Tensor, inputs: tuple, a: torch.Tensor) -> tuple:
+    """``a^T d fy / d inputs``, None for inputs ``fy`` does not use (all of them when ``f``
+    depends on neither the state nor a parameter, e.g. ``y' = g(t)``)."""
+    if not fy.requires_grad:
+        return (None,) * len(inputs)
+    return torch.autograd.grad(fy, inputs, a, allow_unused=True)
+
+
 def _state_grad(grad, y: torch.Tensor) -> torch.Tensor:
     """The adjoint's state part of a vector-Jacobian product: zero when ``f`` does not
     depend on the state (autograd returns None then)."""
@@ -247,7 +255,7 @@ class _AdjointRunner:
             with torch.enable_grad():
                 y_ = y.detach().requires_grad_(True)
                 fy = F(-s, y_)
-                grads = torch.autograd.grad(fy, (y_, *params), a, allow_unused=True)
+                grads = _vjp(fy, (y_, *params), a)
             parts = [-fy.reshape(-1), _state_grad(grads[0], y_).reshape(-1)]
             return torch.cat(parts + _param_grads(grads[1:], params, z))
 
@@ -327,7 +335,7 @@ class _InterpolatingRunner(_AdjointRunner):
             with torch.enable_grad():
                 y_ = self.interp(rec, -s).detach().requires_grad_(True)
                 fy = F(-s, y_)
-                grads = torch.autograd.grad(fy, (y_, *params), a, allow_unused=True)
+                grads = _vjp(fy, (y_, *params), a)
             return torch.cat([_state_grad(grads[0], y_).reshape(-1),
                               *_param_grads(grads[1:], params, z)])
 

@@ -164,8 +164,10 @@ class _StiffAdjointRunner:
                 y = state(-s, idx, b, s).detach()
                 with torch.enable_grad():
                     fy = self.F(-s, y)
-                    grads = torch.autograd.grad(fy, self.params, a * (w * h)[:, None],
-                                                allow_unused=True)
+                    # f using no parameter (or nothing that requires grad): no term
+                    grads = (torch.autograd.grad(fy, self.params, a * (w * h)[:, None],
+                                                 allow_unused=True) if fy.requires_grad
+                             else (None,) * len(self.params))
                 g = [gi + d for gi, d in zip(g, _param_grads(grads, self.params, a))]
         return g
 
