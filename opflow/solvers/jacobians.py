@@ -34,11 +34,15 @@ def jacobian_rows(out: torch.Tensor, inputs: tuple[torch.Tensor, ...],
     list of torch.Tensor
         One per input, shape ``(B, M, ...)`` (zeros where ``out`` does not use it).
     """
+    rows: list[tuple[torch.Tensor | None, ...]]
     if not out.requires_grad:  # uses none of the inputs (e.g. an adjoint a' = 0)
         rows = [(None,) * len(inputs)] * out.shape[1]
     else:
         rows = [torch.autograd.grad(out[:, i].sum(), inputs, retain_graph=True,
                                     create_graph=create_graph, allow_unused=True)
                 for i in range(out.shape[1])]
-    return [torch.stack([torch.zeros_like(x) if r[k] is None else r[k] for r in rows], dim=1)
-            for k, x in enumerate(inputs)]
+    return [torch.stack([_or_zeros(r[k], x) for r in rows], dim=1) for k, x in enumerate(inputs)]
+
+
+def _or_zeros(grad: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    return torch.zeros_like(like) if grad is None else grad
