@@ -19,25 +19,27 @@ measured on the three closed-form problems with one path for every step size.
 Method map: ``euler`` -> :class:`EulerMaruyama` on Ito problems; ``euler_heun``
 /``heun``/``midpoint`` -> :class:`EulerMaruyama` on Stratonovich problems (it
 steps Euler-Heun there); ``milstein`` -> :class:`Milstein` (``grad_free`` ->
-``derivative="fd"``); ``srk`` -> :class:`SRA1` (additive noise); ``sdeint_adjoint``
+``derivative="fd"``); ``srk`` -> :class:`SRA1` (additive noise) or :class:`RKMil`
+(diagonal and scalar noise); ``sdeint_adjoint``
 -> ``sensealg=BacksolveAdjoint()``; ``BrownianPath``/``BrownianTree`` ->
 :class:`BrownianInterval` (opflow's one queryable path).
 
 Refused with reason (``pytest.raises`` on opflow's error): Milstein with general
-noise (needs Levy areas, as torchsde), SRA1 with state-dependent noise (an
-additive-noise method), the Ito-to-Stratonovich correction of general noise, the
+noise (needs Levy areas, as torchsde), ``srk`` with general noise (RKMil and SRA1,
+like torchsde's srk, take diagonal, scalar or additive noise), the
+Ito-to-Stratonovich correction of general noise, the
 ``logqp`` option, and gradients with respect to save times or the span.
 
-Not ported: ``reversible_heun`` and its adjoint (test_reversibility, the
+Not ported yet: ``reversible_heun`` and its adjoint (test_reversibility, the
 reversible-Heun rows of test_adjoint), adaptive steps (``adaptive=True``) and
-reversed spans: being added to opflow on another branch; the space-space Levy
+reversed spans (opflow has them: tests/test_sde_methods.py); the space-space Levy
 areas (``return_A``: Davie and Foster approximations, which no opflow method
 uses); ``names=`` and the ``f_and_g``/``g_prod`` specialised functions (opflow
 takes the drift and diffusion as callables, so renaming is passing another
 callable: ported as test_rename_methods); ``BrownianPath(w0=...)``/``W=``
 endpoints given by the user.
 
-Counts: 157 ported, 119 passing, 38 refused with reason
+Counts: 157 ported, 137 passing, 20 refused with reason
 (collected cases, slow ones included; checked against ``docs/peers.md`` by
 :func:`test_docs_state_the_collected_counts`).
 """
@@ -56,7 +58,14 @@ from torch import nn
 from opflow import solve
 from opflow.errors import InvalidArgumentError, SolverError
 from opflow.solvers.ode import BacksolveAdjoint, DirectBackprop
-from opflow.solvers.sde import SRA1, BrownianInterval, EulerMaruyama, Milstein, SDEProblem
+from opflow.solvers.sde import (
+    SRA1,
+    BrownianInterval,
+    EulerMaruyama,
+    Milstein,
+    RKMil,
+    SDEProblem,
+)
 
 from ._counting import collected_counts, docstring_counts, documented_counts
 
@@ -265,17 +274,20 @@ def problem(sde, y0, t0, t1, drift=None):
                       sde_type=sde.sde_type)
 
 
-METHODS = {"euler": lambda dt: EulerMaruyama(dt=dt), "milstein": lambda dt: Milstein(dt=dt),
-           "milstein_grad_free": lambda dt: Milstein(dt=dt, derivative="fd"),
-           "srk": lambda dt: SRA1(dt=dt)}
+METHODS = {"euler": lambda dt, sde=None: EulerMaruyama(dt=dt),
+           "milstein": lambda dt, sde=None: Milstein(dt=dt),
+           "milstein_grad_free": lambda dt, sde=None: Milstein(dt=dt, derivative="fd"),
+           # torchsde's srk: SRI-type for diagonal/scalar noise, SRA for additive noise
+           "srk": lambda dt, sde=None: (SRA1(dt=dt) if sde is None or sde.noise == "additive"
+                                        else RKMil(dt=dt))}
 
 
 def refusal(method, sde) -> str | None:
     """What opflow refuses for ``method`` on ``sde`` (a pattern of its message), or None."""
     if method.startswith("milstein") and sde.noise == "general":
         return "Levy areas"
-    if method == "srk" and sde.noise != "additive":
-        return "additive"
+    if method == "srk" and sde.noise == "general":
+        return "diagonal', 'scalar' or 'additive'"
     return None
 
 
@@ -323,7 +335,7 @@ def _run_shape(cls, sde_type, method, use_bm, drift_name="f"):
                                            dtype=F64)}
     drift = getattr(sde, drift_name, None) or (lambda t, y: torch.zeros_like(y))
     with torch.no_grad():
-        return solve(problem(sde, y0, T0, T1, drift=drift), METHODS[method](DT), saveat=ts,
+        return solve(problem(sde, y0, T0, T1, drift=drift), METHODS[method](DT, sde), saveat=ts,
                      **kw)
 
 
@@ -339,7 +351,7 @@ def test_sdeint_run_shape_method(cls, sde_type, method, use_bm):
 @pytest.mark.parametrize("cls,sde_type,method,use_bm", list(_shape_cases(refused=True)))
 def test_sdeint_refuses_method_for_noise(cls, sde_type, method, use_bm):
     """test_sdeint_run_shape_method's should_fail rows that opflow shares: Milstein with
-    general noise, SRA1 with state-dependent noise."""
+    general noise, srk (RKMil) with general noise."""
     with pytest.raises(SolverError, match=refusal(method, cls(sde_type=sde_type))):
         _run_shape(cls, sde_type, method, use_bm)
 
@@ -347,14 +359,13 @@ def test_sdeint_refuses_method_for_noise(cls, sde_type, method, use_bm):
 BASIC = [BasicSDE1, BasicSDE2, BasicSDE3, BasicSDE4]
 
 
-def _basic_cases(refused: bool):
+def _basic_cases():
     for cls in BASIC:
         for method in METHODS:
-            if (method == "srk") == refused:
-                yield pytest.param(cls, method, id=f"{cls.__name__}-{method}")
+            yield pytest.param(cls, method, id=f"{cls.__name__}-{method}")
 
 
-@pytest.mark.parametrize("cls,method", list(_basic_cases(refused=False)))
+@pytest.mark.parametrize("cls,method", list(_basic_cases()))
 def test_sdeint_dependencies(cls, method):
     """test_sdeint_dependencies: drift/diffusion that ignore the state or parameters, and
     parameters that do not require grad, run with the right shapes."""
@@ -362,44 +373,32 @@ def test_sdeint_dependencies(cls, method):
     y0 = torch.ones(BATCH, D, dtype=F64)
     ts = torch.linspace(T0, T1, T_SIZE, dtype=F64)
     for drift in (sde.f, sde.h):
-        sol = solve(problem(sde, y0, T0, T1, drift=drift), METHODS[method](DT), saveat=ts,
+        sol = solve(problem(sde, y0, T0, T1, drift=drift), METHODS[method](DT, sde), saveat=ts,
                     seed=0)
         assert sol.success and sol.u.shape == (T_SIZE, BATCH, D)
-
-
-@pytest.mark.parametrize("cls,method", list(_basic_cases(refused=True)))
-def test_sdeint_dependencies_refuses_srk_for_diagonal_noise(cls, method):
-    """torchsde's srk handles diagonal noise; opflow's SRA1 is an additive-noise method
-    and says so."""
-    sde = cls(d=D)
-    with pytest.raises(SolverError, match="additive"):
-        solve(problem(sde, torch.ones(BATCH, D, dtype=F64), T0, T1), SRA1(dt=DT), seed=0)
 
 
 # ------------------------------------------------------------ test_adjoint.py
 ADJOINT_METHODS = [("ito", "milstein"), ("ito", "srk"), ("stratonovich", "midpoint")]
 
 
-def _alg(method, dt):
-    return EulerMaruyama(dt=dt) if method == "midpoint" else METHODS[method](dt)
+def _alg(method, dt, sde=None):
+    return EulerMaruyama(dt=dt) if method == "midpoint" else METHODS[method](dt, sde)
 
 
-def _adjoint_cases(classes, refused: bool):
+def _adjoint_cases(classes):
     for cls in classes:
         for sde_type, method in ADJOINT_METHODS:
             sde = cls(sde_type=sde_type)
             if sde.noise == "general" and method in ("milstein", "srk"):
                 continue  # the peer skips these too
-            if (method == "srk" and sde.noise != "additive") != refused:
-                continue
-            marks = [] if refused else [pytest.mark.slow]  # 1000 steps each, FD per parameter
+            marks = [pytest.mark.slow]  # 1000 steps each, FD per parameter
             yield pytest.param(cls, sde_type, method, marks=marks,
                                id=f"{cls.__name__}-{sde_type}-{method}")
 
 
 @pytest.mark.parametrize("cls,sde_type,method",
-                         list(_adjoint_cases([ExDiagonal, ExScalar, ExAdditive, NeuralGeneral],
-                                             refused=False)))
+                         list(_adjoint_cases([ExDiagonal, ExScalar, ExAdditive, NeuralGeneral])))
 def test_adjoint_against_numerical(cls, sde_type, method):
     """test_against_numerical: adjoint gradients of E|y(0.5)|^2 with respect to every
     parameter against central differences on one Brownian path (dt 1e-3, eps 1e-6,
@@ -407,7 +406,7 @@ def test_adjoint_against_numerical(cls, sde_type, method):
     sde = cls(sde_type=sde_type)
     y0 = torch.full((BATCH, D), 0.1, dtype=F64)
     bm = BrownianInterval(0.0, 0.5, (BATCH, brownian_dim(sde)), seed=1, dtype=F64)
-    alg = _alg(method, 1e-3)
+    alg = _alg(method, 1e-3, sde)
 
     def loss(sensealg=None):
         ys = solve(problem(sde, y0, 0.0, 0.5), alg, brownian=bm, sensealg=sensealg).u
@@ -429,29 +428,18 @@ def test_adjoint_against_numerical(cls, sde_type, method):
                 assert abs(float(gflat[i] - fd)) <= 1e-2 + 1e-2 * abs(float(fd))
 
 
-@pytest.mark.parametrize("cls,sde_type,method",
-                         list(_adjoint_cases([ExDiagonal, ExScalar], refused=True)))
-def test_adjoint_refuses_srk_for_state_dependent_noise(cls, sde_type, method):
-    """test_against_numerical's srk rows on diagonal and scalar noise: refused (SRA1)."""
-    sde = cls(sde_type=sde_type)
-    with pytest.raises(SolverError, match="additive"):
-        solve(problem(sde, torch.full((BATCH, D), 0.1, dtype=F64), 0.0, 0.5), SRA1(dt=1e-3),
-              seed=0, sensealg=BacksolveAdjoint())
-
-
 NEURAL = [NeuralDiagonal, NeuralScalar, NeuralAdditive, NeuralGeneral]
 
 
-def _against_sdeint_cases(refused: bool):
+def _against_sdeint_cases():
     for len_ts in (2, 9):
-        for case in _adjoint_cases(NEURAL, refused):
+        for case in _adjoint_cases(NEURAL):
             cls, sde_type, method = case.values
-            marks = [] if refused else [pytest.mark.slow]
-            yield pytest.param(cls, sde_type, method, len_ts, marks=marks,
+            yield pytest.param(cls, sde_type, method, len_ts, marks=[pytest.mark.slow],
                                id=f"{case.id}-len{len_ts}")
 
 
-@pytest.mark.parametrize("cls,sde_type,method,len_ts", list(_against_sdeint_cases(False)))
+@pytest.mark.parametrize("cls,sde_type,method,len_ts", list(_against_sdeint_cases()))
 def test_adjoint_against_sdeint(cls, sde_type, method, len_ts):
     """test_against_sdeint: on one path, the adjoint's forward values equal direct
     backprop's, and its gradients of y0 and every parameter agree within rtol = atol =
@@ -460,7 +448,7 @@ def test_adjoint_against_sdeint(cls, sde_type, method, len_ts):
     ts = torch.linspace(0.0, 1.0, len_ts, dtype=F64)
     y0 = torch.full((BATCH, D), 0.1, dtype=F64, requires_grad=True)
     bm = BrownianInterval(0.0, 1.0, (BATCH, brownian_dim(sde)), seed=2, dtype=F64)
-    alg, inputs = _alg(method, 1e-3), [y0, *sde.parameters()]
+    alg, inputs = _alg(method, 1e-3, sde), [y0, *sde.parameters()]
 
     def run(sensealg):
         return solve(problem(sde, y0, 0.0, 1.0), alg, saveat=ts, brownian=bm,
@@ -473,16 +461,6 @@ def test_adjoint_against_sdeint(cls, sde_type, method, len_ts):
     test_grad = torch.cat([g.reshape(-1) for g in torch.autograd.grad(ys_test, inputs, grad)])
     torch.testing.assert_close(ys_test, ys_true)
     torch.testing.assert_close(test_grad, true_grad, rtol=1e-2, atol=1e-2)
-
-
-@pytest.mark.parametrize("cls,sde_type,method,len_ts", list(_against_sdeint_cases(True)))
-def test_adjoint_against_sdeint_refuses_srk(cls, sde_type, method, len_ts):
-    """test_against_sdeint's srk rows on diagonal and scalar noise: refused (SRA1)."""
-    sde = cls(sde_type=sde_type)
-    ts = torch.linspace(0.0, 1.0, len_ts, dtype=F64)
-    with pytest.raises(SolverError, match="additive"):
-        solve(problem(sde, torch.full((BATCH, D), 0.1, dtype=F64), 0.0, 1.0), SRA1(dt=1e-3),
-              saveat=ts, seed=0, sensealg=BacksolveAdjoint())
 
 
 def test_adjoint_refuses_ito_general_noise():
@@ -566,7 +544,7 @@ def test_strong_order(cls, sde_type, method, order, tol):
         W1 = bm(1.0)
         exact = sde.exact(y0, 1.0, W1)
         dts = [2.0**-k for k in range(3, 8)]
-        errs = [float((solve(problem(sde, y0, 0.0, 1.0), METHODS[method](dt), brownian=bm)
+        errs = [float((solve(problem(sde, y0, 0.0, 1.0), METHODS[method](dt, sde), brownian=bm)
                        .u[-1] - exact).abs().mean()) for dt in dts]
     slope = np.polyfit(np.log(dts), np.log(errs), 1)[0]
     assert slope > order - tol, (slope, errs)
