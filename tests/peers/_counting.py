@@ -17,6 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS_PAGE = ROOT / "docs" / "peers.md"
+README = ROOT / "README.md"
 
 
 def collected_counts(test_file: Path, exclude: str) -> dict[str, int]:
@@ -33,14 +34,15 @@ def collected_counts(test_file: Path, exclude: str) -> dict[str, int]:
     return {"ported": len(ids), "passing": len(ids) - refused, "refused": refused}
 
 
-def documented_counts(suite: str) -> dict[str, int]:
-    """The counts in the row of ``docs/peers.md``'s table whose first cell is ``suite``."""
-    for line in DOCS_PAGE.read_text().splitlines():
+def documented_counts(suite: str, page: Path = DOCS_PAGE) -> dict[str, int]:
+    """The counts in the row of ``page``'s table (``docs/peers.md``, or the README's
+    testing section) whose first cell is ``suite``."""
+    for line in page.read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if cells and cells[0] == suite:
             numbers = [int(c) for c in cells if re.fullmatch(r"\d+", c)]
             return dict(zip(("ported", "passing", "refused"), numbers[:3]))
-    raise AssertionError(f"no row for {suite!r} in {DOCS_PAGE}")
+    raise AssertionError(f"no row for {suite!r} in {page}")
 
 
 def docstring_counts(module_doc: str) -> dict[str, int]:

@@ -62,7 +62,7 @@ from opflow.solvers.ode import (
     Tsit5,
 )
 
-from ._counting import collected_counts, docstring_counts, documented_counts
+from ._counting import README, collected_counts, docstring_counts, documented_counts
 
 F32, F64 = torch.float32, torch.float64
 TOL = dict(rtol=1e-7, atol=1e-9)  # torchdiffeq's defaults
@@ -549,4 +549,5 @@ def test_docs_state_the_collected_counts():
     """docs/peers.md and this module's docstring state the collected counts."""
     counts = collected_counts(Path(__file__), exclude="test_docs_state_the_collected_counts")
     assert documented_counts("torchdiffeq") == counts
+    assert documented_counts("torchdiffeq", README) == counts
     assert docstring_counts(__doc__) == counts

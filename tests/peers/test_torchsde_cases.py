@@ -67,7 +67,7 @@ from opflow.solvers.sde import (
     SDEProblem,
 )
 
-from ._counting import collected_counts, docstring_counts, documented_counts
+from ._counting import README, collected_counts, docstring_counts, documented_counts
 
 F64 = torch.float64
 BATCH, D, M = 4, 3, 2
@@ -702,4 +702,5 @@ def test_docs_state_the_collected_counts():
     """docs/peers.md and this module's docstring state the collected counts."""
     counts = collected_counts(Path(__file__), exclude="test_docs_state_the_collected_counts")
     assert documented_counts("torchsde") == counts
+    assert documented_counts("torchsde", README) == counts
     assert docstring_counts(__doc__) == counts
