@@ -17,6 +17,7 @@ import bench_burgers_accuracy  # noqa: E402
 import bench_darcy_accuracy  # noqa: E402
 import bench_ernode  # noqa: E402
 import bench_fno_memory  # noqa: E402
+import bench_hard_constraints  # noqa: E402
 import bench_kernels  # noqa: E402
 import bench_lemon  # noqa: E402
 import bench_multigrid  # noqa: E402
@@ -53,6 +54,7 @@ BENCHMARKS = {
     "stiff_gradient": bench_stiff_gradient.main,
     "reaction_diffusion": bench_reaction_diffusion.main,
     "seed_operators": bench_seed_operators.main,
+    "hard_constraints": bench_hard_constraints.main,
 }
 
 

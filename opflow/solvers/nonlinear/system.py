@@ -4,7 +4,8 @@ Every nonlinear algorithm sees a :class:`ResidualSystem`: ``F(y)`` maps ``B``
 independent states of ``D`` unknowns to ``B`` residual vectors of ``M``
 entries (``M = D`` for a root problem). Per-sample Jacobians come from one
 batched derivative of ``sum_b F_b`` (valid because sample ``b``'s residual
-depends on ``y_b`` only), by forward mode when ``M >= D`` and reverse mode
+depends on ``y_b`` only): by forward mode when ``M >= D`` (``D`` JVPs, each
+with the same unit tangent in every sample) and by reverse mode on ``sum_b F_b``
 otherwise; Jacobian-vector and vector-Jacobian products serve the
 matrix-free methods and the implicit adjoint.
 """
@@ -80,14 +81,23 @@ class ResidualSystem:
         self.jacobians += 1
         y = y.detach()
 
-        def summed(z):
-            return self(z).sum(0)
-
         try:
             if m >= self.D:
-                jac = torch.func.jacfwd(summed)(y)        # (M, B, D)
-            else:
-                jac = torch.func.jacrev(summed)(y)
+                # column j of every sample's Jacobian is one JVP with the tangent e_j in
+                # every sample: D tangents, not B * D (jacfwd of the batch sum)
+                eye = torch.eye(self.D, dtype=y.dtype, device=y.device)
+                tangents = eye[:, None, :].expand(self.D, self.B, self.D)
+
+                def column(v):
+                    return torch.func.jvp(self, (y,), (v,))[1]
+
+                jac = torch.func.vmap(column)(tangents)         # (D, B, M)
+                return jac.permute(1, 2, 0).contiguous()
+
+            def summed(z):
+                return self(z).sum(0)
+
+            jac = torch.func.jacrev(summed)(y)                  # (M, B, D)
         except (RuntimeError, NotImplementedError, TypeError):  # no forward/vmap support
             with torch.enable_grad():
                 z = y.clone().requires_grad_(True)
