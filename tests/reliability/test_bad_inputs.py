@@ -334,7 +334,7 @@ CASES = [
     ("solve", "ode-saveat-outside", lambda: solve(_ode(), opflow.Tsit5(), saveat=[0.5, 2.0]),
      InvalidArgumentError, "saveat"),
     ("solve", "sde-nan-u0", lambda: _sde(u0=((NAN,),)), InvalidArgumentError, "u0"),
-    ("solve", "sde-reversed-tspan", lambda: _sde(tspan=(1.0, 0.0)), InvalidArgumentError,
+    ("solve", "sde-nan-tspan", lambda: _sde(tspan=(0.0, NAN)), InvalidArgumentError,
      "tspan"),
     ("solve", "sde-empty-u0", lambda: _sde(u0=((),)), InvalidArgumentError, "u0"),
     ("solve", "sde-p-for-two-argument-drift",
