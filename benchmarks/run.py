@@ -15,6 +15,7 @@ import bench_adjoint_memory  # noqa: E402
 import bench_batch  # noqa: E402
 import bench_burgers_accuracy  # noqa: E402
 import bench_darcy_accuracy  # noqa: E402
+import bench_deepxde_examples  # noqa: E402
 import bench_ernode  # noqa: E402
 import bench_fno_memory  # noqa: E402
 import bench_kernels  # noqa: E402
@@ -53,6 +54,7 @@ BENCHMARKS = {
     "stiff_gradient": bench_stiff_gradient.main,
     "reaction_diffusion": bench_reaction_diffusion.main,
     "seed_operators": bench_seed_operators.main,
+    "deepxde_examples": bench_deepxde_examples.main,
 }
 
 
