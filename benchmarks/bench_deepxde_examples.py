@@ -203,6 +203,16 @@ def deepxde():
     return dde
 
 
+def deepxde_lbfgs_options(dde, maxiter: int) -> None:
+    """DeepXDE's default L-BFGS options with at most ``maxiter`` iterations. Its PyTorch
+    backend runs L-BFGS in calls of ``iter_per_step`` iterations, set on import from the
+    default 15000 and not updated by ``set_LBFGS_options``: set here as on import."""
+    dde.optimizers.set_LBFGS_options(maxiter=maxiter)
+    opts = dde.optimizers.config.LBFGS_options
+    opts["iter_per_step"] = min(1000, maxiter)
+    opts["fun_per_step"] = opts["maxfun"] * opts["iter_per_step"] // maxiter
+
+
 def deepxde_data(ex: Example, dde, scale: float = 1.0):
     """DeepXDE's data object of the example (its points are drawn here) and its unknowns."""
     dxx = dde.grad.hessian
@@ -277,10 +287,11 @@ def run_deepxde(ex: Example, seed: int, scale: float = 1.0) -> dict:
     model.compile("adam", lr=1e-3, external_trainable_variables=ext, verbose=0)
     model.train(iterations=max(1, round(ex.adam * scale)), display_every=10 ** 9, verbose=0)
     if ex.lbfgs:
-        dde.optimizers.set_LBFGS_options(maxiter=max(1, round(ex.lbfgs * scale)))
+        deepxde_lbfgs_options(dde, max(1, round(ex.lbfgs * scale)))
         model.compile("L-BFGS", external_trainable_variables=ext, verbose=0)
         model.train(display_every=10 ** 9, verbose=0)
-    out = {"seconds": time.perf_counter() - start, "same_init": same}
+    out = {"seconds": time.perf_counter() - start, "same_init": same,
+           "lbfgs_iterations": model.train_state.step - max(1, round(ex.adam * scale))}
     X, exact = test_points(ex.name)
     if exact is not None:
         out["rel_l2"] = rel_l2(model.predict(X), exact)
@@ -377,7 +388,8 @@ def run_opflow(ex: Example, seed: int, points: Optional[np.ndarray] = None,
     kw.update(pinn)
     start = time.perf_counter()
     sol = solve(prob, PINN(net, **kw))
-    out = {"seconds": time.perf_counter() - start}
+    out = {"seconds": time.perf_counter() - start,
+           "lbfgs_iterations": sol.stats.iterations - kw["iterations"]}
     X, exact = test_points(ex.name)
     if exact is not None:
         pred = sol.u(_to_opflow(X)).numpy()
@@ -405,7 +417,7 @@ def compare(name: str, seeds=SEEDS, scale: float = 1.0, **pinn) -> dict:
     keys = ["rel_l2"] if ex.name != "lorenz_inverse" else []
     keys += list(ex.unknowns)
     for lib, rs in runs.items():
-        for k in keys + ["seconds"]:
+        for k in keys + ["seconds"] + (["lbfgs_iterations"] if ex.lbfgs else []):
             m, s = _mean_sd([r[k] for r in rs])
             out[f"{lib}_{k}_mean"], out[f"{lib}_{k}_sd"] = m, s
         for k in ex.unknowns:  # relative error of the identified coefficients
@@ -413,6 +425,111 @@ def compare(name: str, seeds=SEEDS, scale: float = 1.0, **pinn) -> dict:
             out[f"{lib}_{k}_relerr_max"] = max(errs)
         out[f"{lib}_runs"] = rs
     out["same_init"] = all(r["same_init"] for r in runs["deepxde"])
+    return out
+
+
+# ------------------------------------------------------------------ the Burgers study
+def _lbfgs_with_deepxde_settings():
+    """torch.optim.LBFGS with DeepXDE's settings (history 100, gradient tolerance 1e-8,
+    change tolerance 0, 1.25 evaluations per iteration), to put in opflow's L-BFGS."""
+    class LBFGS(torch.optim.LBFGS):
+        def __init__(self, params, **kw):
+            kw.update(history_size=100, tolerance_grad=1e-8, tolerance_change=0.0,
+                      max_eval=int(1.25 * kw["max_iter"]))
+            super().__init__(params, **kw)
+    return LBFGS
+
+
+def burgers_study(seed: int = 0, scale: float = 1.0) -> dict:
+    """Where the Burgers gap comes from, by controlled runs from one seed's weights:
+    DeepXDE's Adam, then its L-BFGS; opflow's L-BFGS (current settings, then DeepXDE's)
+    from DeepXDE's post-Adam weights on the same points; opflow on its own points
+    (Sobol, the residual at interior points only) from the same initial weights."""
+    dde = deepxde()
+    ex = EXAMPLES["burgers"]
+    X, exact = test_points("burgers")
+    out: dict = {}
+
+    def note(key: str, start: float, **kw) -> None:
+        out[key] = {"seconds": time.perf_counter() - start, **kw}
+        print(key, out[key], flush=True)
+
+    dde.config.set_random_seed(seed)
+    data, _ = deepxde_data(ex, dde)
+    net = dde.nn.FNN(list(ex.sizes), "tanh", ex.init)
+    model = dde.Model(data, net)
+    model.compile("adam", lr=1e-3, verbose=0)
+    start = time.perf_counter()
+    model.train(iterations=round(ex.adam * scale), display_every=10 ** 9, verbose=0)
+    note("deepxde_adam", start, rel_l2=rel_l2(model.predict(X), exact))
+    after_adam = {k: v.clone() for k, v in net.state_dict().items()}
+    start = time.perf_counter()
+    deepxde_lbfgs_options(dde, round(ex.lbfgs * scale))
+    model.compile("L-BFGS", verbose=0)
+    model.train(display_every=10 ** 9, verbose=0)
+    note("deepxde_adam_lbfgs", start, rel_l2=rel_l2(model.predict(X), exact),
+         lbfgs_iterations=model.train_state.step - round(ex.adam * scale))
+    bc = [data.train_x_bc[a:b] for a, b in zip(np.cumsum([0] + data.num_bcs)[:-1],
+                                               np.cumsum(data.num_bcs))]
+    prob, _ = opflow_problem(ex, bc)
+
+    def from_adam(key: str) -> None:
+        seq = glorot_mlp(ex.sizes, ex.init, seed)
+        lins = [m for m in seq if isinstance(m, torch.nn.Linear)]
+        with torch.no_grad():
+            for k, lin in enumerate(lins):
+                lin.weight.copy_(after_adam[f"linears.{k}.weight"])
+                lin.bias.copy_(after_adam[f"linears.{k}.bias"])
+            lins[0].weight.copy_(lins[0].weight.flip(1))  # (t, x) columns
+        start = time.perf_counter()
+        sol = solve(prob, PINN(seq, points=_to_opflow(data.train_x_all), iterations=0,
+                               lbfgs_iterations=round(ex.lbfgs * scale)))
+        note(key, start, rel_l2=rel_l2(sol.u(_to_opflow(X)).numpy(), exact),
+             lbfgs_iterations=sol.stats.iterations)
+
+    from_adam("opflow_lbfgs_after_deepxde_adam")
+    current = torch.optim.LBFGS
+    torch.optim.LBFGS = _lbfgs_with_deepxde_settings()
+    try:
+        from_adam("opflow_lbfgs_deepxde_settings_after_deepxde_adam")
+    finally:
+        torch.optim.LBFGS = current
+    own_points(out, seed, scale)
+    return out
+
+
+def own_points(out: dict, seed: int = 0, scale: float = 1.0, which=None) -> dict:
+    """opflow on its own points (Sobol): from the seed's Glorot weights; from PyTorch's
+    default initialisation; and with the residual also at the conditions' points (as
+    DeepXDE evaluates it at its boundary and initial points too)."""
+    ex = EXAMPLES["burgers"]
+    X, exact = test_points("burgers")
+    prob = opflow_problem(ex)[0]
+    kw = dict(n_interior=ex.num_domain, n_boundary=ex.num_boundary, seed=seed,
+              iterations=round(ex.adam * scale), lbfgs_iterations=round(ex.lbfgs * scale))
+
+    def pytorch_default() -> torch.nn.Sequential:
+        torch.manual_seed(seed)
+        return torch.nn.Sequential(torch.nn.Linear(2, 20), torch.nn.Tanh(),
+                                   torch.nn.Linear(20, 20), torch.nn.Tanh(),
+                                   torch.nn.Linear(20, 20), torch.nn.Tanh(),
+                                   torch.nn.Linear(20, 1))
+
+    cond = [c.sample(prob.domain, c.points, "sobol", seed + 101 * (k + 1))
+            for k, c in enumerate(prob.conditions)]  # the points PINN gives the conditions
+    all_points = torch.cat([prob.domain.sample_interior(ex.num_domain, "sobol", seed), *cond])
+    runs = {"opflow_own_points": (glorot_mlp(ex.sizes, ex.init, seed), {}),
+            "opflow_own_points_pytorch_init": (pytorch_default(), {}),
+            "opflow_own_points_residual_at_condition_points": (
+                glorot_mlp(ex.sizes, ex.init, seed), {"points": all_points})}
+    for key in which or runs:
+        net, extra = runs[key]
+        start = time.perf_counter()
+        sol = solve(prob, PINN(net, **kw, **extra))
+        out[key] = {"seconds": time.perf_counter() - start,
+                    "rel_l2": rel_l2(sol.u(_to_opflow(X)).numpy(), exact),
+                    "lbfgs_iterations": sol.stats.iterations - kw["iterations"]}
+        print(key, out[key], flush=True)
     return out
 
 
