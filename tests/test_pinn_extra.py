@@ -367,6 +367,22 @@ def test_an_inverse_problem_identifies_an_unknown_coefficient():
     assert prob.unknowns == {"C": 0.5}  # the problem is unchanged: the guess stays a guess
 
 
+def test_observation_points_of_another_dtype_than_the_network():
+    """An Observation built from float32 data trains a float64 network given float64
+    collocation points, and float64 data a float32 one (it was a raw dtype error)."""
+    from opflow.solvers.pinn import Observation
+
+    for net_dtype, data_dtype in [(torch.float64, torch.float32),
+                                  (torch.float32, torch.float64)]:
+        x_obs = torch.linspace(0.0, 1.0, 5, dtype=data_dtype)[:, None]
+        prob = PINNProblem(lambda x, u: d(u, x, "x", 2), Interval(0.0, 1.0),
+                           [Observation(x_obs, 2.0 * x_obs)])
+        pts = torch.linspace(0.05, 0.95, 16, dtype=net_dtype)[:, None]
+        sol = solve(prob, PINN(mlp(1, dtype=net_dtype), points=pts, iterations=3,
+                               lbfgs_iterations=2))
+        assert sol.success and sol.u(Grid.uniform(x=(0.0, 1.0, 5))).values.dtype == net_dtype
+
+
 def test_inverse_problem_bad_input():
     from opflow.solvers.pinn import Observation
 

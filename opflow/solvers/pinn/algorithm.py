@@ -372,7 +372,10 @@ def solve_pinn(prob: PINNProblem, alg: PINN, progress: bool | str | None = None)
     pdtype = next(iter(alg.net.parameters()), torch.empty(0)).dtype
     if pdtype != interior.values.dtype:
         interior = Coordinates(interior.values.detach().to(pdtype).requires_grad_(True), cols)
-        cond_pts = [Coordinates(p.values.to(pdtype), cols) for p in cond_pts]
+    # each condition's points in the network's dtype too: an Observation's own points (or
+    # given `points`) may be in another dtype than the network's
+    cond_pts = [p if p.values.dtype == pdtype else Coordinates(p.values.to(pdtype), cols)
+                for p in cond_pts]
     weights = {"residual": 1.0, **{n: float(c.weight) for n, c in zip(names[1:], _terms(prob))}}
     for key, w in dict(alg.weights or {}).items():
         if key not in weights:
