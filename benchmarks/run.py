@@ -15,6 +15,7 @@ import bench_adjoint_memory  # noqa: E402
 import bench_batch  # noqa: E402
 import bench_burgers_accuracy  # noqa: E402
 import bench_darcy_accuracy  # noqa: E402
+import bench_deepxde_examples  # noqa: E402
 import bench_ernode  # noqa: E402
 import bench_fno_memory  # noqa: E402
 import bench_hard_constraints  # noqa: E402
@@ -55,6 +56,7 @@ BENCHMARKS = {
     "reaction_diffusion": bench_reaction_diffusion.main,
     "seed_operators": bench_seed_operators.main,
     "hard_constraints": bench_hard_constraints.main,
+    "deepxde_examples": bench_deepxde_examples.main,
 }
 
 

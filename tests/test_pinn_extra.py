@@ -158,10 +158,11 @@ def test_poisson_on_l_shaped_mask():
 
 
 # ------------------------------------------------------------------ float64
-def test_float64_end_to_end_is_at_least_as_accurate():
+def test_float64_end_to_end_is_accurate():
     # -u'' = pi^2 sin(pi x), u(0) = u(1) = 0 (hard), 128 points, 300 Adam steps then at most
-    # 500 L-BFGS iterations. Measured: float32 rel. L2 1.19e-6 (L-BFGS stops after 303
-    # iterations: the loss no longer changes in float32), float64 3.9e-7 (all 500).
+    # 500 L-BFGS iterations. Measured: float64 3.9e-7 (all 500); float32 3.1e-7 (its
+    # L-BFGS stopped after 303 iterations, at 1.19e-6, before lbfgs_refine restarted it
+    # after an early stop, #17).
     def residual(x, u):
         assert x.values.dtype == dtype and u.dtype == dtype  # points and outputs in float64
         return -d(u, x, "x", 2) - math.pi ** 2 * torch.sin(math.pi * x["x"])
@@ -178,7 +179,7 @@ def test_float64_end_to_end_is_at_least_as_accurate():
         exact = torch.sin(math.pi * torch.tensor(grid.coords["x"], dtype=torch.float64))
         errs[dtype] = rel_l2(f.values[0].double(), exact)
         assert isinstance(sol.u.losses["residual"], float)
-    assert errs[torch.float64] <= errs[torch.float32] and errs[torch.float64] < 8e-7, errs
+    assert errs[torch.float64] < 8e-7 and errs[torch.float32] < 2e-6, errs
 
 
 # ------------------------------------------------------------------ LPINN for Burgers
@@ -367,6 +368,22 @@ def test_an_inverse_problem_identifies_an_unknown_coefficient():
     assert prob.unknowns == {"C": 0.5}  # the problem is unchanged: the guess stays a guess
 
 
+def test_observation_points_of_another_dtype_than_the_network():
+    """An Observation built from float32 data trains a float64 network given float64
+    collocation points, and float64 data a float32 one (it was a raw dtype error)."""
+    from opflow.solvers.pinn import Observation
+
+    for net_dtype, data_dtype in [(torch.float64, torch.float32),
+                                  (torch.float32, torch.float64)]:
+        x_obs = torch.linspace(0.0, 1.0, 5, dtype=data_dtype)[:, None]
+        prob = PINNProblem(lambda x, u: d(u, x, "x", 2), Interval(0.0, 1.0),
+                           [Observation(x_obs, 2.0 * x_obs)])
+        pts = torch.linspace(0.05, 0.95, 16, dtype=net_dtype)[:, None]
+        sol = solve(prob, PINN(mlp(1, dtype=net_dtype), points=pts, iterations=3,
+                               lbfgs_iterations=2))
+        assert sol.success and sol.u(Grid.uniform(x=(0.0, 1.0, 5))).values.dtype == net_dtype
+
+
 def test_inverse_problem_bad_input():
     from opflow.solvers.pinn import Observation
 
@@ -440,3 +457,41 @@ def test_point_cloud_bad_input():
     torch.testing.assert_close(cloud.sample_interior(10), pts)  # all of them, in order
     a, b = cloud.sample_interior(4, seed=3), cloud.sample_interior(4, seed=3)
     assert torch.equal(a, b) and len(set(map(tuple, a.tolist()))) == 4
+
+
+# ------------------------------------------------------------------ L-BFGS restarts
+def test_lbfgs_restarts_after_an_early_stop(monkeypatch):
+    """A run of torch's L-BFGS that ends before its budget (in float32, a line search that
+    found no decrease: DeepXDE's Burgers example stopped after 5 of 15000 iterations) is
+    followed by a fresh one on the iterations left, while each run lowers the loss."""
+    from opflow.solvers.pinn import algorithm
+
+    budgets = []
+
+    class FirstRunStopsEarly(torch.optim.LBFGS):
+        def __init__(self, params, **kw):
+            budgets.append(kw["max_iter"])
+            if len(budgets) == 1:
+                kw["max_iter"] = 3  # ends after 3 iterations, as a stalled line search does
+            super().__init__(params, **kw)
+
+    monkeypatch.setattr(torch.optim, "LBFGS", FirstRunStopsEarly)
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(40, 6, generator=gen), torch.randn(40, generator=gen)
+    w = torch.zeros(6, requires_grad=True)
+    evaluations = []
+
+    def loss():
+        total = (a @ w - b).pow(2).mean()
+        return {"fit": total}, total
+
+    n = algorithm.lbfgs_refine([w], 100, loss, lambda t, total: evaluations.append(total))
+    assert budgets[:2] == [100, 97] and 3 < n <= 100
+    best = torch.linalg.lstsq(a, b[:, None]).solution[:, 0]
+    assert torch.allclose(w.detach(), best, atol=1e-4)
+    # no decrease (here a zero gradient from the start): one run, no restart
+    budgets.clear()
+    c = torch.ones(3, requires_grad=True)
+    flat = algorithm.lbfgs_refine([c], 50, lambda: ({"t": (0 * c).sum()}, (0 * c).sum()),
+                                  lambda t, total: None)
+    assert flat == 0 and budgets == [50]
