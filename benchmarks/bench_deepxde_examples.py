@@ -35,7 +35,10 @@ change tolerance), float32, and the collocation points: DeepXDE's Hammersley poi
 drawn by DeepXDE and given to opflow (``PINN(points=...)``, conditions on the points
 DeepXDE puts them). Not the same: DeepXDE also evaluates the residual at its boundary
 and initial points; opflow at the interior points only.
-Errors are relative L2 on the test grids, as mean +- sd over seeds 0, 1, 2.
+Errors are relative L2 on the test grids, as mean +- sd over seeds 0, 1, 2 (Poisson also
+3-9). Iterations are DeepXDE's except Burgers, at a fifth of them on a CPU core (see
+`reduced_from`; OPFLOW_DDE_FULL=1 runs it at full size); `--burgers-study` runs the
+full-size Burgers study of NOTES.md.
 """
 
 from __future__ import annotations
