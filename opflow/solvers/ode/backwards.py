@@ -17,40 +17,9 @@ from ...errors import InvalidArgumentError
 from ...field import Field
 from ...problems import SplitODEProblem, remake
 from ...solution import ReturnCode, Solution, SolverStats
+from .._time_reversal import reversed_rhs, reversed_saveat, stacked
 
 __all__ = ["solve_reversible"]
-
-
-def _negate(x: Any) -> Any:
-    if isinstance(x, (tuple, list)):
-        return type(x)(_negate(v) for v in x)
-    return -x
-
-
-def _reversed_rhs(f: Callable) -> Callable:
-    def g(t, u, *args):
-        return _negate(f(-t, u, *args))
-
-    return g
-
-
-def _reversed_saveat(saveat):
-    if saveat is None or isinstance(saveat, (int, float)) and not isinstance(saveat, bool):
-        return saveat  # the default (t0, t1), or an interval: the same in s = -t
-    if isinstance(saveat, torch.Tensor):
-        return -saveat if saveat.ndim else saveat
-    try:
-        return [-float(t) for t in saveat]
-    except (TypeError, ValueError):
-        return saveat  # let the solver's checker name what is wrong
-
-
-def _stacked(u0: Any) -> Any:
-    if isinstance(u0, (tuple, list)):
-        return type(u0)(_stacked(v) for v in u0)
-    if isinstance(u0, Field):
-        return u0.with_values(u0.values[None])
-    return torch.as_tensor(u0)[None]
 
 
 def solve_reversible(solver: Callable, prob, alg, saveat=None, dense: bool = False,
@@ -86,14 +55,14 @@ def solve_reversible(solver: Callable, prob, alg, saveat=None, dense: bool = Fal
                                    "empty", callback)
     if t1 == t0:
         dtype = _first_tensor(prob.u0).dtype
-        return Solution(t=torch.tensor([t0], dtype=dtype), u=_stacked(prob.u0),
+        return Solution(t=torch.tensor([t0], dtype=dtype), u=stacked(prob.u0),
                         retcode=ReturnCode.Success, stats=SolverStats(), problem=prob, alg=alg)
     if isinstance(prob, SplitODEProblem):
-        flipped = remake(prob, f_stiff=_reversed_rhs(prob.f_stiff),
-                         f_nonstiff=_reversed_rhs(prob.f_nonstiff), tspan=(-t0, -t1))
+        flipped = remake(prob, f_stiff=reversed_rhs(prob.f_stiff),
+                         f_nonstiff=reversed_rhs(prob.f_nonstiff), tspan=(-t0, -t1))
     else:
-        flipped = remake(prob, f=_reversed_rhs(prob.f), tspan=(-t0, -t1))
-    sol = solver(flipped, alg, saveat=_reversed_saveat(saveat), dense=dense, **kwargs)
+        flipped = remake(prob, f=reversed_rhs(prob.f), tspan=(-t0, -t1))
+    sol = solver(flipped, alg, saveat=reversed_saveat(saveat), dense=dense, **kwargs)
     interpolant = None
     if sol.interpolant is not None:
         inner = sol.interpolant

@@ -21,6 +21,7 @@ import torch
 from ...field import Field
 from ...problems import remake
 from ...solution import ReturnCode, Solution, SolverStats
+from .._time_reversal import reversed_rhs, reversed_saveat, stacked
 from ..ode.sensitivity import collect_parameters
 from .brownian import BrownianInterval
 
@@ -64,31 +65,6 @@ class ReversedBrownian:
         return -dw.flip(0), H.flip(0)
 
 
-def _negate(x: Any) -> Any:
-    if isinstance(x, (tuple, list)):
-        return type(x)(_negate(v) for v in x)
-    return -x
-
-
-def _reversed_saveat(saveat):
-    if saveat is None or isinstance(saveat, (int, float)) and not isinstance(saveat, bool):
-        return saveat  # the default (t0, t1), or an interval: the same in s = -t
-    if isinstance(saveat, torch.Tensor):
-        return -saveat if saveat.ndim else saveat
-    try:
-        return [-float(t) for t in saveat]
-    except (TypeError, ValueError):
-        return saveat  # let the solver's checker name what is wrong
-
-
-def _stacked(u0: Any) -> Any:
-    if isinstance(u0, (tuple, list)):
-        return type(u0)(_stacked(v) for v in u0)
-    if isinstance(u0, Field):
-        return u0.with_values(u0.values[None])
-    return u0[None]
-
-
 def _first_tensor(u0: Any) -> torch.Tensor:
     if isinstance(u0, (tuple, list)):
         return _first_tensor(u0[0])
@@ -125,12 +101,11 @@ def solve_backwards(solver: Callable, prob, alg, saveat=None, brownian=None, sen
         return None
     if t1 == t0:
         dtype = _first_tensor(prob.u0).dtype
-        return Solution(t=torch.tensor([t0], dtype=dtype), u=_stacked(prob.u0),
+        return Solution(t=torch.tensor([t0], dtype=dtype), u=stacked(prob.u0),
                         retcode=ReturnCode.Success, stats=SolverStats(), problem=prob, alg=alg)
     f, g = prob.drift, prob.diffusion
 
-    def drift(t, u, *args):
-        return _negate(f(-t, u, *args))
+    drift = reversed_rhs(f)
 
     def diffusion(t, u, *args):
         return g(-t, u, *args)
@@ -140,7 +115,7 @@ def solve_backwards(solver: Callable, prob, alg, saveat=None, brownian=None, sen
     flipped = remake(prob, drift=drift, diffusion=diffusion, tspan=(-t0, -t1))
     if isinstance(brownian, BrownianInterval):
         brownian = ReversedBrownian(brownian)
-    sol = solver(flipped, alg, saveat=_reversed_saveat(saveat), brownian=brownian,
+    sol = solver(flipped, alg, saveat=reversed_saveat(saveat), brownian=brownian,
                  sensealg=sensealg, **kwargs)
     return Solution(t=-sol.t, u=sol.u, retcode=sol.retcode, stats=sol.stats, problem=prob,
                     alg=alg)

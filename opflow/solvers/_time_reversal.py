@@ -1,0 +1,48 @@
+"""What the ODE and SDE solvers share to solve backwards in time, in ``s = -t``:
+negated right-hand sides, negated save times, and the state of an empty span."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from ..field import Field
+
+__all__ = ["negate", "reversed_rhs", "reversed_saveat", "stacked"]
+
+
+def negate(x: Any) -> Any:
+    """``-x`` for a tensor, a Field, or a (nested) tuple or list of them."""
+    if isinstance(x, (tuple, list)):
+        return type(x)(negate(v) for v in x)
+    return -x
+
+
+def reversed_rhs(f: Callable) -> Callable:
+    """``g(s, u) = -f(-s, u)``: the right-hand side in ``s = -t``."""
+    def g(t, u, *args):
+        return negate(f(-t, u, *args))
+
+    return g
+
+
+def reversed_saveat(saveat):
+    """Save times in ``s = -t`` (an interval or the default stays as it is)."""
+    if saveat is None or isinstance(saveat, (int, float)) and not isinstance(saveat, bool):
+        return saveat  # the default (t0, t1), or an interval: the same in s = -t
+    if isinstance(saveat, torch.Tensor):
+        return -saveat if saveat.ndim else saveat
+    try:
+        return [-float(t) for t in saveat]
+    except (TypeError, ValueError):
+        return saveat  # let the solver's checker name what is wrong
+
+
+def stacked(u0: Any) -> Any:
+    """``u0`` with a leading time axis of length 1 (the solution of an empty span)."""
+    if isinstance(u0, (tuple, list)):
+        return type(u0)(stacked(v) for v in u0)
+    if isinstance(u0, Field):
+        return u0.with_values(u0.values[None])
+    return torch.as_tensor(u0)[None]
