@@ -394,18 +394,14 @@ def _increments(system: SDESystem, grid: _Grid, levy: bool, seed, brownian):
     N, shape = grid.steps, (system.B, system.m)
     if N == 0:
         return [], []
+    _check_path(seed, brownian, shape, grid.times[0], grid.times[-1])
     if brownian is not None:
-        if seed is not None:
-            raise InvalidArgumentError("seed", "seed or brownian, not both", seed)
-        _check_brownian(brownian, shape, grid.times[0], grid.times[-1])
         out = brownian.on_grid(grid.times, levy_area=levy)
         dw, H = out if levy else (out, None)
     else:
         gen = torch.Generator(device=system.device)
         if seed is None:
             seed = int(torch.randint(0, 2**62, ()))
-        elif isinstance(seed, bool) or not isinstance(seed, int):
-            raise InvalidArgumentError("seed", "an integer or None", seed)
         gen.manual_seed(seed)
         out = grid_increments(grid.hs, shape, gen, system.dtype, system.device, levy)
         dw, H = out if levy else (out, None)
@@ -506,7 +502,7 @@ def solve_sde(prob: SDEProblem, alg: SDEAlgorithm, saveat=None, seed: Optional[i
     retcode, rejects, attempts, ys = ReturnCode.Success, 0, 0, None
     if alg.adaptive:
         bm = _adaptive_path(system, t0, float(ts[-1]), seed, brownian)
-        found = adaptive_march(
+        found = adaptive_march(  # its own stepper: steppers may carry state (ReversibleHeun)
             alg.stepper(system), system.y0, t0, ts.tolist(), bm, dt=alg.dt, rtol=alg.rtol,
             atol=alg.atol, dtmin=alg.dtmin, max_steps=alg.max_steps, order=alg.order,
             levy=alg.levy_area, keep_states=direct, progress=progress)
@@ -560,19 +556,22 @@ def _adaptive_path(system: SDESystem, t0: float, t_end: float, seed,
                    brownian) -> BrownianInterval | ReversedBrownian:
     """The path adaptive steps read: the user's, or one drawn from ``seed``."""
     shape = (system.B, system.m)
+    _check_path(seed, brownian, shape, t0, t_end)
     if brownian is not None:
-        if seed is not None:
-            raise InvalidArgumentError("seed", "seed or brownian, not both", seed)
-        _check_brownian(brownian, shape, t0, t_end)
         return brownian
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise InvalidArgumentError("seed", "an integer or None", seed)
     span = max(t_end - t0, 1e-12 * max(1.0, abs(t0)))
     return BrownianInterval(t0, t0 + span, shape, seed=seed, dtype=system.dtype,
                             device=system.device)
 
 
-def _check_brownian(brownian, shape, t_first: float, t_last: float) -> None:
+def _check_path(seed, brownian, shape, t_first: float, t_last: float) -> None:
+    """A ``seed`` (integer or None) or a ``brownian`` path covering the span, not both."""
+    if brownian is None:
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise InvalidArgumentError("seed", "an integer or None", seed)
+        return
+    if seed is not None:
+        raise InvalidArgumentError("seed", "seed or brownian, not both", seed)
     if not isinstance(brownian, (BrownianInterval, ReversedBrownian)):
         raise InvalidArgumentError("brownian", "an opflow BrownianInterval", brownian)
     if tuple(brownian.shape) != shape:
