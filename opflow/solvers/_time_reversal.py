@@ -8,8 +8,9 @@ from typing import Any, Callable
 import torch
 
 from ..field import Field
+from ..solution import ReturnCode, Solution, SolverStats
 
-__all__ = ["negate", "reversed_rhs", "reversed_saveat", "stacked"]
+__all__ = ["empty_span_solution", "negate", "reversed_rhs", "reversed_saveat", "stacked"]
 
 
 def negate(x: Any) -> Any:
@@ -46,3 +47,17 @@ def stacked(u0: Any) -> Any:
     if isinstance(u0, Field):
         return u0.with_values(u0.values[None])
     return torch.as_tensor(u0)[None]
+
+
+def empty_span_solution(prob: Any, alg: Any) -> Solution:
+    """The solution over an empty span ``t1 == t0``: ``u0`` at ``t0``, without a step."""
+    t0 = prob.tspan[0]
+    dtype = _first_tensor(prob.u0).dtype
+    return Solution(t=torch.tensor([t0], dtype=dtype), u=stacked(prob.u0),
+                    retcode=ReturnCode.Success, stats=SolverStats(), problem=prob, alg=alg)
+
+
+def _first_tensor(u0: Any) -> torch.Tensor:
+    if isinstance(u0, (tuple, list)):
+        return _first_tensor(u0[0])
+    return u0.values if isinstance(u0, Field) else torch.as_tensor(u0)

@@ -9,15 +9,12 @@ returns the initial state without a step (as torchdiffeq does).
 
 from __future__ import annotations
 
-from typing import Any, Callable
-
-import torch
+from typing import Callable
 
 from ...errors import InvalidArgumentError
-from ...field import Field
 from ...problems import SplitODEProblem, remake
-from ...solution import ReturnCode, Solution, SolverStats
-from .._time_reversal import reversed_rhs, reversed_saveat, stacked
+from ...solution import Solution
+from .._time_reversal import empty_span_solution, reversed_rhs, reversed_saveat
 
 __all__ = ["solve_reversible"]
 
@@ -54,9 +51,7 @@ def solve_reversible(solver: Callable, prob, alg, saveat=None, dense: bool = Fal
         raise InvalidArgumentError("callback", "no callback when tspan runs backwards or is "
                                    "empty", callback)
     if t1 == t0:
-        dtype = _first_tensor(prob.u0).dtype
-        return Solution(t=torch.tensor([t0], dtype=dtype), u=stacked(prob.u0),
-                        retcode=ReturnCode.Success, stats=SolverStats(), problem=prob, alg=alg)
+        return empty_span_solution(prob, alg)
     if isinstance(prob, SplitODEProblem):
         flipped = remake(prob, f_stiff=reversed_rhs(prob.f_stiff),
                          f_nonstiff=reversed_rhs(prob.f_nonstiff), tspan=(-t0, -t1))
@@ -72,9 +67,3 @@ def solve_reversible(solver: Callable, prob, alg, saveat=None, dense: bool = Fal
 
     return Solution(t=-sol.t, u=sol.u, retcode=sol.retcode, stats=sol.stats, problem=prob,
                     alg=alg, interpolant=interpolant, record=sol.record)
-
-
-def _first_tensor(u0: Any) -> torch.Tensor:
-    if isinstance(u0, (tuple, list)):
-        return _first_tensor(u0[0])
-    return u0.values if isinstance(u0, Field) else torch.as_tensor(u0)

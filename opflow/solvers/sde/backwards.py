@@ -14,14 +14,13 @@ initial state without a step.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 
-from ...field import Field
 from ...problems import remake
-from ...solution import ReturnCode, Solution, SolverStats
-from .._time_reversal import reversed_rhs, reversed_saveat, stacked
+from ...solution import Solution
+from .._time_reversal import empty_span_solution, reversed_rhs, reversed_saveat
 from ..ode.sensitivity import collect_parameters
 from .brownian import BrownianInterval
 
@@ -65,12 +64,6 @@ class ReversedBrownian:
         return -dw.flip(0), H.flip(0)
 
 
-def _first_tensor(u0: Any) -> torch.Tensor:
-    if isinstance(u0, (tuple, list)):
-        return _first_tensor(u0[0])
-    return u0.values if isinstance(u0, Field) else u0
-
-
 def solve_backwards(solver: Callable, prob, alg, saveat=None, brownian=None, sensealg=None,
                     **kwargs) -> Solution | None:
     """Solve ``prob`` with ``solver`` when its span is reversed or empty, else None.
@@ -100,9 +93,7 @@ def solve_backwards(solver: Callable, prob, alg, saveat=None, brownian=None, sen
     if t1 > t0:
         return None
     if t1 == t0:
-        dtype = _first_tensor(prob.u0).dtype
-        return Solution(t=torch.tensor([t0], dtype=dtype), u=stacked(prob.u0),
-                        retcode=ReturnCode.Success, stats=SolverStats(), problem=prob, alg=alg)
+        return empty_span_solution(prob, alg)
     f, g = prob.drift, prob.diffusion
 
     drift = reversed_rhs(f)
