@@ -141,14 +141,14 @@ def _as_dataset(data: Any, argument: str) -> Dataset:
     return data
 
 
-def _check_data_dtype(model: nn.Module, data: Dataset, argument: str) -> None:
+def _check_data_dtype(model: nn.Module, first: tuple[Field, Field], argument: str) -> None:
     """Refuse floating-point data of another dtype than the model's weights before the first
     step (a plain ``nn.Module`` would fail deep in a matmul with torch's message)."""
     dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
     if len(dtypes) != 1:
         return  # no weights, or mixed on purpose: nothing to compare with
     (weights,) = dtypes
-    a, u = data[0]
+    a, u = first
     for name, f in (("inputs", a), ("targets", u)):
         if f.values.is_floating_point() and f.dtype != weights:
             raise InvalidArgumentError(
@@ -505,8 +505,8 @@ class Trainer:
     def _current_lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
-    def _record_data(self, data: Dataset) -> None:
-        a, u = data[0]
+    def _record_data(self, first: tuple[Field, Field]) -> None:
+        a, u = first
         info = {"inputs": list(a.names), "input_units": list(a.units),
                 "input_grid": list(a.grid.names), "outputs": list(u.names),
                 "output_units": list(u.units), "output_grid": list(u.grid.names)}
@@ -550,10 +550,11 @@ class Trainer:
         if resume is True and self.out_dir is None:
             raise InvalidArgumentError("resume", "a checkpoint path, or True together with "
                                        "out_dir (to resume from out_dir/last.pt)", resume)
-        self._record_data(train)
-        _check_data_dtype(self.model, train, "train")
+        first = train[0]  # one read: metadata and the dtype check
+        self._record_data(first)
+        _check_data_dtype(self.model, first, "train")
         if val is not None:
-            _check_data_dtype(self.model, val, "val")
+            _check_data_dtype(self.model, val[0], "val")
         self.monitor = "val_loss" if val is not None else "train_loss"
         loader = self._loader(train, shuffle=True, distributed=True)
         val_loader = None if val is None else self._loader(val, shuffle=False, distributed=True)
