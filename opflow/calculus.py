@@ -118,7 +118,7 @@ def fd_weights(offsets: tuple[int, ...], order: int) -> tuple[float, ...]:
     vander = np.vander(s, m, increasing=True).T  # row k: s_j ** k
     rhs = np.zeros(m)
     rhs[order] = float(np.prod(np.arange(1, order + 1)))
-    return tuple(np.linalg.solve(vander, rhs))
+    return tuple(float(w) for w in np.linalg.solve(vander, rhs))
 
 
 def _check(order: int, accuracy: int, method: str) -> None:
@@ -141,15 +141,21 @@ def _spectral(u: torch.Tensor, dim: int, n: int, h: float, order: int) -> torch.
     return torch.fft.irfft(spec, n=n, dim=dim)
 
 
-def _shifted(u: torch.Tensor, dim: int, start: int, length: int) -> torch.Tensor:
-    return u.narrow(dim, start, length)
+def _combine(weights: tuple[float, ...], views: list[torch.Tensor]) -> torch.Tensor:
+    """``sum_j weights_j views_j`` as one contraction: under ``torch.func`` transforms
+    (the forward-mode Jacobians of the least-squares solves) a Python sum of scaled
+    views took a decomposed path about 3.5x slower."""
+    kept = [j for j, wj in enumerate(weights) if wj != 0.0]
+    w = torch.tensor([weights[j] for j in kept], dtype=views[0].real.dtype,
+                     device=views[0].device)
+    return torch.tensordot(w.to(views[0].dtype), torch.stack([views[j] for j in kept]), dims=1)
 
 
 def _fd_periodic(u, dim, h, order, accuracy):
     half = (order + accuracy - 1) // 2
     offsets = tuple(range(-half, half + 1))
     w = fd_weights(offsets, order)
-    out = sum(wj * torch.roll(u, -s, dims=dim) for s, wj in zip(offsets, w) if wj != 0.0)
+    out = _combine(w, [torch.roll(u, -s, dims=dim) for s in offsets])
     return out / h**order
 
 
@@ -162,17 +168,14 @@ def _fd_bounded(u, dim, n, h, order, accuracy):
         )
     centred = fd_weights(tuple(range(-half, half + 1)), order)
     m = n - 2 * half
-    interior = sum(
-        w * _shifted(u, dim, j, m) for j, w in enumerate(centred) if w != 0.0
-    )
+    interior = _combine(centred, [u.narrow(dim, j, m) for j in range(len(centred))])
     left, right = [], []
     for i in range(half):  # points too close to an end for the centred stencil
         wl = fd_weights(tuple(range(-i, width - i)), order)
-        left.append(sum(w * u.select(dim, j) for j, w in enumerate(wl)).unsqueeze(dim))
+        left.append(_combine(wl, [u.select(dim, j) for j in range(width)]).unsqueeze(dim))
         wr = fd_weights(tuple(range(-(width - 1 - i), i + 1)), order)
-        right.insert(
-            0, sum(w * u.select(dim, n - width + j) for j, w in enumerate(wr)).unsqueeze(dim)
-        )
+        right.insert(0, _combine(wr, [u.select(dim, n - width + j) for j in range(width)])
+                     .unsqueeze(dim))
     return torch.cat(left + [interior] + right, dim=dim) / h**order
 
 

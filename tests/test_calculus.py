@@ -25,7 +25,9 @@ def test_finite_difference_order_including_boundaries(order, accuracy):
                  else (9 * torch.cos(3 * x) ** 2 - 9 * torch.sin(3 * x)) * u)
         d = calculus.partial(u, g, "x", order, accuracy=accuracy)
         errors.append(float((d - exact).abs().max()))
-    assert abs(_observed_order(errors, ns) - accuracy) < 0.2, errors
+    # the one-sided stencils at the ends approach their order from above in this range
+    # (4.22 for the second derivative at accuracy 4: error ratios 19.9, 18.1, 18.2)
+    assert -0.2 < _observed_order(errors, ns) - accuracy < 0.3, errors
 
 
 @pytest.mark.parametrize("accuracy", [2, 4])

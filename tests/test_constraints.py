@@ -9,7 +9,13 @@ import torch
 from torch import nn
 
 from opflow import Field, Grid
-from opflow.constraints import GridCondition, HardConstraint, Partition, initial_condition
+from opflow.constraints import (
+    ExpertWindows,
+    GridCondition,
+    HardConstraint,
+    Partition,
+    initial_condition,
+)
 from opflow.errors import InvalidArgumentError, ShapeError
 from opflow.solvers.nonlinear import LevenbergMarquardt
 from opflow.solvers.pinn import Coordinates, GridCoordinates, d
@@ -187,6 +193,65 @@ def test_two_by_two_experts_in_space():
     assert labels.unique().tolist() == [0, 1, 2, 3] and labels[0, 7, 0] == 1
 
 
+# ------------------------------------------------------------------ experts' windows
+def _solved(layer: HardConstraint, a: Field) -> tuple[torch.Tensor, torch.Tensor]:
+    """The layer's output and the gradient of a loss through it w.r.t. the basis."""
+    u = layer(a)
+    (u.values ** 2).sum().backward()
+    return u.values.detach(), layer.basis.p.grad.clone()
+
+
+@pytest.mark.parametrize("partition", [Partition(x=4), Partition(x=(0, 3, 9, 16)),
+                                       Partition(t=2, x=2)])
+def test_windows_give_the_whole_grid_solution(partition):
+    kw = dict(partition=partition, points=6, ridge=1e-10, seed=3,
+              conditions=[initial_condition(points=3),
+                          GridCondition(lambda x, u, a: d(u, x, "x"), "x_max")])
+    near = HardConstraint(FeatureBasis(10), heat, 10, **kw)
+    whole = HardConstraint(FeatureBasis(10), heat, 10, halo=None, **kw)
+    a = inputs(batch=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no fallback to the whole grid
+        u_near, g_near = _solved(near, a)
+    u_whole, g_whole = _solved(whole, a)
+    assert near._rows_cache[GRID].windows.grid.shape[0] < NX
+    assert torch.allclose(u_near, u_whole, rtol=1e-8, atol=1e-10)
+    assert torch.allclose(g_near, g_whole, rtol=1e-6, atol=1e-9)
+
+
+def test_each_window_holds_its_block_and_the_halo():
+    grid = Grid.uniform(x=(0.0, 1.0, 20), t=(0.0, 1.0, 3))
+    part = Partition(x=(0, 4, 12, 20))
+    win = ExpertWindows(grid, part, 2)
+    labels = part.labels(grid).reshape(-1)
+    for k in range(3):
+        xs = set((win.index[k] // 3).tolist())
+        block = set((torch.nonzero(labels == k).reshape(-1) // 3).tolist())
+        reach = {i + s for i in block for s in (-2, -1, 0, 1, 2)} & set(range(20))
+        assert reach <= xs and len(xs) == win.grid.shape[0] == 12
+        assert torch.allclose(win.nodes[k, ::3, 0], torch.tensor(sorted(xs), dtype=F64) / 19)
+
+
+def test_spectral_derivatives_on_a_split_periodic_axis_fall_back_to_the_whole_grid():
+    grid = Grid.uniform(x=(0.0, 1.0, 16), t=(0.0, 0.5, 6), periodic=("x",))
+    kw = dict(partition=Partition(x=4), points=5, ridge=1e-10,
+              conditions=[initial_condition(points=3)])
+    auto = HardConstraint(FeatureBasis(8, grid.shape), heat, 8, **kw)
+    a = inputs(batch=1, grid=grid)
+    with pytest.warns(RuntimeWarning, match="derivatives='fd'"):
+        u_auto = auto(a)
+    assert auto._rows_cache[grid].windows.is_whole_grid
+    fd = HardConstraint(FeatureBasis(8, grid.shape), heat, 8, derivatives="fd", **kw)
+    fd_whole = HardConstraint(FeatureBasis(8, grid.shape), heat, 8, derivatives="fd",
+                              halo=None, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        u_fd = fd(a)
+    assert fd._rows_cache[grid].windows.grid.shape == (8, 6)  # a wrapped window of 4 + 2 * 2
+    assert torch.allclose(u_fd.values, fd_whole(a).values, rtol=1e-8, atol=1e-10)
+    assert u_auto.attrs["retcode"] == "Success"
+
+
 # ------------------------------------------------------------------ soft baseline, Trainer
 def test_soft_baseline_is_the_same_network_with_a_residual_loss():
     soft = HardConstraint(FeatureBasis(12), heat, 12, hard=False,
@@ -225,6 +290,7 @@ def test_an_expert_without_points_is_refused():
     ({"n_basis": 0}, "n_basis"), ({"points": 0}, "points"), ({"points": "some"}, "points"),
     ({"ridge": -1.0}, "ridge"), ({"partition": "x"}, "partition"),
     ({"conditions": [lambda x, u, a: u]}, "conditions"), ({"solver": "lm"}, "solver"),
+    ({"halo": -1}, "halo"), ({"halo": 1.5}, "halo"), ({"derivatives": "spectral"}, "derivatives"),
 ])
 def test_bad_arguments_name_the_argument(kwargs, name):
     args = {"basis": FeatureBasis(6), "residual": heat, "n_basis": 6, **kwargs}
@@ -254,7 +320,7 @@ def test_an_expert_that_does_not_converge_is_recorded_and_warned():
     assert u.attrs["retcode"] == "MaxIters"
     assert "MaxIters" in u.attrs["expert_retcodes"]
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.simplefilter("error", RuntimeWarning)
         ok = HardConstraint(FeatureBasis(6), heat, 6, points=4)(inputs())
     assert ok.attrs["retcode"] == "Success"
 

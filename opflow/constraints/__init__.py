@@ -6,6 +6,8 @@
   implicit function theorem; ``hard=False`` gives the soft-constraint
   baseline on the same network;
 * :class:`Partition`: the fixed split of the grid into experts;
+* :class:`ExpertWindows`: each expert's block plus a halo, where its
+  residual is evaluated;
 * :class:`GridCondition`, :func:`initial_condition`: initial and boundary
   rows on faces of the grid.
 
@@ -17,6 +19,7 @@ evaluated on the grid by finite differences
 from .conditions import ConditionResidual, GridCondition, initial_condition
 from .hard_constraint import HardConstraint, PDEResidual
 from .partition import Partition
+from .windows import ExpertWindows
 
-__all__ = ["ConditionResidual", "GridCondition", "HardConstraint", "PDEResidual", "Partition",
-           "initial_condition"]
+__all__ = ["ConditionResidual", "ExpertWindows", "GridCondition", "HardConstraint", "PDEResidual",
+           "Partition", "initial_condition"]

@@ -51,6 +51,7 @@ from ..solvers.ode.sensitivity import DirectBackprop
 from ..solvers.pinn.derivatives import GridCoordinates
 from .conditions import GridCondition
 from .partition import Partition
+from .windows import ExpertWindows
 
 __all__ = ["HardConstraint", "PDEResidual"]
 
@@ -87,10 +88,11 @@ def _padded(per_expert: list[torch.Tensor], scale: float) -> tuple[torch.Tensor,
 
 
 class _Rows:
-    """Where the rows of each expert's least-squares problem sit on one grid."""
+    """Where the rows of each expert's least-squares problem sit in its window of a grid."""
 
     def __init__(self, grid: Grid, labels: torch.Tensor, n_experts: int, points: Points,
-                 conditions: Sequence[GridCondition], seed: int):
+                 conditions: Sequence[GridCondition], seed: int, windows: ExpertWindows):
+        self.windows = windows
         gen = torch.Generator().manual_seed(seed)
         flat = labels.reshape(-1)
         if isinstance(points, torch.Tensor):
@@ -107,13 +109,20 @@ class _Rows:
                 "partition", f"every expert with at least one residual point (experts "
                 f"{empty} of {n_experts} have none among the points)", points
                 if isinstance(points, (str, int)) else "a mask")
-        self.pde = _padded(pde, 1.0)
+        self.pde = _padded(windows.local(pde), 1.0)
         self.conditions = []
         for c in conditions:
             face = c.mask(grid).reshape(-1)
             rows = [_pick(torch.nonzero(face & (flat == k)).reshape(-1), c.points, gen)
                     for k in range(n_experts)]
-            self.conditions.append(_padded(rows, math.sqrt(c.weight)))
+            self.conditions.append(_padded(windows.local(rows), math.sqrt(c.weight)))
+
+    def windowed(self, values: torch.Tensor) -> torch.Tensor:
+        """``values (B, ..., G)`` on every expert's window: ``(B * K, ..., window nodes)``."""
+        index = self.windows.index.to(values.device)              # (K, Gw)
+        out = values[..., index]                                  # (B, ..., K, Gw)
+        out = out.movedim(-2, 1)                                  # (B, K, ..., Gw)
+        return out.reshape(-1, *out.shape[2:])
 
     @staticmethod
     def take(values: torch.Tensor, where: tuple[torch.Tensor, torch.Tensor], batch: int
@@ -176,6 +185,20 @@ class HardConstraint(nn.Module):
         Seed of the point sampling and of the soft weights.
     in_channels : int, optional
         Input channels of the default FNO basis.
+    halo : int or None
+        Nodes each expert's window reaches past its block along the split
+        axes (see :class:`~opflow.constraints.windows.ExpertWindows`): an
+        expert's residual is evaluated on its block plus this halo, not on
+        the whole grid. Default 2 (first and second differences at
+        ``accuracy`` 2, or first differences at 4); None evaluates every
+        expert on the whole grid. The first call on a grid checks that the
+        windows give the whole grid's rows and falls back (with a warning)
+        when they do not, e.g. for spectral derivatives on a periodic axis.
+    derivatives : {"auto", "fd"}
+        How grid derivatives are taken (:class:`~opflow.solvers.pinn.GridCoordinates`'s
+        ``method``): ``"auto"`` is spectral on periodic axes and finite
+        differences otherwise; ``"fd"`` uses finite differences everywhere,
+        which lets experts split a periodic axis into windows.
 
     Attributes
     ----------
@@ -215,7 +238,8 @@ class HardConstraint(nn.Module):
                  points: Points = "all", ridge: float = 1e-4, *,
                  conditions: Sequence[GridCondition] = (), names: Sequence[str] = ("u",),
                  hard: bool = True, sensealg: Union[ImplicitAdjoint, DirectBackprop, None] = None,
-                 seed: int = 0, in_channels: Optional[int] = None):
+                 seed: int = 0, in_channels: Optional[int] = None, halo: Optional[int] = 2,
+                 derivatives: str = "auto"):
         super().__init__()
         self.n_basis = _positive_int(n_basis, "n_basis")
         names = (names,) if isinstance(names, str) else tuple(names)
@@ -275,6 +299,14 @@ class HardConstraint(nn.Module):
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise InvalidArgumentError("seed", "an integer", seed)
         self.seed = seed
+        if halo is not None and (isinstance(halo, bool) or not isinstance(halo, int)
+                                 or halo < 0):
+            raise InvalidArgumentError("halo", "a number of nodes >= 0, or None (the whole "
+                                       "grid per expert)", halo)
+        self.halo = halo
+        if derivatives not in ("auto", "fd"):
+            raise InvalidArgumentError("derivatives", "'auto' or 'fd'", derivatives)
+        self.derivatives = derivatives
         if not hard:
             gen = torch.Generator().manual_seed(seed)
             self.soft_weights = nn.Parameter(torch.randn(n_basis, generator=gen) / n_basis ** 0.5)
@@ -297,14 +329,60 @@ class HardConstraint(nn.Module):
             return torch.zeros(grid.shape, dtype=torch.int64)
         return self.partition.labels(grid)
 
-    def _rows(self, grid: Grid) -> _Rows:
-        if grid not in self._rows_cache:
-            if isinstance(self.points, torch.Tensor) and tuple(self.points.shape) != grid.shape:
-                raise ShapeError("points", f"a bool mask of the grid's shape {grid.shape}",
-                                 self.points)
-            self._rows_cache[grid] = _Rows(grid, self._labels(grid), self.n_experts,
-                                           self.points, self.conditions, self.seed)
-        return self._rows_cache[grid]
+    def _rows(self, grid: Grid, halo: Optional[int]) -> _Rows:
+        if isinstance(self.points, torch.Tensor) and tuple(self.points.shape) != grid.shape:
+            raise ShapeError("points", f"a bool mask of the grid's shape {grid.shape}",
+                             self.points)
+        windows = ExpertWindows(grid, self.partition, halo)
+        return _Rows(grid, self._labels(grid), self.n_experts, self.points, self.conditions,
+                     self.seed, windows)
+
+    def _layout(self, grid: Grid, b64: torch.Tensor, a64: torch.Tensor) -> _Rows:
+        """The rows of ``grid`` in the experts' windows, checked once against the whole grid."""
+        if grid in self._rows_cache:
+            return self._rows_cache[grid]
+        rows = self._rows(grid, self.halo)
+        if not rows.windows.is_whole_grid:
+            whole = self._rows(grid, None)
+            w = torch.randn(self.n_experts, self.n_basis, dtype=torch.float64,
+                            generator=torch.Generator().manual_seed(self.seed + 1)
+                            ).to(b64.device)
+            with torch.no_grad():
+                near = self._row_values(w, rows, b64[:1], a64[:1])
+                far = self._row_values(w, whole, b64[:1], a64[:1])
+            scale = far.abs().max().clamp_min(1e-300)
+            if not bool(((near - far).abs() <= 1e-8 * scale).all()):
+                warnings.warn(
+                    f"HardConstraint: the residual rows on the experts' windows (halo "
+                    f"{self.halo}) differ from those on the whole grid (stencils reaching "
+                    "further, or spectral derivatives on a periodic axis: pass a larger "
+                    "halo= or derivatives='fd'); every expert is evaluated on the whole "
+                    "grid", RuntimeWarning, stacklevel=4)
+                rows = whole
+        self._rows_cache[grid] = rows
+        return rows
+
+    def _coordinates(self, rows: _Rows, samples: int, device: torch.device
+                     ) -> GridCoordinates:
+        win = rows.windows
+        nodes = win.nodes.to(device).repeat(samples // win.n_experts, 1, 1)
+        return GridCoordinates(win.grid, samples, dtype=torch.float64, device=device,
+                               method=self.derivatives, nodes=nodes.reshape(-1, win.grid.ndim))
+
+    def _row_values(self, w: torch.Tensor, rows: _Rows, b64: torch.Tensor, a64: torch.Tensor
+                    ) -> torch.Tensor:
+        """Every expert's rows (PDE, then conditions) for weights ``w (B * K, n)``."""
+        B = b64.shape[0]
+        x = self._coordinates(rows, B * self.n_experts, b64.device)
+        return self._stacked_rows(w, rows.windowed(b64), rows.windowed(a64), x, rows, B)
+
+    def _stacked_rows(self, w: torch.Tensor, bs: torch.Tensor, as_: torch.Tensor,
+                      x: GridCoordinates, rows: _Rows, B: int) -> torch.Tensor:
+        u = torch.einsum("sn,sncg->scg", w, bs)
+        pde, conds = self._residuals(x, u, as_)
+        parts = [rows.take(pde, rows.pde, B)]
+        parts += [rows.take(v, where, B) for v, where in zip(conds, rows.conditions)]
+        return torch.cat(parts, dim=1)
 
     def _basis_values(self, a: Field) -> torch.Tensor:
         out = self.basis(a)
@@ -380,26 +458,19 @@ class HardConstraint(nn.Module):
 
     def _solve(self, a: Field, basis: torch.Tensor, grid: Grid
                ) -> tuple[torch.Tensor, list[ReturnCode]]:
-        rows = self._rows(grid)
         B, n, C, G = basis.shape
         K = self.n_experts
         S = B * K
         b64 = basis.to(torch.float64)
         a64 = a.values.reshape(B, -1, G).to(torch.float64)
-        bK = b64.unsqueeze(1).expand(B, K, n, C, G).reshape(S, n, C, G)
-        aK = a64.unsqueeze(1).expand(B, K, *a64.shape[1:]).reshape(S, -1, G)
-        x = GridCoordinates(grid, S, dtype=torch.float64, device=basis.device)
+        rows = self._layout(grid, b64.detach(), a64.detach())
+        bK, aK = rows.windowed(b64), rows.windowed(a64)      # (S, n, C, Gw), (S, Cin, Gw)
+        x = self._coordinates(rows, S, basis.device)
         root_ridge = math.sqrt(self.ridge)
 
         def r(w: torch.Tensor, p: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-            bs, as_ = p
-            u = torch.einsum("sn,sncg->scg", w, bs)
-            pde, conds = self._residuals(x, u, as_)
-            parts = [rows.take(pde, rows.pde, B)]
-            parts += [rows.take(v, where, B) for v, where in zip(conds, rows.conditions)]
-            if self.ridge > 0:
-                parts.append(root_ridge * w)
-            return torch.cat(parts, dim=1)
+            out = self._stacked_rows(w, p[0], p[1], x, rows, B)
+            return torch.cat([out, root_ridge * w], dim=1) if self.ridge > 0 else out
 
         w0 = torch.zeros(S, n, dtype=torch.float64, device=basis.device)
         prob = NonlinearLeastSquaresProblem(r, w0, (bK, aK), batched=True)
@@ -455,7 +526,8 @@ class HardConstraint(nn.Module):
         G = math.prod(grid.shape)
         u = pred.values.reshape(-1, self.channels, G).to(torch.float64)
         v = a.values.reshape(u.shape[0], -1, G).to(torch.float64)
-        x = GridCoordinates(grid, u.shape[0], dtype=torch.float64, device=u.device)
+        x = GridCoordinates(grid, u.shape[0], dtype=torch.float64, device=u.device,
+                            method=self.derivatives)
         pde, conds = self._residuals(x, u, v)
         loss = pde.square().mean()
         for c, v in zip(self.conditions, conds):

@@ -129,6 +129,11 @@ class GridCoordinates(Coordinates):
         As for :func:`opflow.calculus.partial`.
     accuracy : {2, 4}
         Order of accuracy of the stencils.
+    nodes : torch.Tensor, shape (samples * prod(grid.shape), ndim), optional
+        The coordinate values, when they differ from sample to sample (windows
+        of one larger grid with the same spacing, as a mixture of experts'
+        blocks); default the grid's nodes for every sample. Derivatives use
+        ``grid`` either way.
 
     Examples
     --------
@@ -144,14 +149,21 @@ class GridCoordinates(Coordinates):
 
     def __init__(self, grid: Grid, samples: int = 1, *, dtype: torch.dtype = torch.float32,
                  device: torch.device | str | None = None, method: str = "auto",
-                 accuracy: int = 2):
+                 accuracy: int = 2, nodes: torch.Tensor | None = None):
         if not isinstance(grid, Grid):
             raise InvalidArgumentError("grid", "an opflow.Grid", grid)
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise InvalidArgumentError("samples", "a positive integer", samples)
-        mesh = grid.mesh(dtype, device)
-        nodes = torch.stack([m.reshape(-1) for m in mesh], dim=1)
-        super().__init__(nodes.repeat(samples, 1), grid.names)
+        if nodes is None:
+            mesh = grid.mesh(dtype, device)
+            nodes = torch.stack([m.reshape(-1) for m in mesh], dim=1).repeat(samples, 1)
+        elif not isinstance(nodes, torch.Tensor) or tuple(nodes.shape) != (
+                samples * grid.size, grid.ndim):
+            raise ShapeError("nodes", f"a tensor of shape ({samples * grid.size}, {grid.ndim}): "
+                             "the coordinates of every sample's nodes", nodes)
+        else:
+            nodes = nodes.to(dtype=dtype, device=device)
+        super().__init__(nodes, grid.names)
         self.grid, self.samples = grid, samples
         self.method, self.accuracy = method, accuracy
 
