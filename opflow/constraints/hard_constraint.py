@@ -29,6 +29,7 @@ variants, so comparisons train with the same objective).
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from typing import Any, Callable, Optional, Sequence, Union
@@ -50,6 +51,7 @@ from ..solvers.nonlinear import (
 from ..solvers.ode.sensitivity import DirectBackprop
 from ..solvers.pinn.derivatives import GridCoordinates
 from .conditions import GridCondition
+from .distributed import expert_group, experts_of, gather_codes, gather_samples, sum_over_processes
 from .partition import Partition
 from .windows import ExpertWindows
 
@@ -116,6 +118,15 @@ class _Rows:
             rows = [_pick(torch.nonzero(face & (flat == k)).reshape(-1), c.points, gen)
                     for k in range(n_experts)]
             self.conditions.append(_padded(windows.local(rows), math.sqrt(c.weight)))
+
+    def subset(self, experts: Sequence[int]) -> "_Rows":
+        """The rows of ``experts`` only, in that order."""
+        out = copy.copy(self)
+        keep = torch.as_tensor(list(experts), dtype=torch.int64)
+        out.windows = self.windows.subset(experts)
+        out.pde = (self.pde[0][keep], self.pde[1][keep])
+        out.conditions = [(i[keep], w[keep]) for i, w in self.conditions]
+        return out
 
     def windowed(self, values: torch.Tensor) -> torch.Tensor:
         """``values (B, ..., G)`` on every expert's window: ``(B * K, ..., window nodes)``."""
@@ -199,6 +210,17 @@ class HardConstraint(nn.Module):
         ``method``): ``"auto"`` is spectral on periodic axes and finite
         differences otherwise; ``"fd"`` uses finite differences everywhere,
         which lets experts split a periodic axis into windows.
+    distribute : bool
+        Spread the experts over the processes of a ``torch.distributed`` job
+        (the :class:`~opflow.train.Trainer`'s ``torchrun`` launch) while
+        training: every process gathers all processes' samples, solves the
+        experts ``k`` with ``k % world_size == rank`` for all of them, and the
+        blocks are summed across processes (differentiably, so the gradients
+        under DistributedDataParallel are those of one process). Every process
+        must call the layer the same number of times in training mode (the
+        Trainer's training loader does). In evaluation mode, or without a
+        process group of several processes, each process solves every expert
+        of its own samples.
 
     Attributes
     ----------
@@ -239,7 +261,7 @@ class HardConstraint(nn.Module):
                  conditions: Sequence[GridCondition] = (), names: Sequence[str] = ("u",),
                  hard: bool = True, sensealg: Union[ImplicitAdjoint, DirectBackprop, None] = None,
                  seed: int = 0, in_channels: Optional[int] = None, halo: Optional[int] = 2,
-                 derivatives: str = "auto"):
+                 derivatives: str = "auto", distribute: bool = False):
         super().__init__()
         self.n_basis = _positive_int(n_basis, "n_basis")
         names = (names,) if isinstance(names, str) else tuple(names)
@@ -307,6 +329,9 @@ class HardConstraint(nn.Module):
         if derivatives not in ("auto", "fd"):
             raise InvalidArgumentError("derivatives", "'auto' or 'fd'", derivatives)
         self.derivatives = derivatives
+        if not isinstance(distribute, bool):
+            raise InvalidArgumentError("distribute", "True or False", distribute)
+        self.distribute = distribute
         if not hard:
             gen = torch.Generator().manual_seed(seed)
             self.soft_weights = nn.Parameter(torch.randn(n_basis, generator=gen) / n_basis ** 0.5)
@@ -373,7 +398,7 @@ class HardConstraint(nn.Module):
                     ) -> torch.Tensor:
         """Every expert's rows (PDE, then conditions) for weights ``w (B * K, n)``."""
         B = b64.shape[0]
-        x = self._coordinates(rows, B * self.n_experts, b64.device)
+        x = self._coordinates(rows, B * rows.windows.n_experts, b64.device)
         return self._stacked_rows(w, rows.windowed(b64), rows.windowed(a64), x, rows, B)
 
     def _stacked_rows(self, w: torch.Tensor, bs: torch.Tensor, as_: torch.Tensor,
@@ -460,19 +485,50 @@ class HardConstraint(nn.Module):
                ) -> tuple[torch.Tensor, list[ReturnCode]]:
         B, n, C, G = basis.shape
         K = self.n_experts
-        S = B * K
         b64 = basis.to(torch.float64)
         a64 = a.values.reshape(B, -1, G).to(torch.float64)
-        rows = self._layout(grid, b64.detach(), a64.detach())
+        group = expert_group() if self.distribute and self.training else None
+        if group is None:
+            b_all, a_all, mine, lo = b64, a64, list(range(K)), 0
+        else:   # every process solves its share of the experts for every process's samples
+            (b_all, a_all), lo = gather_samples((b64, a64), group)
+            mine = experts_of(K, group)
+        rows = self._layout(grid, b_all.detach(), a_all.detach())
+        W, codes = self._solve_experts(b_all, a_all, rows.subset(mine))
+        onehot = torch.nn.functional.one_hot(self._labels(grid).reshape(-1), K).to(
+            device=basis.device, dtype=torch.float64).t()[mine]      # (experts here, G)
+        u = torch.einsum("bkn,bncg,kg->bcg", W, b_all, onehot)
+        if group is not None:
+            u = sum_over_processes(u + 0 * b_all.sum(), group)[lo:lo + B]
+            codes = gather_codes(codes, mine, K, group)[lo * K:(lo + B) * K]
+        failed = [i for i, c in enumerate(codes) if c != ReturnCode.Success]
+        if failed:
+            warnings.warn(
+                f"HardConstraint: {len(failed)} of {len(codes)} expert solves did not "
+                f"converge (sample, expert, retcode: "
+                f"{[(i // K, i % K, str(codes[i])) for i in failed[:8]]}); the output holds "
+                "their last iterates and attrs['expert_retcodes'] records them",
+                RuntimeWarning, stacklevel=3)
+        return u.to(basis.dtype), codes
+
+    def _solve_experts(self, b64: torch.Tensor, a64: torch.Tensor, rows: _Rows
+                       ) -> tuple[torch.Tensor, list[ReturnCode]]:
+        """Weights ``(B, experts, n)`` of the experts of ``rows`` for every sample, and
+        their retcodes (samples first)."""
+        B, n = b64.shape[0], self.n_basis
+        k = rows.windows.n_experts
+        if k == 0:   # more processes than experts: nothing to solve here
+            return b64.new_zeros(B, 0, n), []
+        S = B * k
         bK, aK = rows.windowed(b64), rows.windowed(a64)      # (S, n, C, Gw), (S, Cin, Gw)
-        x = self._coordinates(rows, S, basis.device)
+        x = self._coordinates(rows, S, b64.device)
         root_ridge = math.sqrt(self.ridge)
 
         def r(w: torch.Tensor, p: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
             out = self._stacked_rows(w, p[0], p[1], x, rows, B)
             return torch.cat([out, root_ridge * w], dim=1) if self.ridge > 0 else out
 
-        w0 = torch.zeros(S, n, dtype=torch.float64, device=basis.device)
+        w0 = torch.zeros(S, n, dtype=torch.float64, device=b64.device)
         prob = NonlinearLeastSquaresProblem(r, w0, (bK, aK), batched=True)
         sensealg = self.sensealg
         if sensealg is None:
@@ -480,20 +536,7 @@ class HardConstraint(nn.Module):
             sensealg = ImplicitAdjoint(params=params)
         sol = solve(prob, self.solver, sensealg=sensealg)
         self.last_solution = sol
-        codes = list(sol.record["retcodes"])
-        failed = [i for i, c in enumerate(codes) if c != ReturnCode.Success]
-        if failed:
-            warnings.warn(
-                f"HardConstraint: {len(failed)} of {S} expert solves did not converge "
-                f"(sample, expert, retcode: "
-                f"{[(i // K, i % K, str(codes[i])) for i in failed[:8]]}); the output holds "
-                "their last iterates and attrs['expert_retcodes'] records them",
-                RuntimeWarning, stacklevel=3)
-        W = sol.u.reshape(B, K, n)
-        onehot = torch.nn.functional.one_hot(self._labels(grid).reshape(-1), K).to(
-            device=basis.device, dtype=torch.float64).t()            # (K, G)
-        u = torch.einsum("bkn,bncg,kg->bcg", W, b64, onehot)
-        return u.to(basis.dtype), codes
+        return sol.u.reshape(B, k, n), list(sol.record["retcodes"])
 
     # ------------------------------------------------------------------ losses
     def residual_loss(self, pred: Field, true: Field, a: Field) -> torch.Tensor:

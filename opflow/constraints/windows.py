@@ -17,7 +17,9 @@ rows once per grid and falls back to whole-grid evaluation if they differ.
 
 from __future__ import annotations
 
+import copy
 import math
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -116,6 +118,23 @@ class ExpertWindows:
         order = sorted(range(len(index)), key=lambda k: int(labels[first[k]]))
         self.index = torch.stack([index[k] for k in order])
         self.nodes = torch.stack([nodes[k] for k in order])
+
+    def subset(self, experts: Sequence[int]) -> "ExpertWindows":
+        """The windows of ``experts`` only (same window grid), in that order.
+
+        Parameters
+        ----------
+        experts : sequence of int
+            Expert numbers.
+
+        Returns
+        -------
+        ExpertWindows
+        """
+        out = copy.copy(self)
+        keep = torch.as_tensor(list(experts), dtype=torch.int64)
+        out.index, out.nodes = self.index[keep], self.nodes[keep]
+        return out
 
     @property
     def n_experts(self) -> int:
