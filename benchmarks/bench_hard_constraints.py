@@ -9,7 +9,7 @@ grid; basis: FNO(3 -> 16 basis fields, modes MODES, width WIDTH, LAYERS layers,
 no positional channels). Residual (the paper's form): u_t - D / R(u) u_xx by
 finite differences on the grid; condition rows u(t=0) = u0 and u = 1 at the wall
 for t > 0 (u - h u_x at the first cell centre, where the data's ghost cell holds
-1; see `solubility`). soft: the same network, 16 trainable weights shared by all
+1; see `opflow.constraints.recipes`). soft: the same network, 16 trainable weights shared by all
 samples (hard=False); hard: one least-squares solve per sample, POINTS residual
 rows drawn on the whole grid; MoE: 4 experts along x (the reference code's
 num_experts [1, 4] over (t, x)), POINTS rows drawn in each expert's block; each
@@ -44,9 +44,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import time_interleaved, write_result  # noqa: E402
 
 from opflow import Field, Grid  # noqa: E402
-from opflow.constraints import GridCondition, HardConstraint, Partition, initial_condition  # noqa: E402
+from opflow.constraints import (  # noqa: E402
+    HardConstraint,
+    Partition,
+    constraint_recipe,
+    initial_condition,
+)
 from opflow.data import generate  # noqa: E402
-from opflow.data.diffusion_sorption import PARAMETERS, retardation  # noqa: E402
 from opflow.operators import FNO  # noqa: E402
 from opflow.solvers.nonlinear import LevenbergMarquardt  # noqa: E402
 from opflow.solvers.pinn import d  # noqa: E402
@@ -63,22 +67,12 @@ KINDS = {"soft": {"hard": False}, "hard": {}, "MoE": {"partition": Partition(x=4
 N_BASIS = 16
 
 
-def sorption(x, u):
-    """PDEBench's diffusion-sorption residual, ``u_t - D / R(u) u_xx``."""
-    return d(u, x, "t") - PARAMETERS["D"] / retardation(u.clamp_min(0.0)) * d(u, x, "x", 2)
-
-
-def solubility(x, u, a):
-    """``u = 1`` at the wall, as the data's ghost cell holds it: the ghost sits half a cell
-    left of the first cell centre, where ``u - h u_x`` reaches it (``h`` = one cell).
-    Not at ``t = 0``: the initial state (u0 <= 0.2) does not meet it there, and a row
-    that no solution satisfies made the true solution's residual loss 0.052, larger
-    than that of an untrained layer (0.036); without it the true solution's is 4.5e-6."""
-    h = x.grid.spacing[0]
-    return (u - h * d(u, x, "x") - 1.0) * (x["t"] > 0)
-
-
-CONDITIONS = (initial_condition(), GridCondition(solubility, "x_min"))
+# the recipe `opflow train --model hard-constraint` uses: the residual u_t - D / R(u) u_xx
+# and the rows u(t = 0) = u0 and u = 1 at the wall for t > 0 (where the data's ghost
+# cell holds it; see opflow.constraints.recipes.solubility_condition)
+RECIPE = constraint_recipe("diffusion-sorption")
+sorption = RECIPE.residual
+CONDITIONS = RECIPE.conditions
 
 
 def dataset(n: int, nx: int, nt: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

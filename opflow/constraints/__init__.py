@@ -9,7 +9,10 @@
 * :class:`ExpertWindows`: each expert's block plus a halo, where its
   residual is evaluated;
 * :class:`GridCondition`, :func:`initial_condition`: initial and boundary
-  rows on faces of the grid.
+  rows on faces of the grid;
+* :class:`HardConstraintOperator`: the layer as an operator ``u0(x) -> u(t,
+  x)`` of ``opflow train --model hard-constraint``, its PDE from a
+  :func:`constraint_recipe`.
 
 Residuals are written as for :class:`~opflow.solvers.pinn.PINNProblem` and
 evaluated on the grid by finite differences
@@ -18,8 +21,11 @@ evaluated on the grid by finite differences
 
 from .conditions import ConditionResidual, GridCondition, initial_condition
 from .hard_constraint import HardConstraint, PDEResidual
+from .operator import HardConstraintOperator
 from .partition import Partition
+from .recipes import ConstraintRecipe, constraint_recipe
 from .windows import ExpertWindows
 
-__all__ = ["ConditionResidual", "ExpertWindows", "GridCondition", "HardConstraint", "PDEResidual",
-           "Partition", "initial_condition"]
+__all__ = ["ConditionResidual", "ConstraintRecipe", "ExpertWindows", "GridCondition",
+           "HardConstraint", "HardConstraintOperator", "PDEResidual", "Partition",
+           "constraint_recipe", "initial_condition"]

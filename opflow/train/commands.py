@@ -146,7 +146,9 @@ def add_train_parser(subparsers: argparse._SubParsersAction,
     p.add_argument("--batch-size", type=int, help="samples per batch and process (default: 32)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-3)")
     p.add_argument("--scheduler", choices=_SCHEDULERS, help="learning-rate schedule (per step)")
-    p.add_argument("--loss", choices=["rel_l2", "rel_h1"], help="training loss (default: rel_l2)")
+    p.add_argument("--loss", choices=["rel_l2", "rel_h1", "residual"],
+                   help="training loss (default: rel_l2); residual: the model's PDE "
+                        "residual alone, no solution data (hard-constraint)")
     p.add_argument("--seed", type=int,
                    help="seed of the initial weights, the split and the shuffling (default: 0)")
     p.add_argument("--grad-clip", type=float, help="max gradient norm")
@@ -335,16 +337,21 @@ def _train(args: argparse.Namespace, builder: Builder | None) -> int:
         if builder is None:
             _check_model_options(model_cfg, {key for key, _ in args.option or []})
         torch.manual_seed(train["seed"])  # the initial weights: same --seed, same model
+        if builder is None:  # a listed name may differ from the registered one
+            model_cfg = {**model_cfg, "name": model_choices().get(model_cfg["name"],
+                                                                  model_cfg["name"])}
         model = build_model(model_cfg, builder)
         if getattr(model, "config", None) is None:
             model.config = dict(model_cfg)  # type: ignore[assignment]  # a builder's module
-        normalizers: Any = "auto" if train["normalize"] else None
+        # a model whose PDE holds in physical units (hard-constraint) sees the data as is
+        physical = bool(getattr(model, "physical_units", False))
+        normalizers: Any = "auto" if train["normalize"] and not physical else None
         if not (args.resume and (Path(args.out) / "last.pt").exists()):
             if normalizers == "auto":  # fitted here: POD modes live in normalised units
                 normalizers = _fit_normalizers(train_set, train["batch_size"])
             prepare_model(model, train_set, normalizers[1] if normalizers else None)
         trainer = Trainer(
-            model, loss=train["loss"],
+            model, loss=_loss(train["loss"], model),
             scheduler=_scheduler_factory(train["scheduler"], train["lr"]),
             epochs=train["epochs"], batch_size=train["batch_size"],
             normalizers=normalizers, grad_clip=train["grad_clip"],
@@ -370,6 +377,17 @@ def _train(args: argparse.Namespace, builder: Builder | None) -> int:
         print(f"opflow train: {epochs}, {losses}; best {trainer.monitor}="
               f"{trainer.best:.4g} at epoch {trainer.best_epoch}; wrote {args.out}/best.pt")
     return 0
+
+
+def _loss(name: str, model: torch.nn.Module) -> Any:
+    """The Trainer's loss for ``--loss``: a name, or the model's own residual loss."""
+    if name != "residual":
+        return name
+    residual = getattr(model, "residual_loss", None)
+    if not callable(residual):
+        raise InvalidArgumentError("--loss", "rel_l2 or rel_h1 (residual needs a model with a "
+                                   "PDE residual: --model hard-constraint)", name)
+    return residual
 
 
 def _check_model_options(config: Mapping[str, Any], from_flags: set[str]) -> None:

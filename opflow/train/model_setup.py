@@ -22,6 +22,9 @@ driftnet            modes 8 per axis (at most n // 2), width 16, levels as many 
 unet                levels as many as the grid allows (at most 3), width 16
 functionspace-unet  as unet; ``reference_resolution``: the training grid's shape
 attention-operator  width 32, 4 layers
+hard-constraint     ``n_t`` from the target's first axis (an input ``u0(x)``, a target
+                    ``u(t, x)``); FNO basis width 16, 2 layers, modes (5, 8); recipe
+                    ``diffusion-sorption``; unnormalised data (the PDE's units)
 ==================  ==============================================================
 """
 
@@ -118,6 +121,11 @@ def complete_config(config: Mapping[str, Any], in_shape: Sequence[int],
         if kind == "functionspaceunet":
             cfg.setdefault("reference_resolution",
                            list(in_shape if in_cells is None else in_cells))
+    elif kind in ("hardconstraint", "hardconstraintoperator"):
+        if len(out_shape) == len(in_shape) + 1:
+            cfg.setdefault("n_t", int(out_shape[0]))
+        if "layers" in cfg:
+            cfg.setdefault("n_layers", cfg.pop("layers"))
     elif kind == "attentionoperator":
         cfg.setdefault("width", 32)
         cfg.setdefault("n_layers", cfg.pop("layers", 4))
@@ -188,6 +196,7 @@ MODEL_NAMES: dict[str, str] = {
     "unet": "UNet",
     "function-space-unet": "FunctionSpaceUNet",
     "attention-operator": "AttentionOperator",
+    "hard-constraint": "HardConstraintOperator",
 }
 
 
