@@ -252,6 +252,42 @@ def test_spectral_derivatives_on_a_split_periodic_axis_fall_back_to_the_whole_gr
     assert u_auto.attrs["retcode"] == "Success"
 
 
+def test_the_loss_of_experts_takes_each_node_from_its_own_expert():
+    cond = initial_condition(points=3)
+    layer = HardConstraint(FeatureBasis(10), heat, 10, partition=Partition(x=2), points=6,
+                           ridge=1e-8, conditions=[cond])
+    a = inputs(batch=2)
+    u = layer(a)
+    loss = layer.residual_loss(u, u, a)
+    stitched = layer.residual_loss(u.with_values(u.values.clone()), u, a)   # not the output
+    # by hand: expert k's combination on the whole grid, its residual on block k only
+    w = layer.last_solution.u.reshape(2, 2, 10)
+    b = layer.basis(a)
+    block = Partition(x=2).labels(GRID)
+    x = GridCoordinates(GRID, 2, dtype=F64)
+    pde, ic = torch.zeros(2, NX, NT, dtype=F64), torch.zeros(2, NX, NT, dtype=F64)
+    for k in range(2):
+        uk = torch.einsum("bn,bnxt->bxt", w[:, k], b).reshape(-1, 1)
+        on = (block == k)
+        pde = torch.where(on, heat(x, uk).reshape(2, NX, NT), pde)
+        ic = torch.where(on, cond.residual(x, uk, a.values.reshape(-1, 1)).reshape(2, NX, NT), ic)
+    expected = pde.square().mean() + ic[..., 0].square().mean()
+    assert torch.allclose(loss, expected, rtol=1e-10)
+    assert not torch.allclose(loss, stitched, rtol=1e-3)      # the interface jump differs
+    loss.backward()
+    assert layer.basis.p.grad is not None and torch.isfinite(layer.basis.p.grad).all()
+
+
+def test_one_expert_loss_is_the_loss_of_the_output():
+    layer = HardConstraint(FeatureBasis(10), heat, 10, points=6, ridge=1e-8,
+                           conditions=[initial_condition(points=3)])
+    a = inputs(batch=2)
+    u = layer(a)
+    copy = u.with_values(u.values.detach().clone())
+    assert torch.allclose(layer.residual_loss(u, u, a), layer.residual_loss(copy, u, a),
+                          rtol=1e-10)
+
+
 # ------------------------------------------------------------------ soft baseline, Trainer
 def test_soft_baseline_is_the_same_network_with_a_residual_loss():
     soft = HardConstraint(FeatureBasis(12), heat, 12, hard=False,

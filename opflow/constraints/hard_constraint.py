@@ -112,6 +112,12 @@ class _Rows:
                 f"{empty} of {n_experts} have none among the points)", points
                 if isinstance(points, (str, int)) else "a mask")
         self.pde = _padded(windows.local(pde), 1.0)
+        # which window nodes lie in the expert's own block, and on each condition's faces
+        index = windows.index
+        self.own = flat[index] == torch.arange(n_experts)[:, None]          # (K, Gw)
+        self.faces = [c.mask(grid).reshape(-1)[index] & self.own for c in conditions]
+        self.n_faces = [int(c.mask(grid).sum()) for c in conditions]
+        self.n_nodes = grid.size
         self.conditions = []
         for c in conditions:
             face = c.mask(grid).reshape(-1)
@@ -126,6 +132,7 @@ class _Rows:
         out.windows = self.windows.subset(experts)
         out.pde = (self.pde[0][keep], self.pde[1][keep])
         out.conditions = [(i[keep], w[keep]) for i, w in self.conditions]
+        out.own, out.faces = self.own[keep], [f[keep] for f in self.faces]
         return out
 
     def windowed(self, values: torch.Tensor) -> torch.Tensor:
@@ -145,6 +152,17 @@ class _Rows:
         k = values.shape[-1]
         rows = values.gather(1, idx[..., None].expand(-1, -1, k)) * wt[..., None]
         return rows.reshape(values.shape[0], -1)
+
+
+class _ExpertFields:
+    """What :meth:`HardConstraint.residual_loss` needs of the latest forward pass: the
+    experts' weights ``(B, K, n)``, basis and input on their windows, and the output."""
+
+    def __init__(self, weights: torch.Tensor, basis: torch.Tensor, inputs: torch.Tensor,
+                 rows: _Rows, batch: int):
+        self.weights, self.basis, self.inputs = weights, basis, inputs
+        self.rows, self.batch = rows, batch
+        self.output: Optional[torch.Tensor] = None
 
 
 class HardConstraint(nn.Module):
@@ -337,6 +355,7 @@ class HardConstraint(nn.Module):
             self.soft_weights = nn.Parameter(torch.randn(n_basis, generator=gen) / n_basis ** 0.5)
         self.last_solution: Optional[Solution] = None
         self._rows_cache: dict[Any, _Rows] = {}
+        self._experts: Optional[_ExpertFields] = None
 
     @property
     def channels(self) -> int:
@@ -475,10 +494,13 @@ class HardConstraint(nn.Module):
             w = self.soft_weights.to(b.dtype)
             u = torch.einsum("n,bncg->bcg", w, basis)
         else:
+            self._experts = None
             u, codes = self._solve(a, basis, grid)
             attrs["retcode"] = str(max(codes, key=_severity)) if codes else "Success"
             attrs["expert_retcodes"] = ",".join(str(c) for c in codes)
         out = Field(u.reshape(B, self.channels, *grid.shape), grid, self.names, attrs=attrs)
+        if self._experts is not None:
+            self._experts.output = out.values
         return out[0] if unbatched else out
 
     def _solve(self, a: Field, basis: torch.Tensor, grid: Grid
@@ -498,6 +520,8 @@ class HardConstraint(nn.Module):
         onehot = torch.nn.functional.one_hot(self._labels(grid).reshape(-1), K).to(
             device=basis.device, dtype=torch.float64).t()[mine]      # (experts here, G)
         u = torch.einsum("bkn,bncg,kg->bcg", W, b_all, onehot)
+        if group is None:   # for residual_loss: every expert's own combination on its window
+            self._experts = _ExpertFields(W, rows.windowed(b64), rows.windowed(a64), rows, B)
         if group is not None:
             u = sum_over_processes(u + 0 * b_all.sum(), group)[lo:lo + B]
             codes = gather_codes(codes, mine, K, group)[lo * K:(lo + B) * K]
@@ -547,6 +571,14 @@ class HardConstraint(nn.Module):
         (``true`` is ignored). Takes the input, so :class:`~opflow.train.Trainer`
         passes it: ``Trainer(layer, loss=layer.residual_loss)``.
 
+        With experts, when ``pred`` is the layer's latest output, each node's
+        residual is that of its own expert's combination, evaluated on the
+        expert's window (as PI-HC-MoE's loss): the stitched output jumps at
+        the interfaces, and differences taken across a jump are not the PDE's
+        (they dominated the loss and made the experts worse than one solve).
+        Otherwise (another Field, or experts spread over processes) the
+        residual is that of ``pred`` itself.
+
         Parameters
         ----------
         pred : Field, shape (B, channels, *grid)
@@ -565,6 +597,9 @@ class HardConstraint(nn.Module):
             raise InvalidArgumentError("pred", "an opflow.Field (the layer's output)", pred)
         if not isinstance(a, Field):
             raise InvalidArgumentError("a", "an opflow.Field (the layer's input)", a)
+        st = self._experts
+        if st is not None and st.output is pred.values and self.hard:
+            return self._expert_loss(st).to(pred.values.dtype)
         grid = pred.grid
         G = math.prod(grid.shape)
         u = pred.values.reshape(-1, self.channels, G).to(torch.float64)
@@ -577,6 +612,20 @@ class HardConstraint(nn.Module):
             face = c.mask(grid).reshape(-1).to(u.device)
             loss = loss + c.weight * v[:, face].square().mean()
         return loss.to(pred.values.dtype)
+
+    def _expert_loss(self, st: "_ExpertFields") -> torch.Tensor:
+        """:meth:`residual_loss` with every node's residual from its own expert."""
+        rows, B = st.rows, st.batch
+        S = st.weights.shape[0] * st.weights.shape[1]
+        u = torch.einsum("sn,sncg->scg", st.weights.reshape(S, -1), st.basis)
+        x = self._coordinates(rows, S, u.device)
+        pde, conds = self._residuals(x, u, st.inputs)                       # (S, Gw, k)
+        own = rows.own.to(u.device).repeat(B, 1)                             # (S, Gw)
+        loss = pde[own].square().sum() / (B * rows.n_nodes * pde.shape[-1])
+        for c, v, face, n in zip(self.conditions, conds, rows.faces, rows.n_faces):
+            on = face.to(u.device).repeat(B, 1)
+            loss = loss + c.weight * v[on].square().sum() / (B * n * v.shape[-1])
+        return loss
 
     def extra_repr(self) -> str:
         """The settings shown in the module's repr.
