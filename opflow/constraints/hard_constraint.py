@@ -597,9 +597,9 @@ class HardConstraint(nn.Module):
             raise InvalidArgumentError("pred", "an opflow.Field (the layer's output)", pred)
         if not isinstance(a, Field):
             raise InvalidArgumentError("a", "an opflow.Field (the layer's input)", a)
-        st = self._experts
+        st, dtype = self._experts, pred.values.dtype
         if st is not None and st.output is pred.values and self.hard:
-            return self._expert_loss(st).to(pred.values.dtype)
+            return self._expert_loss(st).to(dtype)
         grid = pred.grid
         G = math.prod(grid.shape)
         u = pred.values.reshape(-1, self.channels, G).to(torch.float64)
