@@ -24,7 +24,10 @@ half of the time window only (t <= 250), predicted on the whole window (the hard
 layers then solve the constraint on the longer grid too), error on t > 250.
 Timing: one sample, a TIME_GRID grid, hard with P rows versus 4 experts with P
 rows each, P = 1e2, 1e3, 1e4; training step = forward, residual loss, backward;
-prediction = forward under no_grad; medians of interleaved runs. Navier-Stokes
+prediction = forward under no_grad; medians of interleaved runs. Processes: a
+training step of 2 samples, hard and 4 experts in one process against 4
+experts spread over 2 processes (one sample each, `distribute=True`, torchrun
+with gloo). Navier-Stokes
 (2-D periodic vorticity, the FNO recipe's forcing, nu = 1e-3, NS_SIZE: 32^2 x 16
 times t = 0..15, 32 training and 10 test initial vorticities): soft / hard / 2 x
 2 experts in space, one seed, the residual w_t + v . grad w - nu lap w - f with
@@ -33,8 +36,13 @@ the velocity from the stream function (spectral); input (w0, x, y, t / 15).
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import socket
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -220,6 +228,65 @@ def timing(size: dict, log=print) -> dict:
     return results
 
 
+def _timed_step(layer: HardConstraint, a: Field, repeat: int) -> float:
+    """Median seconds of one training step (forward, residual loss, backward)."""
+    times = []
+    for k in range(repeat + 1):
+        start = time.perf_counter()
+        out = layer(a)
+        layer.residual_loss(out, out, a).backward()
+        if k:  # the first is a warm-up
+            times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def _distributed_worker(size: dict, out: str) -> None:
+    """One process of `processes`: 4 experts spread over the processes, one sample each."""
+    from opflow.train import setup_distributed
+
+    ctx = setup_distributed("cpu")
+    nx, nt = size["time_grid"]
+    a = inputs(torch.tensor([0.1], dtype=torch.float64), grid_for(nx, nt), T_END)
+    result = {}
+    for points in size["time_points"]:
+        layer = make_layer("MoE", 0, size, points=points)
+        layer.distribute = True
+        result[points] = _timed_step(layer, a, size["time_repeat"])
+    if ctx.rank == 0:
+        Path(out).write_text(json.dumps(result))
+
+
+def processes(size: dict, log=print) -> dict:
+    """Training steps of 2 samples: hard and 4 experts in one process, and 4 experts
+    spread over 2 processes (one sample each, `distribute=True`, torchrun, gloo)."""
+    nx, nt = size["time_grid"]
+    a = inputs(torch.tensor([0.1, 0.15], dtype=torch.float64), grid_for(nx, nt), T_END)
+    one = {k: {p: _timed_step(make_layer(k, 0, size, points=p), a, size["time_repeat"])
+               for p in size["time_points"]} for k in ("hard", "MoE")}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "times.json"
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1",
+               "--nproc_per_node=2", "--master_addr=127.0.0.1", f"--master_port={port}",
+               __file__, "--distributed-worker", json.dumps(size), str(out)]
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr[-2000:])
+        two = {int(k): v for k, v in json.loads(out.read_text()).items()}
+    results = {}
+    for p in size["time_points"]:
+        hard, moe, spread = one["hard"][p] * 1e3, one["MoE"][p] * 1e3, two[p] * 1e3
+        results[f"train step of 2 samples, {p} points per expert"] = {
+            "hard_1_process_ms": hard, "moe_1_process_ms": moe, "moe_2_processes_ms": spread,
+            "speedup_moe_2_processes_vs_hard": hard / spread, "grid": f"{nx}x{nt}"}
+        log(f"2 samples, {p} points: hard {hard:.0f} ms, MoE {moe:.0f} ms, MoE on 2 "
+            f"processes {spread:.0f} ms")
+    return results
+
+
 # ------------------------------------------------------------------ 2-D Navier-Stokes
 NS_PUBLISHED = {"soft": 18.08, "hard": 11.75, "MoE": 8.30}
 
@@ -309,7 +376,7 @@ def navier_stokes(size: dict, log=print) -> dict:
     return results
 
 
-def run(size: dict | None = None, parts=("accuracy", "extrapolation", "timing",
+def run(size: dict | None = None, parts=("accuracy", "extrapolation", "timing", "processes",
                                          "navier_stokes"), log=print) -> dict:
     """The benchmark at ``size`` (default SIZE): a results dict of dicts."""
     size = {**SIZE, **(size or {})}
@@ -317,7 +384,8 @@ def run(size: dict | None = None, parts=("accuracy", "extrapolation", "timing",
     for part in parts:
         start = time.perf_counter()
         results.update({"accuracy": accuracy, "extrapolation": extrapolation,
-                        "timing": timing, "navier_stokes": navier_stokes}[part](size, log))
+                        "timing": timing, "processes": processes,
+                        "navier_stokes": navier_stokes}[part](size, log))
         log(f"{part}: {time.perf_counter() - start:.0f} s")
     return results
 
@@ -333,4 +401,7 @@ def main() -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--distributed-worker"]:
+        _distributed_worker(json.loads(sys.argv[2]), sys.argv[3])
+    else:
+        main()

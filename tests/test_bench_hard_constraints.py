@@ -26,5 +26,7 @@ def test_benchmark_runs_at_toy_size():
     assert all(isinstance(r, dict) for r in results.values())
     for kind in ("soft", "hard", "MoE"):
         assert math.isfinite(results[f"navier-stokes {kind}"]["rel_l2_pct"])
+    spread = results["train step of 2 samples, 4 points per expert"]
+    assert spread["moe_2_processes_ms"] > 0 and spread["hard_1_process_ms"] > 0
     r = results["train step, 4 points per expert"]
     assert r["hard_ms"] > 0 and r["moe_ms"] > 0 and r["speedup_moe"] > 0
