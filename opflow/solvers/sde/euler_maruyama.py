@@ -42,6 +42,13 @@ class EulerMaruyama(SDEAlgorithm):
     """
 
     def check(self, system: SDESystem) -> None:
+        """Warn where adaptive steps need not converge (Ito, state-dependent noise).
+
+        Parameters
+        ----------
+        system : SDESystem
+            The problem about to be solved.
+        """
         if self.adaptive and system.sde_type == "ito" and system.state_dependent_noise:
             warnings.warn("EulerMaruyama with adaptive steps on an Ito problem with "
                           f"{system.noise} noise need not converge to the Ito solution (the "
