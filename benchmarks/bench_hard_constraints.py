@@ -50,7 +50,6 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import time_interleaved, write_result  # noqa: E402
@@ -58,6 +57,7 @@ from common import time_interleaved, write_result  # noqa: E402
 from opflow import Field, Grid  # noqa: E402
 from opflow.constraints import (  # noqa: E402
     HardConstraint,
+    InitialValueBasis,
     Partition,
     constraint_recipe,
     initial_condition,
@@ -324,23 +324,6 @@ NS_SIZE = {"n": 32, "nt": 16, "nu": 1e-3, "n_train": 32, "n_test": 10, "batch": 
            "seed": 0}
 
 
-class InitialValueBasis(nn.Module):
-    """Basis fields ``[w0, (t / T) b_1, ..., (t / T) b_{n-1}]`` of a network ``b``.
-
-    Every combination equals a multiple of ``w0`` at ``t = 0``; the initial rows
-    make that multiple 1, and the network only learns the change from ``w0``
-    (without it, 32 Adam steps leave all three variants at 100 % error).
-    """
-
-    def __init__(self, net: nn.Module):
-        super().__init__()
-        self.net = net
-
-    def forward(self, a: Field) -> Field:
-        w0, t = a.values[:, :1], a.values[:, -1:]          # channels (w0, x, y, t / T)
-        return Field(torch.cat([w0, t * self.net(a).values], 1), a.grid)
-
-
 def ns_dataset(n_samples: int, size: dict, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``w0 (n, nx, ny)`` and ``w (n, nx, ny, nt)`` (t = 0 .. nt - 1) from the recipe."""
     ds = generate("navier-stokes", n_samples, resolution=size["n"], seed=seed, progress=False,
@@ -373,6 +356,8 @@ def navier_stokes(size: dict, log=print) -> dict:
     results = {}
     for kind, extra in kinds.items():
         torch.manual_seed(ns["seed"])
+        # w0 and 15 learned fields times t / T (the reference's "mollifier"): without it
+        # the soft variant stays at 99 % after 320 steps, with it 8 %
         basis = InitialValueBasis(FNO(4, N_BASIS - 1, modes=ns["modes"], width=ns["width"],
                                       n_layers=ns["layers"], positional=False))
         # the velocity comes from a Poisson solve over the whole plane: no expert window

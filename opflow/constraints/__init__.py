@@ -10,6 +10,8 @@
   residual is evaluated;
 * :class:`GridCondition`, :func:`initial_condition`: initial and boundary
   rows on faces of the grid;
+* :class:`InitialValueBasis`: basis fields that start from the initial
+  state, so the network learns only the change from it;
 * :class:`HardConstraintOperator`: the layer as an operator ``u0(x) -> u(t,
   x)`` of ``opflow train --model hard-constraint``, its PDE from a
   :func:`constraint_recipe`.
@@ -19,6 +21,7 @@ evaluated on the grid by finite differences
 (:class:`~opflow.solvers.pinn.GridCoordinates`).
 """
 
+from .basis import InitialValueBasis
 from .conditions import ConditionResidual, GridCondition, initial_condition
 from .hard_constraint import HardConstraint, PDEResidual
 from .operator import HardConstraintOperator
@@ -27,5 +30,5 @@ from .recipes import ConstraintRecipe, constraint_recipe
 from .windows import ExpertWindows
 
 __all__ = ["ConditionResidual", "ConstraintRecipe", "ExpertWindows", "GridCondition",
-           "HardConstraint", "HardConstraintOperator", "PDEResidual", "Partition",
-           "constraint_recipe", "initial_condition"]
+           "HardConstraint", "HardConstraintOperator", "InitialValueBasis", "PDEResidual",
+           "Partition", "constraint_recipe", "initial_condition"]
