@@ -406,3 +406,24 @@ def test_predict_uses_the_same_machinery_and_resumes_to_the_same_bytes(tmp_path,
         # float32 predictions in other chunk sizes: a few ulp of the output's scale apart
         want = want.values[:, 0].numpy()
         np.testing.assert_allclose(ds["u"].values, want, rtol=1e-5, atol=1e-6 * abs(want).max())
+
+
+def test_a_registered_problem_reads_its_own_default_variable(tmp_path, monkeypatch):
+    """The default input variable lives on the ProblemSpec, so a problem registered by a
+    user needs no entry elsewhere (it used to be a separate dict: KeyError)."""
+    import dataclasses
+
+    from opflow import catalog
+    from opflow.batch.problems import PROBLEMS
+
+    monkeypatch.setattr(catalog, "_CATALOG", dict(catalog._CATALOG))   # undone after the test
+    catalog.register_solver(dataclasses.replace(PROBLEMS["heat"], name="heat-v", variable="v"))
+    assert PROBLEMS["darcy"].variable == "a" and PROBLEMS["heat"].variable == "u0"
+    u0 = periodic_samples(2, 16)
+    path = write_input(tmp_path / "v.nc", Field(u0.values, u0.grid, names="v"))
+    options = {"nu": 0.1, "t_final": 0.1}
+    mine = solve_file("heat-v", path, tmp_path / "v1.nc", chunk=2, options=options)
+    ref = solve_file("heat", path, tmp_path / "v2.nc", chunk=2, options=options, var="v")
+    np.testing.assert_array_equal(read(mine)["u"].values, read(ref)["u"].values)
+    with pytest.raises(UnknownVariableError, match="var"):
+        solve_file("heat", path, tmp_path / "v3.nc", chunk=2)        # heat's default is u0

@@ -22,7 +22,7 @@ from .._argparse import add_alias, add_quiet, command_errors, key_value, require
 from ..errors import InvalidArgumentError
 from .problems import PROBLEMS
 from .scheduler import SCHEDULERS
-from .solve import DEFAULT_VARIABLES, solve_file
+from .solve import solve_file
 
 __all__ = ["SOLVE_FLAGS", "add_solve_parser", "main", "solve_command"]
 
@@ -44,7 +44,7 @@ def add_solve_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     argparse.ArgumentParser
         The subcommand's parser; ``args.func(args)`` runs it.
     """
-    problems = ", ".join(f"{k} ({v.description}; --vars {DEFAULT_VARIABLES[k]} by default)"
+    problems = ", ".join(f"{k} ({v.description}; --vars {v.variable} by default)"
                          for k, v in PROBLEMS.items())
     p = subparsers.add_parser(
         "solve", help="solve a problem for every sample of a netCDF/HDF5 file, chunk by chunk",

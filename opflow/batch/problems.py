@@ -186,6 +186,8 @@ class ProblemSpec:
         ``check(grid, options)`` raises on a bad grid or option before any work.
     valid : callable
         ``valid(values) -> bool tensor (B,)``: which samples can be solved.
+    variable : str
+        The input variable ``opflow solve`` reads when ``--vars`` is not given.
     """
 
     name: str
@@ -196,6 +198,7 @@ class ProblemSpec:
     solve: Callable[[Field, Mapping[str, Any]], Field]
     check: Callable[[Grid, Mapping[str, Any]], None]
     valid: Callable[[torch.Tensor], torch.Tensor] = field(default=_finite)
+    variable: str = "u0"
 
 
 PROBLEMS = CatalogView("solver")
@@ -204,7 +207,7 @@ PROBLEMS = CatalogView("solver")
 for _spec in (
     ProblemSpec("darcy", "-div(a grad u) = f, input a, multigrid", (1, 2, 3), False,
                 {"forcing": 1.0, "bc": "dirichlet", "rtol": 1e-8, "max_cycles": 50},
-                _darcy, _check_darcy, _darcy_valid),
+                _darcy, _check_darcy, _darcy_valid, variable="a"),
     ProblemSpec("burgers", "viscous Burgers u0 -> u(t_final), periodic 1-D, pseudo-spectral",
                 (1,), True, {"nu": 0.1, "t_final": 1.0, "dt": None, "scheme": "etdrk4"},
                 _burgers, _check_burgers),

@@ -31,11 +31,7 @@ from .jobs import _check_chunk, check_output_path, run_job
 from .problems import PROBLEMS, SolveTask, check_input, problem_grid, resolve_options
 from .scheduler import Scheduler
 
-__all__ = ["DEFAULT_VARIABLES", "solve_file"]
-
-# The input variable used when ``var`` is not given.
-DEFAULT_VARIABLES = {"darcy": "a", "burgers": "u0", "heat": "u0", "kuramoto-sivashinsky": "u0"}
-
+__all__ = ["solve_file"]
 
 def _device(device: str | torch.device | None) -> str:
     if device is None:
@@ -87,8 +83,8 @@ def solve_file(
         netCDF4 file to write (atomically, when complete): ``u`` of dims
         ``(sample_dim, *grid)``, ``failed`` of dim ``(sample_dim,)``.
     var : str, optional
-        Input variable, dims ``(sample_dim, *grid)`` (default ``a`` for
-        darcy, ``u0`` otherwise).
+        Input variable, dims ``(sample_dim, *grid)`` (default: the problem's
+        ``ProblemSpec.variable``, ``a`` for darcy and ``u0`` for the others).
     chunk : int
         Samples per chunk: one solver call and one part file each.
     sample_dim : str
@@ -134,7 +130,7 @@ def solve_file(
     out = check_output_path(out, inputs={"input": input})
     device = _device(device)
     sched = Scheduler(scheduler, workers, address)
-    var = var or DEFAULT_VARIABLES[problem]
+    var = var or spec.variable
     with warnings.catch_warnings():  # --chunk need not align with the file's own chunks
         warnings.filterwarnings("ignore", message="The specified chunks separate")
         source = open_dataset(input, chunks={sample_dim: chunk})
