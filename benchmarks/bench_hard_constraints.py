@@ -320,7 +320,7 @@ def vorticity(x, w):
 
 
 NS_SIZE = {"n": 32, "nt": 16, "nu": 1e-3, "n_train": 32, "n_test": 10, "batch": 4,
-           "epochs": 12, "points": 64, "modes": (8, 8, 5), "width": 16, "layers": 2,
+           "epochs": 12, "points": 64, "modes": (8, 8, 5), "width": 16, "layers": 2, "tol": 1e-4,
            "seed": 0}
 
 
@@ -364,7 +364,7 @@ def navier_stokes(size: dict, log=print) -> dict:
         # reproduces it, so every expert is evaluated on the whole grid (halo=None)
         layer = HardConstraint(basis, vorticity, N_BASIS, points=ns["points"], ridge=1e-8,
                                conditions=[initial_condition()], halo=None,
-                               solver=LevenbergMarquardt(abstol=1e-6, reltol=1e-6),
+                               solver=LevenbergMarquardt(abstol=ns["tol"], reltol=ns["tol"]),
                                seed=ns["seed"], **extra)
         third = max(1, ns["epochs"] * math.ceil(ns["n_train"] / ns["batch"]) // 3)
         trainer = Trainer(layer, loss=layer.residual_loss, epochs=ns["epochs"],

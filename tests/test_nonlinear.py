@@ -202,6 +202,62 @@ def test_least_squares_implicit_gradient_with_nonzero_residual():
         assert abs(got[i].item() - float(hi - lo) / 2e-5) < 1e-7
 
 
+def _exp_fit_jacobian(t):
+    """The exact Jacobian of `_exp_fit`'s residuals, counting its calls."""
+    calls = []
+
+    def jac(u, d):
+        calls.append(1)
+        e = torch.exp(u[1] * t)
+        return torch.stack([e, u[0] * t * e], dim=1)
+
+    return jac, calls
+
+
+@pytest.mark.parametrize("alg", [GaussNewton(), LevenbergMarquardt()], ids=["gn", "lm"])
+def test_a_given_jacobian_is_used_and_gives_the_same_solution_and_gradient(alg):
+    t = torch.linspace(0, 1, 12, dtype=F64)
+    data = (2.0 * torch.exp(-1.3 * t) + 0.1 * torch.sin(9 * t)).requires_grad_(True)
+    jac, calls = _exp_fit_jacobian(t)
+    auto = solve(_exp_fit(data, t), alg)
+    (g_auto,) = torch.autograd.grad(auto.u.sum(), data)
+    prob = NonlinearLeastSquaresProblem(_exp_fit(data, t).r, torch.tensor([1.0, 0.0], dtype=F64),
+                                        data, jac=jac)
+    given = solve(prob, alg)
+    (g_given,) = torch.autograd.grad(given.u.sum(), data)
+    assert calls and given.stats.jacobians == len(calls)
+    torch.testing.assert_close(given.u, auto.u, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(g_given, g_auto, rtol=1e-8, atol=1e-10)
+
+
+def test_a_batched_jacobian_per_sample():
+    t = torch.linspace(0, 1, 10, dtype=F64)
+    data = torch.stack([2.0 * torch.exp(-1.3 * t), 0.5 * torch.exp(0.4 * t)])
+
+    def r(u, d):
+        return u[:, :1] * torch.exp(u[:, 1:] * t) - d
+
+    def jac(u, d):
+        e = torch.exp(u[:, 1:] * t)                                # (B, M)
+        return torch.stack([e, u[:, :1] * t * e], dim=2)           # (B, M, D)
+
+    u0 = torch.tensor([[1.0, 0.0], [1.0, 0.0]], dtype=F64)
+    sol = solve(NonlinearLeastSquaresProblem(r, u0, data, batched=True, jac=jac),
+                LevenbergMarquardt())
+    torch.testing.assert_close(sol.u, torch.tensor([[2.0, -1.3], [0.5, 0.4]], dtype=F64),
+                               rtol=1e-8, atol=1e-8)
+
+
+def test_a_bad_jacobian_is_named():
+    t = torch.linspace(0, 1, 6, dtype=F64)
+    with pytest.raises(InvalidArgumentError, match="jac"):
+        NonlinearLeastSquaresProblem(_exp_fit(t, t).r, torch.ones(2, dtype=F64), t, jac=3)
+    wrong = NonlinearLeastSquaresProblem(_exp_fit(t, t).r, torch.ones(2, dtype=F64), t,
+                                         jac=lambda u, d: torch.ones(6, 3, dtype=F64))
+    with pytest.raises(ShapeError, match="jac"):
+        solve(wrong, GaussNewton())
+
+
 # ------------------------------------------------------------- Newton-Krylov
 def _bratu(n=64):
     """-u'' + u^3 = 10 on (0, 1), u = 0 at both ends; n interior points."""

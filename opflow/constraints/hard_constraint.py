@@ -422,7 +422,11 @@ class HardConstraint(nn.Module):
 
     def _stacked_rows(self, w: torch.Tensor, bs: torch.Tensor, as_: torch.Tensor,
                       x: GridCoordinates, rows: _Rows, B: int) -> torch.Tensor:
-        u = torch.einsum("sn,sncg->scg", w, bs)
+        return self._rows_of(torch.einsum("sn,sncg->scg", w, bs), as_, x, rows, B)
+
+    def _rows_of(self, u: torch.Tensor, as_: torch.Tensor, x: GridCoordinates, rows: _Rows,
+                 B: int) -> torch.Tensor:
+        """Every expert's rows (PDE, then conditions) of the fields ``u (S, C, Gw)``."""
         pde, conds = self._residuals(x, u, as_)
         parts = [rows.take(pde, rows.pde, B)]
         parts += [rows.take(v, where, B) for v, where in zip(conds, rows.conditions)]
@@ -552,8 +556,26 @@ class HardConstraint(nn.Module):
             out = self._stacked_rows(w, p[0], p[1], x, rows, B)
             return torch.cat([out, root_ridge * w], dim=1) if self.ridge > 0 else out
 
+        def jac(w: torch.Tensor, p: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+            # column i is the rows' derivative along basis field i: a JVP with the basis
+            # field itself as tangent (the derivative of the combination along w_i). Pushing
+            # unit tangents in w through the combination instead broadcasts the basis once
+            # per tangent (8x the time of the whole step at 2 samples x 40960 nodes)
+            bs, as_ = p
+            u = torch.einsum("sn,sncg->scg", w, bs)
+
+            def column(b_i: torch.Tensor) -> torch.Tensor:
+                return torch.func.jvp(lambda v: self._rows_of(v, as_, x, rows, B), (u,),
+                                      (b_i,))[1]
+
+            J = torch.func.vmap(column, in_dims=1, out_dims=2)(bs)    # (S, M, n)
+            if self.ridge > 0:
+                eye = torch.eye(n, dtype=J.dtype, device=J.device).expand(S, n, n)
+                J = torch.cat([J, root_ridge * eye], dim=1)
+            return J
+
         w0 = torch.zeros(S, n, dtype=torch.float64, device=b64.device)
-        prob = NonlinearLeastSquaresProblem(r, w0, (bK, aK), batched=True)
+        prob = NonlinearLeastSquaresProblem(r, w0, (bK, aK), batched=True, jac=jac)
         sensealg = self.sensealg
         if sensealg is None:
             params = [t for t in (bK, aK) if t.requires_grad] + self._residual_parameters()

@@ -15,7 +15,7 @@ per-sample Jacobians are read off one batched derivative).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from ...errors import InvalidArgumentError
 from ...problems import check_arity, check_initial_state
@@ -23,13 +23,17 @@ from ...problems import check_arity, check_initial_state
 __all__ = ["NonlinearLeastSquaresProblem", "NonlinearProblem"]
 
 
-def _check(fn, name: str, u0, p, batched) -> None:
+def _check(fn, name: str, u0, p, batched, jac) -> None:
     if not callable(fn):
         raise InvalidArgumentError(name, f"a callable {name}(u) or {name}(u, p)", fn)
     check_initial_state(u0)
     check_arity(fn, p, name, args=("u",))
     if not isinstance(batched, bool):
         raise InvalidArgumentError("batched", "True or False", batched)
+    if jac is not None:
+        if not callable(jac):
+            raise InvalidArgumentError("jac", "a callable jac(u) or jac(u, p)", jac)
+        check_arity(jac, p, "jac", args=("u",))
 
 
 @dataclass(frozen=True)
@@ -49,15 +53,22 @@ class NonlinearProblem:
     batched : bool
         The leading dimension of ``u0`` (a Field's batch dimensions) holds
         independent problems, each solved to its own tolerance.
+    jac : callable, optional
+        ``jac(u)`` or ``jac(u, p)``: the Jacobian of the flattened residuals
+        with respect to the flattened state, ``(B, M, D)`` per sample when
+        ``batched`` (``(M, D)`` otherwise). Default: forward-mode (or
+        reverse-mode) autograd. Give it when the structure makes it cheaper,
+        e.g. a residual of a linear combination whose columns are known.
     """
 
     f: Callable
     u0: Any
     p: Any = None
     batched: bool = False
+    jac: Optional[Callable] = None
 
     def __post_init__(self):
-        _check(self.f, "f", self.u0, self.p, self.batched)
+        _check(self.f, "f", self.u0, self.p, self.batched, self.jac)
 
 
 @dataclass(frozen=True)
@@ -75,12 +86,15 @@ class NonlinearLeastSquaresProblem:
     p : any, optional
     batched : bool
         As for :class:`NonlinearProblem`.
+    jac : callable, optional
+        As for :class:`NonlinearProblem`: ``(B, M, D)`` for ``M`` residuals.
     """
 
     r: Callable
     u0: Any
     p: Any = None
     batched: bool = False
+    jac: Optional[Callable] = None
 
     def __post_init__(self):
-        _check(self.r, "r", self.u0, self.p, self.batched)
+        _check(self.r, "r", self.u0, self.p, self.batched, self.jac)

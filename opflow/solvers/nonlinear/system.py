@@ -40,6 +40,7 @@ class ResidualSystem:
     def __init__(self, prob: Any):
         self.least_squares = isinstance(prob, NonlinearLeastSquaresProblem)
         self.fn = prob.r if self.least_squares else prob.f
+        self.jac_fn = prob.jac
         self.name = "r(u)" if self.least_squares else "f(u)"
         self.p = prob.p
         self.layout = StateLayout(prob.u0, prob.batched)
@@ -80,6 +81,8 @@ class ResidualSystem:
         """Per-sample Jacobians ``(B, M, D)`` at ``y`` (``m`` = M residuals)."""
         self.jacobians += 1
         y = y.detach()
+        if self.jac_fn is not None:
+            return self._given_jacobian(y, m)
 
         try:
             if m >= self.D:
@@ -103,6 +106,18 @@ class ResidualSystem:
                 z = y.clone().requires_grad_(True)
                 return jacobian_rows(self(z), (z,))[0]
         return jac.permute(1, 0, 2).contiguous()
+
+    def _given_jacobian(self, y: torch.Tensor, m: int) -> torch.Tensor:
+        """The problem's own ``jac`` at ``y``, checked and shaped ``(B, M, D)``."""
+        u = self.to_user(y)
+        out = self.jac_fn(u) if self.p is None else self.jac_fn(u, self.p)
+        want = (self.B, m, self.D) if self.layout.batched else (m, self.D)
+        if not isinstance(out, torch.Tensor) or out.numel() != self.B * m * self.D:
+            raise ShapeError("jac", f"a Jacobian of shape {want} (residuals x unknowns)", out)
+        if out.dtype != y.dtype:
+            raise InvalidArgumentError("jac", f"a Jacobian of the state's dtype {y.dtype}",
+                                       out.dtype)
+        return out.reshape(self.B, m, self.D)
 
     def jvp(self, y: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """``J(y) v`` per sample: ``(B, D) -> (B, M)``."""
