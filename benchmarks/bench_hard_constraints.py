@@ -34,7 +34,8 @@ times t = 0..15, 32 training and 10 test initial vorticities): soft / hard / 2 x
 the velocity from the stream function (spectral); input (w0, x, y, t / 15);
 basis: w0 itself and 15 FNO fields times t / 15 (so every combination starts
 from a multiple of w0, which the t = 0 rows fix; the reference code's
-"mollifier" does the same with an added w0), NS_SIZE's epochs.
+"mollifier" does the same with an added w0), NS_SIZE's epochs, Levenberg-
+Marquardt to NS_SIZE's tol (the reference's 1e-4).
 """
 
 from __future__ import annotations
