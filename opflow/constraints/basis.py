@@ -47,8 +47,15 @@ class InitialValueBasis(nn.Module):
 
     Examples
     --------
-    >>> basis = InitialValueBasis(FNO(4, 15, modes=(8, 8, 5)), channel=0)
-    >>> layer = HardConstraint(basis, residual, 16, conditions=[initial_condition(0)])
+    >>> import torch
+    >>> from opflow import Field, Grid
+    >>> from opflow.operators import FNO
+    >>> grid = Grid.uniform(x=(0.0, 1.0, 16), t=(0.0, 1.0, 8))
+    >>> a = Field(torch.rand(2, 1, 16, 1).expand(2, 1, 16, 8), grid)  # u0 over t
+    >>> basis = InitialValueBasis(FNO(1, 7, modes=(4, 4), width=8), channel=0)
+    >>> b = basis(a).values                    # then HardConstraint(basis, ..., 8)
+    >>> b.shape, bool((b[:, 0] == a.values[:, 0]).all()), float(b[:, 1:, :, 0].abs().max())
+    (torch.Size([2, 8, 16, 8]), True, 0.0)
     """
 
     def __init__(self, net: nn.Module, channel: Union[int, Sequence[int]] = 0,
