@@ -256,6 +256,10 @@ def test_a_bad_jacobian_is_named():
                                          jac=lambda u, d: torch.ones(6, 3, dtype=F64))
     with pytest.raises(ShapeError, match="jac"):
         solve(wrong, GaussNewton())
+    transposed = NonlinearLeastSquaresProblem(_exp_fit(t, t).r, torch.ones(2, dtype=F64), t,
+                                              jac=lambda u, d: torch.ones(2, 6, dtype=F64))
+    with pytest.raises(ShapeError, match="jac"):     # same size, wrong layout
+        solve(transposed, GaussNewton())
 
 
 # ------------------------------------------------------------- Newton-Krylov

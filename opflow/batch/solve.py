@@ -33,6 +33,7 @@ from .scheduler import Scheduler
 
 __all__ = ["solve_file"]
 
+
 def _device(device: str | torch.device | None) -> str:
     if device is None:
         return "cuda" if torch.cuda.is_available() else "cpu"

@@ -99,7 +99,7 @@ class InitialValueBasis(nn.Module):
         grid = a.grid
         k = grid.index(self.axis)
         t = torch.tensor(grid.axis(self.axis).coords, dtype=a.values.dtype,
-                            device=a.values.device)
+                         device=a.values.device)
         s = (t - t[0]) / (t[-1] - t[0]) if t.numel() > 1 else torch.zeros_like(t)
         shape = [1] * (grid.ndim + 2)
         shape[2 + k] = t.numel()

@@ -59,6 +59,8 @@ class NonlinearProblem:
         ``batched`` (``(M, D)`` otherwise). Default: forward-mode (or
         reverse-mode) autograd. Give it when the structure makes it cheaper,
         e.g. a residual of a linear combination whose columns are known.
+        The matrix-free :class:`NewtonKrylov` forms no Jacobian and does not
+        call it.
     """
 
     f: Callable

@@ -111,8 +111,9 @@ class ResidualSystem:
         """The problem's own ``jac`` at ``y``, checked and shaped ``(B, M, D)``."""
         u = self.to_user(y)
         out = self.jac_fn(u) if self.p is None else self.jac_fn(u, self.p)
-        want = (self.B, m, self.D) if self.layout.batched else (m, self.D)
-        if not isinstance(out, torch.Tensor) or out.numel() != self.B * m * self.D:
+        # exact shape, not just the size: a transposed (D, M) Jacobian must not reshape silently
+        want = self.layout.batch_shape + (m, self.D)
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) not in (want, (self.B, m, self.D)):
             raise ShapeError("jac", f"a Jacobian of shape {want} (residuals x unknowns)", out)
         if out.dtype != y.dtype:
             raise InvalidArgumentError("jac", f"a Jacobian of the state's dtype {y.dtype}",
